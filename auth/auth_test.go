@@ -1,0 +1,111 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokenRoundTrip(t *testing.T) {
+	s, err := NewSigner([]byte("0123456789abcdef-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	tok, err := s.Issue("player.42 ü", now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, err := s.Verify(tok, now); err != nil || uid != "player.42 ü" {
+		t.Fatalf("Verify = %q, %v", uid, err)
+	}
+	if _, err := s.Verify(tok, now.Add(time.Minute)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("at expiry: %v", err)
+	}
+	other, _ := NewSigner([]byte("another-secret-of-16+"))
+	if _, err := other.Verify(tok, now); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("other secret: %v", err)
+	}
+	// Tampering with any part breaks the signature.
+	parts := strings.Split(tok, ".")
+	forged := parts[0] + "." + b64.EncodeToString([]byte("admin")) + "." + parts[2] + "." + parts[3]
+	if _, err := s.Verify(forged, now); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("forged user: %v", err)
+	}
+	later := parts[0] + "." + parts[1] + ".9999999999." + parts[3]
+	if _, err := s.Verify(later, now); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("extended expiry: %v", err)
+	}
+	for _, bad := range []string{"", "v1.", "v1.a.b", "v2." + tok[3:], tok + "x", strings.Repeat("v1.", 300), "v1...."} {
+		if _, err := s.Verify(bad, now); !errors.Is(err, ErrBadToken) {
+			t.Errorf("Verify(%q) = %v", bad, err)
+		}
+	}
+	if _, err := s.Issue("", now); !errors.Is(err, ErrBadUserID) {
+		t.Fatal("empty user ID issued")
+	}
+	if _, err := s.Issue("a\nb", now); !errors.Is(err, ErrBadUserID) {
+		t.Fatal("control character issued")
+	}
+	if _, err := NewSigner([]byte("short")); !errors.Is(err, ErrShortSecret) {
+		t.Fatal("short secret accepted")
+	}
+}
+
+func TestIssuer(t *testing.T) {
+	s, _ := NewSigner([]byte("0123456789abcdef-secret"))
+	now := time.Unix(1_800_000_000, 0)
+	h, err := NewIssuer(s, IssuerConfig{APIKey: "backend-key", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	post := func(key, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("backend-key", `{"user_id":"alice","ttl_seconds":60}`)
+	var tr TokenResponse
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&tr) != nil {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+	if uid, err := s.Verify(tr.Token, now); err != nil || uid != "alice" || !tr.ExpiresAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("issued token: %q %v, expires %v", uid, err, tr.ExpiresAt)
+	}
+	for _, c := range []struct {
+		key, body string
+		want      int
+	}{
+		{"", `{"user_id":"alice"}`, 401},
+		{"wrong", `{"user_id":"alice"}`, 401},
+		{"backend-key", `not json`, 400},
+		{"backend-key", `{"user_id":""}`, 400},
+	} {
+		resp := post(c.key, c.body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("key %q body %q: status %d, want %d", c.key, c.body, resp.StatusCode, c.want)
+		}
+	}
+	resp, _ = srv.Client().Get(srv.URL)
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	if _, err := NewIssuer(s, IssuerConfig{}); !errors.Is(err, ErrNoAPIKey) {
+		t.Fatal("issuer without API key")
+	}
+}

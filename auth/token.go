@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors returned by Verify.
+var (
+	ErrBadToken    = errors.New("auth: malformed token or bad signature")
+	ErrExpired     = errors.New("auth: token expired")
+	ErrBadUserID   = errors.New("auth: user ID must be 1 to 128 bytes of printable UTF-8")
+	ErrShortSecret = errors.New("auth: secret must be at least 16 bytes")
+)
+
+var b64 = base64.RawURLEncoding
+
+const (
+	tokenPrefix     = "v1."
+	maxTokenLen     = 512
+	minSecretLength = 16
+)
+
+// MaxUserIDLen is the longest user ID, in bytes.
+const MaxUserIDLen = 128
+
+// ValidUserID reports whether id is acceptable as a user ID: 1 to
+// MaxUserIDLen bytes of valid UTF-8 with no control characters.
+func ValidUserID(id string) bool {
+	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Signer issues and verifies tokens with one server secret. Safe for
+// concurrent use.
+type Signer struct {
+	secret []byte
+}
+
+// NewSigner returns a Signer for secret, which must be at least 16 bytes
+// and the same on every node that verifies the tokens.
+func NewSigner(secret []byte) (*Signer, error) {
+	if len(secret) < minSecretLength {
+		return nil, ErrShortSecret
+	}
+	return &Signer{secret: append([]byte(nil), secret...)}, nil
+}
+
+// Issue returns a token for userID valid until expires.
+func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
+	if !ValidUserID(userID) {
+		return "", ErrBadUserID
+	}
+	body := tokenPrefix + b64.EncodeToString([]byte(userID)) + "." + strconv.FormatInt(expires.Unix(), 10)
+	return body + "." + b64.EncodeToString(s.mac(body)), nil
+}
+
+// Verify checks token's signature and expiry at now and returns the user ID
+// it was issued for. Errors: ErrBadToken, ErrExpired.
+func (s *Signer) Verify(token string, now time.Time) (string, error) {
+	if len(token) > maxTokenLen || !strings.HasPrefix(token, tokenPrefix) {
+		return "", ErrBadToken
+	}
+	dot := strings.LastIndexByte(token, '.')
+	body, sig := token[:dot], token[dot+1:]
+	got, err := b64.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, s.mac(body)) {
+		return "", ErrBadToken
+	}
+	parts := strings.Split(body[len(tokenPrefix):], ".")
+	if len(parts) != 2 {
+		return "", ErrBadToken
+	}
+	uid, err := b64.DecodeString(parts[0])
+	if err != nil || !ValidUserID(string(uid)) {
+		return "", ErrBadToken
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return "", ErrBadToken
+	}
+	if !now.Before(time.Unix(exp, 0)) {
+		return "", ErrExpired
+	}
+	return string(uid), nil
+}
+
+func (s *Signer) mac(body string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte(body))
+	return m.Sum(nil)
+}

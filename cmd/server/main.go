@@ -1,0 +1,118 @@
+// Command server runs a Covey node.
+//
+// With no flags it is a single dev-mode node on loopback: TCP and KCP on
+// 127.0.0.1:7700, HTTP on 127.0.0.1:7701, players sign in with any user ID.
+// Every flag can also be set by environment variable (the flag wins):
+//
+//	-tcp ADDR           COVEY_TCP_ADDR       TCP listen address ("" disables)
+//	-kcp ADDR           COVEY_KCP_ADDR       KCP (UDP) listen address ("" disables)
+//	-http ADDR          COVEY_HTTP_ADDR      HTTP listen address ("" disables)
+//	-secret S           COVEY_SECRET         token signing secret (>= 16 bytes); none = dev mode
+//	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
+//	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
+//	-node NAME          COVEY_NODE           node name written into session IDs
+//	-heartbeat D        COVEY_HEARTBEAT      client ping interval; silent 3x this = disconnected
+//	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes
+//	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
+//	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
+//	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
+//
+// SIGINT or SIGTERM stops accepting, tells connected clients why, and exits
+// within 10 seconds.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/coveyhq/covey/server"
+)
+
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "covey:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.StringVar(&cfg.TCPAddr, "tcp", env("COVEY_TCP_ADDR", cfg.TCPAddr), "TCP listen address (\"\" disables)")
+	fs.StringVar(&cfg.KCPAddr, "kcp", env("COVEY_KCP_ADDR", cfg.KCPAddr), "KCP (UDP) listen address (\"\" disables)")
+	fs.StringVar(&cfg.HTTPAddr, "http", env("COVEY_HTTP_ADDR", cfg.HTTPAddr), "HTTP listen address (\"\" disables)")
+	fs.StringVar(&cfg.Secret, "secret", env("COVEY_SECRET", ""), "token signing secret, >= 16 bytes (prefer the env var); empty = dev mode")
+	fs.StringVar(&cfg.APIKey, "api-key", env("COVEY_API_KEY", ""), "API key for POST /v1/token (prefer the env var)")
+	fs.StringVar(&cfg.Node, "node", env("COVEY_NODE", cfg.Node), "node name written into session IDs")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration("COVEY_TOKEN_TTL", cfg.TokenTTL), "default token lifetime")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", envDuration("COVEY_HEARTBEAT", cfg.Heartbeat), "client ping interval")
+	fs.DurationVar(&cfg.KCPInterval, "kcp-interval", envDuration("COVEY_KCP_INTERVAL", cfg.KCPInterval), "KCP update interval")
+	maxPayload := fs.Uint("max-payload", uint(envInt("COVEY_MAX_PAYLOAD", int(cfg.MaxPayload))), "largest frame payload, bytes")
+	fs.IntVar(&cfg.MaxOutbound, "max-outbound", envInt("COVEY_MAX_OUTBOUND", cfg.MaxOutbound), "bytes queued per connection before disconnecting it")
+	logLevel := fs.String("log-level", env("COVEY_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg.MaxPayload = uint32(min(*maxPayload, 1<<32-1))
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("bad -log-level %q", *logLevel)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		fmt.Fprintf(os.Stderr, "covey: ignoring %s=%q: not a duration\n", key, v)
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "covey: ignoring %s=%q: not an integer\n", key, v)
+	}
+	return def
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// HandlerFunc runs one application command (ver 1..255) from a signed-in
+// player. It returns the reply payload, or an error: a wire.Status (such
+// as the session package's errors) is sent as it is, anything else as
+// StatusInternal. The reply is skipped for a successful request sent with
+// seq 0 (fire-and-forget).
+//
+// It runs on the connection's network goroutine and must not block; to
+// reply after waiting, call r.Defer. A panic is recovered, logged and
+// answered with StatusInternal.
+type HandlerFunc func(r *Request) (reply []byte, err error)
+
+// Request is one application command. It and its Payload are valid only
+// until the handler returns.
+type Request struct {
+	Ver     uint8
+	Cmd     uint16
+	Seq     uint32
+	Payload []byte
+	// User is the signed-in player; pass it to the session table's calls.
+	User *session.User
+
+	c        *conn
+	deferred bool
+}
+
+// Defer makes the handler's return value ignored and returns a function
+// that sends the reply instead. Call it once, from any goroutine; it
+// copies what it needs from r, so it stays valid after the handler returns.
+func (r *Request) Defer() func(reply []byte, err error) {
+	r.deferred = true
+	nc, ver, cmd, seq := r.c.nc, r.Ver, r.Cmd, r.Seq
+	return func(reply []byte, err error) {
+		status := wire.StatusOf(err)
+		if seq == 0 && status == wire.StatusOK {
+			return
+		}
+		nc.Send(wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: status}, reply)
+	}
+}
+
+// Handle registers h for application command ver/cmd. ver 0 is Covey's
+// own namespace. Call it before Start; it panics on ver 0, on a command
+// registered twice, or after Start.
+func (s *Server) Handle(ver uint8, cmd uint16, h HandlerFunc) {
+	key := uint32(ver)<<16 | uint32(cmd)
+	switch {
+	case ver == 0:
+		panic("server: ver 0 is reserved for built-in commands")
+	case s.started.Load():
+		panic("server: Handle after Start")
+	case s.handlers[key] != nil:
+		panic(fmt.Sprintf("server: ver %d cmd %d registered twice", ver, cmd))
+	}
+	s.handlers[key] = h
+}
+
+// application runs the handler registered for f's ver/cmd.
+func (h *handler) application(c *conn, f wire.Frame) {
+	fn := h.handlers[uint32(f.Ver)<<16|uint32(f.Cmd)]
+	if fn == nil {
+		c.reply(f, wire.StatusUnknownCommand, nil)
+		return
+	}
+	c.req = Request{Ver: f.Ver, Cmd: uint16(f.Cmd), Seq: f.Seq, Payload: f.Payload, User: c.user, c: c}
+	reply, err := h.runHandler(fn, &c.req)
+	if !c.req.deferred {
+		c.reply(f, wire.StatusOf(err), reply)
+	}
+	c.req = Request{}
+}
+
+func (h *handler) runHandler(fn HandlerFunc, r *Request) (reply []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("application handler panicked", "ver", r.Ver, "cmd", r.Cmd, "user", r.User.ID, "panic", p)
+			reply, err = nil, wire.StatusInternal
+		}
+	}()
+	return fn(r)
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/coveyhq/covey/auth"
+	"github.com/coveyhq/covey/netio"
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// bg is the context of table calls: they are local and never wait.
+var bg = context.Background()
+
+// conn is the server's state of one client connection. Its fields are
+// used only from the connection's own netio callbacks, which never overlap.
+type conn struct {
+	nc      *netio.Conn
+	user    *session.User // nil until signed in
+	scratch []byte        // reply payload encoding
+	req     Request       // reused for application handlers
+}
+
+// handler is the Server seen as the netio.Handler of its front ends.
+type handler Server
+
+func (h *handler) srv() *Server { return (*Server)(h) }
+
+// OnOpen implements netio.Handler.
+func (h *handler) OnOpen(nc *netio.Conn) {
+	nc.SetState(&conn{nc: nc})
+}
+
+// OnClose implements netio.Handler: a signed-in player leaves its sessions
+// (unless a newer sign-in of the same user replaced this connection).
+func (h *handler) OnClose(nc *netio.Conn, err error) {
+	c, _ := nc.State().(*conn)
+	if c == nil || c.user == nil {
+		return
+	}
+	h.table.Disconnect(c.user)
+	h.log.Debug("player disconnected", "user", c.user.ID, "transport", nc.Transport().String(), "reason", err)
+}
+
+// OnFrame implements netio.Handler: it checks the frame's kind and the
+// connection's sign-in, then runs the command.
+func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
+	c, _ := nc.State().(*conn)
+	if c == nil {
+		return
+	}
+	switch {
+	case f.Flags&(wire.FlagReply|wire.FlagPush) != 0:
+		c.refuse(f, wire.StatusBadRequest, "clients send requests only")
+		return
+	case f.Ver == 0 && f.Cmd.IsMesh():
+		c.refuse(f, wire.StatusUnknownCommand, "server-to-server command on a client connection")
+		return
+	case c.user == nil:
+		if f.Ver == 0 && f.Cmd == wire.CmdSignIn {
+			h.signIn(c, f)
+		} else {
+			c.refuse(f, wire.StatusUnauthenticated, "sign in first")
+		}
+		return
+	case f.Ver == 0:
+		h.builtin(c, f)
+	default:
+		h.application(c, f)
+	}
+}
+
+// reply answers request f. A request with seq 0 gets no reply on success.
+func (c *conn) reply(f wire.Frame, status wire.Status, payload []byte) {
+	if f.Seq == 0 && status == wire.StatusOK {
+		return
+	}
+	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, payload)
+}
+
+// replyErr answers f with the status of err (StatusOK for nil).
+func (c *conn) replyErr(f wire.Frame, err error) {
+	c.reply(f, wire.StatusOf(err), nil)
+}
+
+// refuse answers f with status and closes the connection: the client broke
+// the protocol.
+func (c *conn) refuse(f wire.Frame, status wire.Status, reason string) {
+	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, nil)
+	c.nc.Close(status, reason)
+}
+
+// signIn authenticates the connection from its first frame.
+func (h *handler) signIn(c *conn, f wire.Frame) {
+	var req wire.SignInRequest
+	if err := req.Consume(f.Payload); err != nil {
+		c.refuse(f, wire.StatusBadRequest, "malformed sign-in")
+		return
+	}
+	var uid string
+	switch {
+	case h.signer != nil && req.Token != "":
+		id, err := h.signer.Verify(req.Token, time.Now())
+		if err != nil {
+			reason := "invalid token"
+			if errors.Is(err, auth.ErrExpired) {
+				reason = "token expired"
+			}
+			c.refuse(f, wire.StatusAuthFailed, reason)
+			return
+		}
+		uid = id
+	case h.signer == nil && req.Token == "" && auth.ValidUserID(req.UserID):
+		uid = req.UserID
+	default:
+		reason := "this server requires a token"
+		if h.signer == nil {
+			reason = "dev mode: sign in with a valid user ID (1-128 printable bytes), not a token"
+		}
+		c.refuse(f, wire.StatusAuthFailed, reason)
+		return
+	}
+	c.user = &session.User{ID: uid, SID: uuid.NewString(), Conn: c.nc}
+	rep := wire.SignInReply{
+		UserID: uid, SID: c.user.SID,
+		HeartbeatMillis: uint32(h.cfg.Heartbeat / time.Millisecond), MaxPayload: h.cfg.MaxPayload,
+	}
+	c.scratch = rep.Append(c.scratch[:0])
+	c.reply(f, wire.StatusOK, c.scratch)
+	if prev := h.table.Connect(c.user); prev != nil {
+		if pc, ok := prev.Conn.(*netio.Conn); ok {
+			pc.Close(wire.StatusReplaced, "signed in from another connection")
+		}
+	}
+	h.log.Debug("player signed in", "user", uid, "transport", c.nc.Transport().String())
+}

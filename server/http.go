@@ -1,0 +1,42 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/coveyhq/covey/auth"
+)
+
+const httpHeaderTimeout = 5 * time.Second
+
+// httpMux serves the HTTP API:
+//
+//	POST /v1/token  a game backend exchanges its API key and a user ID for a
+//	                sign-in token (not in dev mode)
+//	GET  /healthz   200 while the process runs
+//	GET  /readyz    200 while the node accepts new sessions, 503 when offline
+func (s *Server) httpMux() (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	if s.signer != nil {
+		issuer, err := auth.NewIssuer(s.signer, auth.IssuerConfig{APIKey: s.cfg.APIKey, DefaultTTL: s.cfg.TokenTTL})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/v1/token", issuer)
+	} else {
+		mux.HandleFunc("/v1/token", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "dev mode: no tokens are issued; clients sign in with a user ID", http.StatusNotFound)
+		})
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.table.Offline() {
+			http.Error(w, "offline", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux, nil
+}

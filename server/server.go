@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coveyhq/covey/auth"
+	"github.com/coveyhq/covey/netio"
+	"github.com/coveyhq/covey/session"
+)
+
+// Server is one Covey node. Create it with New, register application
+// handlers with Handle, then Start it; Shutdown stops it.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	table  *session.Table
+	signer *auth.Signer // nil in dev mode
+
+	handlers map[uint32]HandlerFunc // ver<<16|cmd; written only before Start
+	started  atomic.Bool
+
+	net    *netio.Server
+	http   *http.Server
+	httpLn net.Listener
+	httpWG sync.WaitGroup
+}
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, handlers: make(map[uint32]HandlerFunc)}
+	if cfg.Secret != "" {
+		if s.signer, err = auth.NewSigner([]byte(cfg.Secret)); err != nil {
+			return nil, err
+		}
+	}
+	if s.table, err = session.New(cfg.session()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Sessions returns the node's session table, for application code that
+// uses the session API directly (broadcasts from game logic, hooks, ticks).
+func (s *Server) Sessions() *session.Table { return s.table }
+
+// DevMode reports whether players sign in with self-declared user IDs.
+func (s *Server) DevMode() bool { return s.signer == nil }
+
+// ErrStarted is returned by Start on a second call.
+var ErrStarted = errors.New("server: already started")
+
+// Start opens the listeners and returns once they accept connections.
+func (s *Server) Start() error {
+	if !s.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	if s.DevMode() {
+		s.log.Warn("DEV MODE: no secret configured; players sign in with ANY user ID they claim. " +
+			"Listening on loopback only. Set COVEY_SECRET and COVEY_API_KEY for real deployments.")
+	}
+	if s.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		mux, err := s.httpMux()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.httpLn = ln
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout}
+		s.httpWG.Add(1)
+		go func() {
+			defer s.httpWG.Done()
+			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http listener stopped", "err", err)
+			}
+		}()
+	}
+	ns, err := netio.Listen(s.cfg.netio(), (*handler)(s))
+	if err != nil {
+		s.stopHTTP(context.Background())
+		return err
+	}
+	s.net = ns
+	s.log.Info("covey listening", "tcp", addrString(ns.TCPAddr()), "kcp", addrString(ns.KCPAddr()),
+		"http", addrString(s.HTTPAddr()), "node", s.cfg.Node)
+	return nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+// TCPAddr returns the TCP listener's address, nil if off or not started.
+func (s *Server) TCPAddr() net.Addr {
+	if s.net == nil {
+		return nil
+	}
+	return s.net.TCPAddr()
+}
+
+// KCPAddr returns the KCP listener's address, nil if off or not started.
+func (s *Server) KCPAddr() net.Addr {
+	if s.net == nil {
+		return nil
+	}
+	return s.net.KCPAddr()
+}
+
+// HTTPAddr returns the HTTP listener's address, nil if off or not started.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Conns returns how many client connections are open.
+func (s *Server) Conns() int {
+	if s.net == nil {
+		return 0
+	}
+	return s.net.Conns()
+}
+
+// Shutdown takes the node offline (no new sessions), tells every connected
+// client why with a Bye push, closes the connections, stops the listeners
+// and the session table. It returns when done or when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.table.SetOffline(true)
+	var err error
+	if s.net != nil {
+		err = s.net.Shutdown(ctx, "server shutting down")
+	}
+	s.stopHTTP(ctx)
+	s.table.Close()
+	return err
+}
+
+func (s *Server) stopHTTP(ctx context.Context) {
+	if s.http != nil {
+		_ = s.http.Shutdown(ctx)
+		s.httpWG.Wait()
+	}
+}

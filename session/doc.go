@@ -1,0 +1,36 @@
+// Package session is Covey's session table: players grouped into sessions
+// (parties, lobbies, squads) that they create, join, leave and are kicked
+// from, with broadcasts, direct messages, invites, shared properties,
+// membership events and ticks.
+//
+// It implements the semantics of the Diarkis Session module
+// (shared/reference/diarkis-session-api.txt) as a Go library with
+// synchronous, context-taking calls in place of callbacks.
+//
+// # Architecture
+//
+// A [Table] holds every session of one node. Sessions are kept in shards
+// keyed by a hash of the session ID; users are kept in a separate sharded
+// index that records which session of each type a user is in. No global
+// lock is taken on any hot path.
+//
+// Session IDs are UUID v4 strings that name the node owning the session
+// ("<uuid>@<node>", see [NewID]). Every operation addressed by session ID
+// goes through one routing point, Table.route, which today resolves to the
+// local shards; the cluster will plug remote nodes in there without
+// changing callers.
+//
+// There is no goroutine per session. Empty-session TTLs and ticks run on one
+// shared timer heap owned by the table. A broadcast reads an immutable
+// member snapshot and never waits for a join; its frame is encoded once and
+// the same bytes are handed to every member's [Conn].
+//
+// # Locking
+//
+// Lock order: no code path holds two locks of this package at once. A shard
+// lock guards its map; a Session's mu guards members, properties, invites,
+// hooks and ticks; a user shard lock guards its users. Nothing that can block
+// runs under any of them — Conn.Deliver, hooks and tick callbacks are called
+// after unlocking — with one documented exception: the compare-and-update
+// callback of [Session.UpdateProperty] runs under the session lock.
+package session

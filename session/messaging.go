@@ -1,0 +1,308 @@
+package session
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Broadcast sends msg to every member of session id as a push frame with
+// the given ver and cmd, reliably and in order per sender (each member's
+// Conn receives frames in the order Broadcast is called from one
+// goroutine). Anyone holding the ID may broadcast. The frame is encoded once
+// and the same bytes are handed to every member.
+//
+// Ver 0 is Covey's own command namespace: games use ver 1..255.
+//
+// Errors (Op OpSend): ErrInvalidSessionID, ErrSessionNotFound,
+// ErrBadSessionType.
+func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, cmd uint16, msg []byte) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err != nil {
+		return opErr(OpSend, id, err)
+	}
+	sn := s.snap.Load()
+	fb := t.getBuf()
+	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
+	deliver(sn.members, *fb, "")
+	t.putBuf(fb)
+	t.propagated(ver, cmd, msg, sn.sids)
+	return nil
+}
+
+// BroadcastFrom sends msg from member u to every other member of u's
+// session of type typ, as a BroadcastReceived push naming u. It is the
+// built-in client broadcast.
+//
+// Errors (Op OpSend): ErrNotMember, ErrSessionNotFound.
+func (t *Table) BroadcastFrom(ctx context.Context, typ uint8, u *User, msg []byte) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return opErr(OpSend, "", err)
+	}
+	sn := s.snap.Load()
+	t.pushMessage(sn.members, wire.CmdBroadcastReceived, s, u.ID, msg, func(m *User) bool { return m.ID != u.ID })
+	t.propagated(0, uint16(wire.CmdBroadcast), msg, sn.sids)
+	return nil
+}
+
+// MessageTo sends msg to the listed members of session id as a push frame
+// with the given ver and cmd. senderUID names the sender for the caller's
+// own bookkeeping; it need not be a member, and anyone holding the ID may
+// send. Every recipient must be a member, or nothing is sent. A recipient
+// listed twice receives the message once.
+//
+// Errors (Op OpSend): ErrInvalidSessionID, ErrSessionNotFound,
+// ErrBadSessionType, ErrRecipientNotFound.
+func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, recipientUIDs []string, ver uint8, cmd uint16, msg []byte) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err != nil {
+		return opErr(OpSend, id, err)
+	}
+	sn := s.snap.Load()
+	if !allMembers(sn, recipientUIDs) {
+		return opErr(OpSend, id, ErrRecipientNotFound)
+	}
+	fb := t.getBuf()
+	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
+	for _, m := range sn.members {
+		if m.Conn != nil && contains(recipientUIDs, m.ID) {
+			m.Conn.Deliver(*fb)
+		}
+	}
+	t.putBuf(fb)
+	return nil
+}
+
+// MessageFrom sends msg from member u to the listed members of u's session
+// of type typ, as a MessageReceived push naming u. It is the built-in client
+// message.
+//
+// Errors (Op OpSend): ErrNotMember, ErrSessionNotFound, ErrRecipientNotFound.
+func (t *Table) MessageFrom(ctx context.Context, typ uint8, u *User, recipientUIDs []string, msg []byte) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return opErr(OpSend, "", err)
+	}
+	sn := s.snap.Load()
+	if !allMembers(sn, recipientUIDs) {
+		return opErr(OpSend, s.id, ErrRecipientNotFound)
+	}
+	t.pushMessage(sn.members, wire.CmdMessageReceived, s, u.ID, msg, func(m *User) bool { return contains(recipientUIDs, m.ID) })
+	return nil
+}
+
+func allMembers(sn *snapshot, uids []string) bool {
+	for _, uid := range uids {
+		if sn.indexOf(uid) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SetOnBroadcastPropagate sets the hook called after a broadcast with the
+// given ver and cmd was handed to the members: msg is the broadcast payload
+// and memberSIDs the SIDs of the members at that moment (shared: do not
+// modify either). It runs on the broadcasting goroutine and must not block.
+// Built-in client broadcasts propagate as ver 0, cmd wire.CmdBroadcast.
+// One hook per ver/cmd: it reports false if one was already set, or if fn
+// is nil.
+func (t *Table) SetOnBroadcastPropagate(ver uint8, cmd uint16, fn func(msg []byte, memberSIDs []string)) bool {
+	if fn == nil {
+		return false
+	}
+	key := uint32(ver)<<16 | uint32(cmd)
+	t.propagateMu.Lock()
+	defer t.propagateMu.Unlock()
+	var next map[uint32]func([]byte, []string)
+	if cur := t.propagate.Load(); cur != nil {
+		if _, ok := (*cur)[key]; ok {
+			return false
+		}
+		next = maps.Clone(*cur)
+	} else {
+		next = make(map[uint32]func([]byte, []string))
+	}
+	next[key] = fn
+	t.propagate.Store(&next)
+	return true
+}
+
+func (t *Table) propagated(ver uint8, cmd uint16, msg []byte, sids []string) {
+	if hooks := t.propagate.Load(); hooks != nil {
+		if fn := (*hooks)[uint32(ver)<<16|uint32(cmd)]; fn != nil {
+			fn(msg, sids)
+		}
+	}
+}
+
+// InviteSpec is what an invite carries to its targets.
+type InviteSpec struct {
+	// Ver and Cmd tell the target's game client what kind of invite this is.
+	Ver uint8
+	Cmd uint16
+	// Msg is the game's invitation message.
+	Msg []byte
+	// TTL is how long the invite may be accepted; zero means the table's
+	// DefaultInviteTTL.
+	TTL time.Duration
+}
+
+// Invite sends an invite to join session id from member u to each target
+// user, who receives an InviteReceived push and may then AcceptInvite
+// until the invite expires. An invite does not reserve a place: accepting
+// fails if the session is full or gone by then.
+//
+// Errors (Op OpInvite): ErrInvalidSessionID, ErrSessionNotFound,
+// ErrBadSessionType, ErrNotMember (only members invite), ErrCannotInviteSelf
+// (nothing is sent), ErrUserNotFound (a target is not online: the other
+// targets are still invited).
+func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err != nil {
+		return opErr(OpInvite, id, err)
+	}
+	if !s.IsMember(u.ID) {
+		return opErr(OpInvite, id, ErrNotMember)
+	}
+	if contains(targetUIDs, u.ID) {
+		return opErr(OpInvite, id, ErrCannotInviteSelf)
+	}
+	ttl := spec.TTL
+	if ttl <= 0 {
+		ttl = t.cfg.DefaultInviteTTL
+	}
+	expires := t.sched.now().Add(ttl)
+
+	payload := t.getBuf()
+	push := wire.InvitePush{
+		Type: typ, SessionID: id, FromUserID: u.ID, Ver: spec.Ver, Cmd: wire.Cmd(spec.Cmd),
+		ExpiresUnixMillis: uint64(expires.UnixMilli()), Msg: spec.Msg,
+	}
+	*payload = push.Append((*payload)[:0])
+	fb := t.getBuf()
+	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdInviteReceived, Flags: wire.FlagPush}, *payload)
+	defer t.putBuf(payload)
+	defer t.putBuf(fb)
+
+	var failed error
+	for _, uid := range targetUIDs {
+		target, ok := t.users.online(uid)
+		if !ok {
+			failed = ErrUserNotFound
+			continue
+		}
+		if err := s.addInvite(uid, expires); err != nil {
+			return opErr(OpInvite, id, err)
+		}
+		if target.Conn != nil {
+			target.Conn.Deliver(*fb)
+		}
+	}
+	return opErr(OpInvite, id, failed)
+}
+
+// addInvite records an invite for uid, dropping expired ones and, at the
+// MaxInvites limit, the one closest to expiry.
+func (s *Session) addInvite(uid string, expires time.Time) error {
+	now := s.t.sched.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return ErrSessionNotFound
+	}
+	if s.invites == nil {
+		s.invites = make(map[string]time.Time)
+	}
+	if _, ok := s.invites[uid]; !ok && len(s.invites) >= s.t.cfg.MaxInvites {
+		maps.DeleteFunc(s.invites, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+		if len(s.invites) >= s.t.cfg.MaxInvites {
+			var oldest string
+			var oldestExp time.Time
+			for k, exp := range s.invites {
+				if oldest == "" || exp.Before(oldestExp) {
+					oldest, oldestExp = k, exp
+				}
+			}
+			delete(s.invites, oldest)
+		}
+	}
+	s.invites[uid] = expires
+	return nil
+}
+
+// takeInviteLocked uses up uid's invite and reports whether it was valid at
+// now. s.mu must be held.
+func (s *Session) takeInviteLocked(uid string, now time.Time) bool {
+	exp, ok := s.invites[uid]
+	if !ok {
+		return false
+	}
+	delete(s.invites, uid)
+	return now.Before(exp)
+}
+
+// deliver hands frame to every member with a connection except the one
+// named except.
+func deliver(members []*User, frame []byte, except string) {
+	for _, m := range members {
+		if m.Conn != nil && m.ID != except {
+			m.Conn.Deliver(frame)
+		}
+	}
+}
+
+// pushMessage encodes a MessagePush once and delivers it to the members
+// that want reports true for.
+func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID string, msg []byte, want func(*User) bool) {
+	payload := t.getBuf()
+	p := wire.MessagePush{Type: s.typ, SessionID: s.id, SenderID: senderID, Msg: msg}
+	*payload = p.Append((*payload)[:0])
+	fb := t.getBuf()
+	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
+	for _, m := range members {
+		if m.Conn != nil && want(m) {
+			m.Conn.Deliver(*fb)
+		}
+	}
+	t.putBuf(fb)
+	t.putBuf(payload)
+}
+
+// pushMemberEvent tells members that user uid joined, left, was kicked or
+// became the owner of s.
+func (t *Table) pushMemberEvent(members []*User, cmd wire.Cmd, s *Session, uid string) {
+	if len(members) == 0 {
+		return
+	}
+	payload := t.getBuf()
+	ev := wire.MemberEvent{Type: s.typ, SessionID: s.id, UserID: uid}
+	*payload = ev.Append((*payload)[:0])
+	fb := t.getBuf()
+	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
+	deliver(members, *fb, "")
+	t.putBuf(fb)
+	t.putBuf(payload)
+}
+
+const maxPooledBuf = 64 << 10
+
+func (t *Table) getBuf() *[]byte { return t.bufs.Get().(*[]byte) }
+
+func (t *Table) putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		t.bufs.Put(b)
+	}
+}

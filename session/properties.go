@@ -1,0 +1,401 @@
+package session
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Properties are a session's shared key/value store. Values are primitives
+// only: bool, signed and unsigned integers of any size, float32/float64 and
+// string. They are stored normalized, so reads return bool, int64, uint64,
+// float64 or string whatever size was written, in process and over the
+// network alike. Maps, slices, pointers, structs and nil are refused with
+// ErrBadProperty.
+
+// newProps validates initial properties into a fresh map.
+func (t *Table) newProps(in map[string]any) (map[string]wire.Value, error) {
+	if len(in) > t.cfg.MaxProperties {
+		return nil, ErrTooManyProperties
+	}
+	props := make(map[string]wire.Value, len(in))
+	for k, v := range in {
+		wv, err := t.checkProperty(k, v)
+		if err != nil {
+			return nil, err
+		}
+		props[k] = wv
+	}
+	return props, nil
+}
+
+// checkProperty validates a key and converts its value.
+func (t *Table) checkProperty(key string, v any) (wire.Value, error) {
+	if key == "" || len(key) > t.cfg.MaxPropertyKeyLen {
+		return wire.Value{}, ErrBadProperty
+	}
+	wv, err := wire.ValueOf(v)
+	if err != nil {
+		return wire.Value{}, ErrBadProperty
+	}
+	if wv.Kind == wire.KindString && len(wv.Str()) > t.cfg.MaxPropertyStringLen {
+		return wire.Value{}, ErrBadProperty
+	}
+	return wv, nil
+}
+
+// roomForLocked reports whether adding the keys not yet present keeps the
+// session within MaxProperties. s.mu must be held.
+func (s *Session) roomForLocked(keys []string) bool {
+	n := len(s.props)
+	for i, k := range keys {
+		if _, ok := s.props[k]; !ok && !slices.Contains(keys[:i], k) {
+			n++
+		}
+	}
+	return n <= s.t.cfg.MaxProperties
+}
+
+// Property returns the value of key and whether it exists.
+func (s *Session) Property(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.props[key]
+	if !ok {
+		return nil, false
+	}
+	return v.Any(), true
+}
+
+// Properties returns the values of keys; a key that does not exist maps to
+// nil, as in the reference's Session.GetProperties.
+func (s *Session) Properties(keys []string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]any, len(keys))
+	for _, k := range keys {
+		if v, ok := s.props[k]; ok {
+			out[k] = v.Any()
+		} else {
+			out[k] = nil
+		}
+	}
+	return out
+}
+
+// AllProperties returns every property.
+func (s *Session) AllProperties() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]any, len(s.props))
+	for k, v := range s.props {
+		out[k] = v.Any()
+	}
+	return out
+}
+
+// EncodeProperties returns every property in the wire encoding of a
+// property list (PROTOCOL.md), sorted by key.
+func (s *Session) EncodeProperties() []byte {
+	return wire.AppendProps(nil, s.propList(nil))
+}
+
+// propList returns the properties named by keys (all if keys is nil) as a
+// list sorted by key; missing keys are left out.
+func (s *Session) propList(keys []string) []wire.KeyValue {
+	s.mu.Lock()
+	var kvs []wire.KeyValue
+	if keys == nil {
+		kvs = make([]wire.KeyValue, 0, len(s.props))
+		for k, v := range s.props {
+			kvs = append(kvs, wire.KeyValue{Key: k, Value: v})
+		}
+	} else {
+		for _, k := range keys {
+			if v, ok := s.props[k]; ok {
+				kvs = append(kvs, wire.KeyValue{Key: k, Value: v})
+			}
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(kvs, func(a, b wire.KeyValue) int { return cmpString(a.Key, b.Key) })
+	return slices.CompactFunc(kvs, func(a, b wire.KeyValue) bool { return a.Key == b.Key })
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SetProperty stores key = value, replacing any value the key had.
+// Errors: ErrBadProperty, ErrTooManyProperties, ErrSessionNotFound (the
+// session was deleted).
+func (s *Session) SetProperty(key string, value any) error {
+	return s.SetProperties(map[string]any{key: value})
+}
+
+// SetProperties stores every key and value of data at once: if any is
+// refused, none is stored. Errors: those of SetProperty.
+func (s *Session) SetProperties(data map[string]any) error {
+	vals := make(map[string]wire.Value, len(data))
+	for k, v := range data {
+		wv, err := s.t.checkProperty(k, v)
+		if err != nil {
+			return err
+		}
+		vals[k] = wv
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return ErrSessionNotFound
+	}
+	if !s.roomForLocked(slices.Collect(maps.Keys(vals))) {
+		return ErrTooManyProperties
+	}
+	maps.Copy(s.props, vals)
+	return nil
+}
+
+// SetPropertyIfNotExists stores key = value only if key does not exist.
+// Errors: ErrPropertyExists, and those of SetProperty.
+func (s *Session) SetPropertyIfNotExists(key string, value any) error {
+	wv, err := s.t.checkProperty(key, value)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch _, exists := s.props[key]; {
+	case s.deleted:
+		return ErrSessionNotFound
+	case exists:
+		return ErrPropertyExists
+	case !s.roomForLocked([]string{key}):
+		return ErrTooManyProperties
+	}
+	s.props[key] = wv
+	return nil
+}
+
+// UpdateFunc computes a property's new value from whether it exists, its
+// stored value (nil if it does not exist) and the value the caller passed.
+type UpdateFunc func(exists bool, stored, update any) any
+
+// UpdateProperty stores the value fn returns for key. fn runs while the
+// session's lock is held, so the read-compute-write is atomic with respect
+// to every other property operation; fn must be quick and must not call
+// back into the session or the table (deadlock). If fn's result is refused,
+// nothing changes. Errors: those of SetProperty.
+func (s *Session) UpdateProperty(key string, value any, fn UpdateFunc) error {
+	return s.UpdateProperties(map[string]any{key: value}, fn)
+}
+
+// UpdateProperties is UpdateProperty for several keys at once, under one
+// lock: fn is called for each key, and if any result is refused nothing
+// changes.
+func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return ErrSessionNotFound
+	}
+	vals := make(map[string]wire.Value, len(data))
+	for k, update := range data {
+		var stored any
+		old, exists := s.props[k]
+		if exists {
+			stored = old.Any()
+		}
+		wv, err := s.t.checkProperty(k, fn(exists, stored, update))
+		if err != nil {
+			return err
+		}
+		vals[k] = wv
+	}
+	if !s.roomForLocked(slices.Collect(maps.Keys(vals))) {
+		return ErrTooManyProperties
+	}
+	maps.Copy(s.props, vals)
+	return nil
+}
+
+// IncrProperty adds delta to the signed integer property key (a missing key
+// counts as 0) and returns the new value. It wraps around on overflow.
+// Errors: ErrNotNumeric if the key holds anything but a signed integer,
+// and those of SetProperty.
+func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
+	if _, err := s.t.checkProperty(key, delta); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return 0, ErrSessionNotFound
+	}
+	old, exists := s.props[key]
+	switch {
+	case exists && old.Kind != wire.KindInt:
+		return 0, ErrNotNumeric
+	case !exists && !s.roomForLocked([]string{key}):
+		return 0, ErrTooManyProperties
+	}
+	n := old.Int() + delta
+	s.props[key] = wire.IntValue(n)
+	return n, nil
+}
+
+// CompareAndSetProperty stores key = newValue if the key currently holds
+// old, or, when old is nil, if the key does not exist. Values compare after
+// normalization (int8(1) equals int64(1)). It is the network form of
+// UpdateProperty. Errors: ErrCompareFailed, and those of SetProperty.
+func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
+	nv, err := s.t.checkProperty(key, newValue)
+	if err != nil {
+		return err
+	}
+	var ov wire.Value
+	if old != nil {
+		if ov, err = s.t.checkProperty(key, old); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return ErrSessionNotFound
+	}
+	cur, exists := s.props[key]
+	switch {
+	case old == nil && exists, old != nil && (!exists || cur != ov):
+		return ErrCompareFailed
+	case !exists && !s.roomForLocked([]string{key}):
+		return ErrTooManyProperties
+	}
+	s.props[key] = nv
+	return nil
+}
+
+// The table's property operations act on u's session of type typ and
+// require u to be a member. Reads fail with an *OpError of Op
+// OpPropertyGet, writes with OpPropertySet.
+
+// GetProperty returns the value of key in u's session and whether it
+// exists. Errors: ErrNotMember, ErrSessionNotFound.
+func (t *Table) GetProperty(ctx context.Context, typ uint8, u *User, key string) (any, bool, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, false, opErr(OpPropertyGet, "", err)
+	}
+	v, ok := s.Property(key)
+	return v, ok, nil
+}
+
+// GetProperties returns the values of the keys that exist in u's session;
+// missing keys are left out of the map. Errors: ErrNotMember,
+// ErrSessionNotFound.
+func (t *Table) GetProperties(ctx context.Context, typ uint8, u *User, keys []string) (map[string]any, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpPropertyGet, "", err)
+	}
+	out := s.Properties(keys)
+	maps.DeleteFunc(out, func(_ string, v any) bool { return v == nil })
+	return out, nil
+}
+
+// GetAllProperties returns every property of u's session. Errors:
+// ErrNotMember, ErrSessionNotFound.
+func (t *Table) GetAllProperties(ctx context.Context, typ uint8, u *User) (map[string]any, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpPropertyGet, "", err)
+	}
+	return s.AllProperties(), nil
+}
+
+// PropertyList returns the properties named by keys (every property if keys
+// is nil) of u's session as a list sorted by key, in wire form, for the
+// network layer. Errors: those of GetProperties.
+func (t *Table) PropertyList(ctx context.Context, typ uint8, u *User, keys []string) ([]wire.KeyValue, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpPropertyGet, "", err)
+	}
+	return s.propList(keys), nil
+}
+
+// SetProperty stores key = value in u's session. Errors: ErrNotMember,
+// ErrSessionNotFound, ErrBadProperty, ErrTooManyProperties.
+func (t *Table) SetProperty(ctx context.Context, typ uint8, u *User, key string, value any) error {
+	return t.SetProperties(ctx, typ, u, map[string]any{key: value})
+}
+
+// SetProperties stores all of data in u's session, or nothing if any of it
+// is refused. Errors: those of SetProperty.
+func (t *Table) SetProperties(ctx context.Context, typ uint8, u *User, data map[string]any) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err == nil {
+		err = s.SetProperties(data)
+	}
+	return t.propSetErr(s, err)
+}
+
+// SetPropertyIfNotExists stores key = value in u's session unless key
+// exists. Errors: ErrPropertyExists, and those of SetProperty.
+func (t *Table) SetPropertyIfNotExists(ctx context.Context, typ uint8, u *User, key string, value any) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err == nil {
+		err = s.SetPropertyIfNotExists(key, value)
+	}
+	return t.propSetErr(s, err)
+}
+
+// UpdateProperty runs Session.UpdateProperty on u's session. Errors: those
+// of SetProperty.
+func (t *Table) UpdateProperty(ctx context.Context, typ uint8, u *User, key string, value any, fn UpdateFunc) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err == nil {
+		err = s.UpdateProperty(key, value, fn)
+	}
+	return t.propSetErr(s, err)
+}
+
+// IncrProperty runs Session.IncrProperty on u's session. Errors:
+// ErrNotNumeric, and those of SetProperty.
+func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string, delta int64) (int64, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	var n int64
+	if err == nil {
+		n, err = s.IncrProperty(key, delta)
+	}
+	return n, t.propSetErr(s, err)
+}
+
+// CompareAndSetProperty runs Session.CompareAndSetProperty on u's session.
+// Errors: ErrCompareFailed, and those of SetProperty.
+func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, key string, old, newValue any) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err == nil {
+		err = s.CompareAndSetProperty(key, old, newValue)
+	}
+	return t.propSetErr(s, err)
+}
+
+func (t *Table) propSetErr(s *Session, err error) error {
+	if err == nil {
+		return nil
+	}
+	id := ""
+	if s != nil {
+		id = s.id
+	}
+	return opErr(OpPropertySet, id, err)
+}

@@ -1,0 +1,583 @@
+package session
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// MinEmptyTTL is the shortest time an empty session is kept before it is
+// deleted; shorter TTLs are raised to it, as in the reference.
+const MinEmptyTTL = 30 * time.Second
+
+// Config configures a [Table]. Start from [DefaultConfig].
+type Config struct {
+	// Node is this node's name, written into every session ID it creates:
+	// 1 to 64 characters of [A-Za-z0-9._-].
+	Node string
+	// Shards is how many lock stripes hold the sessions and the users.
+	Shards int
+	// MaxProperties is the most properties one session may hold.
+	MaxProperties int
+	// MaxPropertyKeyLen is the longest property key, in bytes.
+	MaxPropertyKeyLen int
+	// MaxPropertyStringLen is the longest string property value, in bytes.
+	MaxPropertyStringLen int
+	// MaxInvites is the most pending invites one session keeps; sending
+	// more drops the oldest.
+	MaxInvites int
+	// DefaultInviteTTL is the lifetime of an invite sent with a zero TTL.
+	DefaultInviteTTL time.Duration
+	// Wire encodes pushes (compression threshold and maximum payload).
+	Wire wire.Config
+}
+
+// DefaultConfig returns the configuration of a single node named "local".
+func DefaultConfig() Config {
+	return Config{
+		Node:                 "local",
+		Shards:               64,
+		MaxProperties:        256,
+		MaxPropertyKeyLen:    128,
+		MaxPropertyStringLen: 4096,
+		MaxInvites:           256,
+		DefaultInviteTTL:     60 * time.Second,
+		Wire:                 wire.DefaultConfig(),
+	}
+}
+
+// Spec describes a session to create.
+type Spec struct {
+	// Type is the session type: a user is in at most one session per type.
+	Type uint8
+	// MaxMembers is the most members the session admits; it must be > 1.
+	MaxMembers uint16
+	// EmptyTTL is how long the session survives with no members. Values
+	// under MinEmptyTTL (including zero) mean MinEmptyTTL. Deletion is not
+	// exact: it happens when the table's scheduler gets to it.
+	EmptyTTL time.Duration
+	// Properties are set on the session before anyone can see it.
+	Properties map[string]any
+}
+
+// Table holds every session of one node. All methods are safe for
+// concurrent use; none blocks on I/O.
+type Table struct {
+	cfg     Config
+	seed    maphash.Seed
+	shards  []tableShard
+	users   *userIndex
+	sched   *scheduler
+	offline atomic.Bool
+	closed  atomic.Bool
+
+	propagateMu sync.Mutex                          // serializes writers of propagate
+	propagate   atomic.Pointer[map[uint32]func([]byte, []string)] // ver<<16|cmd -> hook; copy on write
+
+	bufs sync.Pool // *[]byte scratch for encoding pushes
+}
+
+type tableShard struct {
+	mu       sync.RWMutex
+	sessions map[string]*Session // mu
+}
+
+// New returns a running table. Call Close when done with it.
+func New(cfg Config) (*Table, error) {
+	return newTable(cfg, time.Now)
+}
+
+func newTable(cfg Config, now func() time.Time) (*Table, error) {
+	def := DefaultConfig()
+	if cfg.Node == "" {
+		cfg.Node = def.Node
+	}
+	if !validNodeName(cfg.Node) {
+		return nil, ErrInvalidSessionID
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = def.Shards
+	}
+	if cfg.MaxProperties <= 0 {
+		cfg.MaxProperties = def.MaxProperties
+	}
+	if cfg.MaxPropertyKeyLen <= 0 {
+		cfg.MaxPropertyKeyLen = def.MaxPropertyKeyLen
+	}
+	if cfg.MaxPropertyStringLen <= 0 {
+		cfg.MaxPropertyStringLen = def.MaxPropertyStringLen
+	}
+	if cfg.MaxInvites <= 0 {
+		cfg.MaxInvites = def.MaxInvites
+	}
+	if cfg.DefaultInviteTTL <= 0 {
+		cfg.DefaultInviteTTL = def.DefaultInviteTTL
+	}
+	if cfg.Wire.MaxPayload == 0 {
+		cfg.Wire = def.Wire
+	}
+	t := &Table{
+		cfg:    cfg,
+		seed:   maphash.MakeSeed(),
+		shards: make([]tableShard, cfg.Shards),
+		users:  newUserIndex(cfg.Shards),
+		sched:  newScheduler(now),
+	}
+	for i := range t.shards {
+		t.shards[i].sessions = make(map[string]*Session)
+	}
+	t.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	return t, nil
+}
+
+// Close stops the table's scheduler: no TTL or tick fires afterwards, and
+// Create fails with ErrClosed. Sessions stay readable.
+func (t *Table) Close() {
+	t.closed.Store(true)
+	t.sched.stop()
+}
+
+// Node returns this node's name.
+func (t *Table) Node() string { return t.cfg.Node }
+
+// SetOffline marks the node offline (draining) or back online. While
+// offline, Create fails with ErrServerOffline; everything else works.
+func (t *Table) SetOffline(offline bool) { t.offline.Store(offline) }
+
+// Offline reports whether the node is offline.
+func (t *Table) Offline() bool { return t.offline.Load() }
+
+func (t *Table) shard(id string) *tableShard {
+	return &t.shards[maphash.String(t.seed, id)%uint64(len(t.shards))]
+}
+
+// route resolves a session ID to the session that owns it. Every operation
+// addressed by ID goes through here. Today it knows only this node's
+// sessions: an ID naming another node is not found. The cluster will
+// resolve remote IDs here.
+func (t *Table) route(ctx context.Context, id string) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Only IDs that NewID made are in the shards, so a hit needs no
+	// validation; a miss is checked to tell a malformed ID from a gone one.
+	// (Validating first cost 27% of BenchmarkBroadcast8.)
+	if len(id) > uuidLen+1 && id[uuidLen] == '@' && id[uuidLen+1:] == t.cfg.Node {
+		sh := t.shard(id)
+		sh.mu.RLock()
+		s := sh.sessions[id]
+		sh.mu.RUnlock()
+		if s != nil {
+			return s, nil
+		}
+	}
+	if _, err := IDNode(id); err != nil {
+		return nil, err
+	}
+	return nil, ErrSessionNotFound
+}
+
+// routeTyped is route plus a check that the session has type typ.
+func (t *Table) routeTyped(ctx context.Context, typ uint8, id string) (*Session, error) {
+	s, err := t.route(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.typ != typ {
+		return nil, ErrBadSessionType
+	}
+	return s, nil
+}
+
+// memberSession returns u's session of type typ, checking that u is still a
+// member of it.
+func (t *Table) memberSession(ctx context.Context, typ uint8, u *User) (*Session, error) {
+	id, ok := t.users.sessionOf(u.ID, typ)
+	if !ok {
+		return nil, ErrNotMember
+	}
+	s, err := t.route(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.IsMember(u.ID) {
+		return nil, ErrNotMember
+	}
+	return s, nil
+}
+
+// Session returns the local session with the given ID (the reference's
+// GetSessionByID): it finds sessions owned by this node only.
+func (t *Table) Session(id string) (*Session, bool) {
+	s, err := t.route(context.Background(), id)
+	return s, err == nil
+}
+
+// Len returns how many sessions this node holds.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		n += len(sh.sessions)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Create makes a new session with u as its first member and owner.
+//
+// Errors (in an *OpError with Op OpCreate): ErrServerOffline while the node
+// is offline, ErrBadMaxMembers unless spec.MaxMembers > 1,
+// ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty or
+// ErrTooManyProperties for refused initial properties, ErrClosed after Close.
+func (t *Table) Create(ctx context.Context, u *User, spec Spec) (*Session, error) {
+	s, err := t.create(ctx, u, spec)
+	if err != nil {
+		return nil, opErr(OpCreate, "", err)
+	}
+	return s, nil
+}
+
+func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case t.closed.Load():
+		return nil, ErrClosed
+	case t.offline.Load():
+		return nil, ErrServerOffline
+	case spec.MaxMembers < 2:
+		return nil, ErrBadMaxMembers
+	}
+	props, err := t.newProps(spec.Properties)
+	if err != nil {
+		return nil, err
+	}
+	id, err := NewID(t.cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		id:         id,
+		typ:        spec.Type,
+		maxMembers: spec.MaxMembers,
+		emptyTTL:   max(spec.EmptyTTL, MinEmptyTTL),
+		t:          t,
+		props:      props,
+	}
+	s.snap.Store(newSnapshot([]*User{u.clone()}))
+	if err := t.users.reserve(u.ID, spec.Type, id); err != nil {
+		return nil, err
+	}
+	sh := t.shard(id)
+	sh.mu.Lock()
+	sh.sessions[id] = s
+	sh.mu.Unlock()
+	return s, nil
+}
+
+// Join makes u a member of session id of type typ. Anyone who knows the ID
+// may join; use AcceptInvite to require an invite.
+//
+// Errors (Op OpJoin): ErrInvalidSessionID, ErrSessionNotFound (also for an
+// ID owned by another node until the cluster lands), ErrBadSessionType,
+// ErrAlreadyInSession (u is in a session of this type, this one included),
+// ErrJoinRejected (the OnJoin hook said no), ErrSessionFull.
+func (t *Table) Join(ctx context.Context, typ uint8, id string, u *User) error {
+	return opErr(OpJoin, id, t.join(ctx, typ, id, u, false))
+}
+
+// AcceptInvite joins u to session id using the invite u received. The invite
+// is used up by a successful join.
+//
+// Errors (Op OpAccept): those of Join, and ErrNoInvite when u was not
+// invited or the invite expired.
+func (t *Table) AcceptInvite(ctx context.Context, typ uint8, id string, u *User) error {
+	return opErr(OpAccept, id, t.join(ctx, typ, id, u, true))
+}
+
+func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited bool) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err != nil {
+		return err
+	}
+	if s.IsMember(u.ID) {
+		return ErrAlreadyInSession
+	}
+	if h := s.currentHooks(); h.onJoin != nil && !h.onJoin(id, u.clone()) {
+		return ErrJoinRejected
+	}
+	if err := t.users.reserve(u.ID, typ, id); err != nil {
+		return err
+	}
+	m := u.clone()
+	s.mu.Lock()
+	before := s.snap.Load()
+	switch {
+	case s.deleted:
+		err = ErrSessionNotFound
+	case invited && !s.takeInviteLocked(u.ID, t.sched.now()):
+		err = ErrNoInvite
+	case before.indexOf(u.ID) >= 0:
+		err = ErrAlreadyInSession
+	case !s.IsJoinAllowed(len(before.members)):
+		err = ErrSessionFull
+	}
+	if err != nil {
+		s.mu.Unlock()
+		t.users.release(u.ID, typ, id)
+		return err
+	}
+	s.addMemberLocked(m)
+	onJoined := s.hooks.onJoined
+	s.mu.Unlock()
+
+	t.pushMemberEvent(before.members, wire.CmdMemberJoined, s, u.ID)
+	if onJoined != nil {
+		onJoined(id, u.clone())
+	}
+	return nil
+}
+
+// Leave removes u from session id. If u owned it, the longest-standing
+// remaining member becomes the owner and members are told. A session left
+// empty is deleted when its EmptyTTL runs out, unless someone joins first.
+//
+// Errors (Op OpLeave): ErrInvalidSessionID, ErrSessionNotFound,
+// ErrBadSessionType, ErrNotMember.
+func (t *Table) Leave(ctx context.Context, typ uint8, id string, u *User) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err == nil {
+		err = t.remove(s, u.ID, removeLeave)
+	}
+	return opErr(OpLeave, id, err)
+}
+
+// Kick removes member targetUID from session id; the kicked user receives
+// a Kicked push and the others a MemberLeft push.
+//
+// Errors (Op OpKick): ErrInvalidSessionID, ErrSessionNotFound,
+// ErrBadSessionType, ErrNotMember (target is not a member),
+// ErrCannotKickSelf (the target is the owner: the owner cannot kick itself).
+func (t *Table) Kick(ctx context.Context, typ uint8, id, targetUID string) error {
+	s, err := t.routeTyped(ctx, typ, id)
+	if err == nil {
+		err = t.remove(s, targetUID, removeKick)
+	}
+	return opErr(OpKick, id, err)
+}
+
+// KickAsMember is Kick with the session found from the member u's session
+// of type typ (the reference's KickFromSessionWithUserData).
+//
+// Errors (Op OpKick): ErrNotMember when u is not in a session of that type,
+// ErrCannotKickSelf when u names itself, and those of Kick.
+func (t *Table) KickAsMember(ctx context.Context, typ uint8, u *User, targetUID string) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return opErr(OpKick, "", err)
+	}
+	if targetUID == u.ID {
+		return opErr(OpKick, s.id, ErrCannotKickSelf)
+	}
+	return opErr(OpKick, s.id, t.remove(s, targetUID, removeKick))
+}
+
+// KickAsOwner is KickAsMember for a client command: only the owner may
+// kick. Errors: ErrNotOwner, and those of KickAsMember.
+func (t *Table) KickAsOwner(ctx context.Context, typ uint8, u *User, targetUID string) error {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return opErr(OpKick, "", err)
+	}
+	if targetUID == u.ID {
+		return opErr(OpKick, s.id, ErrCannotKickSelf)
+	}
+	if o := s.snap.Load().owner(); o == nil || o.ID != u.ID {
+		return opErr(OpKick, s.id, ErrNotOwner)
+	}
+	return opErr(OpKick, s.id, t.remove(s, targetUID, removeKick))
+}
+
+type removeKind uint8
+
+const (
+	removeLeave removeKind = iota
+	removeKick
+	removeDisconnect
+)
+
+// remove takes member uid out of s and tells everyone concerned.
+func (t *Table) remove(s *Session, uid string, kind removeKind) error {
+	s.mu.Lock()
+	sn := s.snap.Load()
+	i := sn.indexOf(uid)
+	switch {
+	case i < 0 || s.deleted:
+		s.mu.Unlock()
+		return ErrNotMember
+	case kind == removeKick && i == 0:
+		s.mu.Unlock()
+		return ErrCannotKickSelf
+	}
+	gone := sn.members[i]
+	s.removeMemberLocked(i)
+	after := s.snap.Load()
+	onLeft := s.hooks.onLeft
+	s.mu.Unlock()
+
+	t.users.release(uid, s.typ, s.id)
+	if kind == removeKick {
+		t.pushMemberEvent([]*User{gone}, wire.CmdKicked, s, uid)
+	}
+	t.pushMemberEvent(after.members, wire.CmdMemberLeft, s, uid)
+	if i == 0 && len(after.members) > 0 {
+		t.pushMemberEvent(after.members, wire.CmdOwnerChanged, s, after.members[0].ID)
+	}
+	if onLeft != nil {
+		onLeft(s.id, gone.clone())
+	}
+	return nil
+}
+
+// Connect registers u as the online connection of user u.ID, which makes
+// u a valid invite target. If the user was already online, u replaces the
+// previous connection in the index and in every session the user is in
+// (memberships survive a second sign-in), and the previous *User is
+// returned so the caller can close it; otherwise Connect returns nil.
+func (t *Table) Connect(u *User) (replaced *User) {
+	prev, sessions := t.users.setOnline(u)
+	for _, us := range sessions {
+		if s, err := t.route(context.Background(), us.ID); err == nil {
+			s.replaceMember(u.clone())
+		}
+	}
+	return prev
+}
+
+// Disconnect handles the loss of u's connection: if u is still the user's
+// online connection it is removed, and the user leaves every session it is
+// in, handing ownership over where it owned one. A connection that was
+// replaced by a later Connect changes nothing.
+func (t *Table) Disconnect(u *User) {
+	if !t.users.setOffline(u) {
+		return
+	}
+	for _, us := range t.users.sessions(u.ID) {
+		if s, err := t.route(context.Background(), us.ID); err == nil {
+			_ = t.remove(s, u.ID, removeDisconnect) // ErrNotMember: already gone
+		}
+	}
+}
+
+// Online reports whether user uid is connected to this node.
+func (t *Table) Online(uid string) bool {
+	_, ok := t.users.online(uid)
+	return ok
+}
+
+// expire deletes s if it is still empty and tm is still its pending
+// deletion. It runs on the scheduler goroutine.
+func (t *Table) expire(s *Session, tm *timer) {
+	s.mu.Lock()
+	if s.deleted || s.emptyTimer != tm || len(s.snap.Load().members) > 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.deleted = true
+	s.emptyTimer = nil
+	s.invites = nil
+	stops := s.stopTicksLocked()
+	onDeleted := s.hooks.onDeleted
+	s.mu.Unlock()
+
+	sh := t.shard(s.id)
+	sh.mu.Lock()
+	if sh.sessions[s.id] == s {
+		delete(sh.sessions, s.id)
+	}
+	sh.mu.Unlock()
+	for _, stop := range stops {
+		stop(s.id)
+	}
+	if onDeleted != nil {
+		onDeleted(s.id)
+	}
+}
+
+// SessionID returns the ID of u's session of type typ, or "" if u is in
+// none (the reference's GetSessionID).
+func (t *Table) SessionID(typ uint8, u *User) string {
+	id, _ := t.users.sessionOf(u.ID, typ)
+	return id
+}
+
+// SessionIDByUser returns the ID of u's session of type typ and whether u
+// is in one (the reference's GetSessionIDByUser).
+func (t *Table) SessionIDByUser(typ uint8, u *User) (string, bool) {
+	return t.users.sessionOf(u.ID, typ)
+}
+
+// UserSessions returns every session u is a member of (the reference's
+// GetSessionDataByUser); empty if none.
+func (t *Table) UserSessions(u *User) []UserSession {
+	return t.users.sessions(u.ID)
+}
+
+// MemberIDs returns the member IDs, in join order, of u's session of type
+// typ. Errors (Op OpMember): ErrNotMember, ErrSessionNotFound.
+func (t *Table) MemberIDs(ctx context.Context, typ uint8, u *User) ([]string, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpMember, "", err)
+	}
+	return s.MemberIDs(), nil
+}
+
+// MemberSIDs returns the member SIDs, in join order, of u's session of type
+// typ. Errors (Op OpMember): ErrNotMember, ErrSessionNotFound.
+func (t *Table) MemberSIDs(ctx context.Context, typ uint8, u *User) ([]string, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpMember, "", err)
+	}
+	return s.MemberSIDs(), nil
+}
+
+// MemberData returns copies of the member data of u's session of type typ
+// (the reference's GetAllSessionMemberData). Errors (Op OpMember):
+// ErrNotMember, ErrSessionNotFound.
+func (t *Table) MemberData(ctx context.Context, typ uint8, u *User) ([]MemberData, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return nil, opErr(OpMember, "", err)
+	}
+	return s.memberData(), nil
+}
+
+// IsOwner reports whether u owns its session of type typ. Errors (Op
+// OpOwner): ErrNotMember, ErrSessionNotFound.
+func (t *Table) IsOwner(ctx context.Context, typ uint8, u *User) (bool, error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err != nil {
+		return false, opErr(OpOwner, "", err)
+	}
+	o := s.snap.Load().owner()
+	return o != nil && o.ID == u.ID, nil
+}
+
+// SessionInfo describes session id; anyone may ask. Errors (Op OpMember):
+// ErrInvalidSessionID, ErrSessionNotFound.
+func (t *Table) SessionInfo(ctx context.Context, id string) (Info, error) {
+	s, err := t.route(ctx, id)
+	if err != nil {
+		return Info{}, opErr(OpMember, id, err)
+	}
+	return s.Info(), nil
+}

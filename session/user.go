@@ -1,0 +1,189 @@
+package session
+
+import (
+	"hash/maphash"
+	"maps"
+	"sync"
+)
+
+// Conn delivers encoded frames to one connected user. The network layer
+// implements it for each connection; tests implement it in memory.
+//
+// Deliver is called from any goroutine, never under a lock of this package,
+// and often with the same frame for many users (a broadcast is encoded once).
+// It must not block and must not modify frame or keep it after returning:
+// copy it into the connection's outbound buffer. A connection that cannot
+// keep up deals with that itself (it disconnects the slow consumer).
+type Conn interface {
+	Deliver(frame []byte)
+}
+
+// User is a player as the session table sees it.
+type User struct {
+	// ID identifies the player across connections; it is what other players
+	// name in invites, kicks and messages.
+	ID string
+	// SID identifies the player's current connection (sign-in).
+	SID string
+	// Data is a small map of the player's public data (display name, level):
+	// a copy is taken when the user joins a session and handed to member
+	// queries and hooks.
+	Data map[string]any
+	// Conn receives the user's pushes. A nil Conn receives nothing.
+	Conn Conn
+}
+
+// clone returns a copy of u with its own Data map.
+func (u *User) clone() *User {
+	c := *u
+	c.Data = maps.Clone(u.Data)
+	return &c
+}
+
+// UserSession names one session a user is a member of.
+type UserSession struct {
+	Type uint8
+	ID   string
+}
+
+// userEntry is the index record of one user.
+type userEntry struct {
+	online   *User         // the signed-in connection, or nil
+	sessions []UserSession // at most one per type
+}
+
+func (e *userEntry) sessionOf(typ uint8) (string, bool) {
+	for _, s := range e.sessions {
+		if s.Type == typ {
+			return s.ID, true
+		}
+	}
+	return "", false
+}
+
+type userShard struct {
+	mu    sync.Mutex
+	users map[string]*userEntry // mu
+}
+
+// userIndex maps user IDs to the sessions they are in and to their online
+// connection, sharded by a hash of the user ID.
+type userIndex struct {
+	seed   maphash.Seed
+	shards []userShard
+}
+
+func newUserIndex(n int) *userIndex {
+	x := &userIndex{seed: maphash.MakeSeed(), shards: make([]userShard, n)}
+	for i := range x.shards {
+		x.shards[i].users = make(map[string]*userEntry)
+	}
+	return x
+}
+
+func (x *userIndex) shard(uid string) *userShard {
+	return &x.shards[maphash.String(x.seed, uid)%uint64(len(x.shards))]
+}
+
+// reserve records that uid is in session id of type typ, unless uid is
+// already in a session of that type.
+func (x *userIndex) reserve(uid string, typ uint8, id string) error {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.users[uid]
+	if e == nil {
+		e = &userEntry{}
+		sh.users[uid] = e
+	} else if _, ok := e.sessionOf(typ); ok {
+		return ErrAlreadyInSession
+	}
+	e.sessions = append(e.sessions, UserSession{Type: typ, ID: id})
+	return nil
+}
+
+// release forgets that uid is in session id of type typ; it does nothing if
+// the index names another session for that type.
+func (x *userIndex) release(uid string, typ uint8, id string) {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.users[uid]
+	if e == nil {
+		return
+	}
+	for i, s := range e.sessions {
+		if s.Type == typ && s.ID == id {
+			e.sessions = append(e.sessions[:i], e.sessions[i+1:]...)
+			break
+		}
+	}
+	if e.online == nil && len(e.sessions) == 0 {
+		delete(sh.users, uid)
+	}
+}
+
+// sessionOf returns the ID of uid's session of type typ.
+func (x *userIndex) sessionOf(uid string, typ uint8) (string, bool) {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.users[uid]; e != nil {
+		return e.sessionOf(typ)
+	}
+	return "", false
+}
+
+// sessions returns a copy of the list of uid's sessions.
+func (x *userIndex) sessions(uid string) []UserSession {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.users[uid]; e != nil && len(e.sessions) > 0 {
+		return append([]UserSession(nil), e.sessions...)
+	}
+	return nil
+}
+
+// setOnline makes u the online connection of u.ID and returns the one it
+// replaces (nil if none) and the user's sessions.
+func (x *userIndex) setOnline(u *User) (prev *User, sessions []UserSession) {
+	sh := x.shard(u.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.users[u.ID]
+	if e == nil {
+		e = &userEntry{}
+		sh.users[u.ID] = e
+	}
+	prev, e.online = e.online, u
+	return prev, append([]UserSession(nil), e.sessions...)
+}
+
+// setOffline clears uid's online connection if it is still u, and reports
+// whether it was.
+func (x *userIndex) setOffline(u *User) bool {
+	sh := x.shard(u.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.users[u.ID]
+	if e == nil || e.online != u {
+		return false
+	}
+	e.online = nil
+	if len(e.sessions) == 0 {
+		delete(sh.users, u.ID)
+	}
+	return true
+}
+
+// online returns uid's online connection.
+func (x *userIndex) online(uid string) (*User, bool) {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.users[uid]; e != nil && e.online != nil {
+		return e.online, true
+	}
+	return nil, false
+}

@@ -1,0 +1,143 @@
+package wire
+
+// Cmd is a command number within a frame's namespace (Header.Ver). The
+// constants below are the built-in commands of namespace 0; applications
+// number their own commands in namespaces 1 to 255.
+//
+// Namespace 0 is divided into ranges:
+//
+//	0x0000-0x00FF  connection (sign-in, ping, bye)
+//	0x0100-0x01FF  session requests (client to server, each gets a reply)
+//	0x0200-0x02FF  session pushes (server to client)
+//	0x0300-0xEFFF  reserved
+//	0xF000-0xFFFF  mesh: server-to-server only, refused on client connections
+type Cmd uint16
+
+// MeshCmdFirst is the first command of the mesh range of namespace 0:
+// commands from here to 0xFFFF are exchanged between servers only.
+const MeshCmdFirst Cmd = 0xF000
+
+// Built-in commands of namespace 0. Values are part of the protocol: only
+// append.
+const (
+	// Connection, 0x0000-0x00FF.
+	CmdSignIn Cmd = 0x0001 // request SignInRequest, reply SignInReply
+	CmdPing   Cmd = 0x0002 // request and reply empty
+	CmdBye    Cmd = 0x0003 // push Bye: the server closes the connection with a reason
+
+	// Session requests, 0x0100-0x01FF.
+	CmdCreate                 Cmd = 0x0101 // CreateRequest -> CreateReply
+	CmdJoin                   Cmd = 0x0102 // SessionRef -> empty
+	CmdLeave                  Cmd = 0x0103 // SessionRef -> empty
+	CmdKick                   Cmd = 0x0104 // KickRequest -> empty
+	CmdBroadcast              Cmd = 0x0105 // BroadcastRequest -> empty
+	CmdMessageTo              Cmd = 0x0106 // MessageToRequest -> empty
+	CmdInvite                 Cmd = 0x0107 // InviteRequest -> empty
+	CmdGetProperty            Cmd = 0x0108 // PropertyKeyRequest -> PropertyReply
+	CmdGetProperties          Cmd = 0x0109 // PropertyKeysRequest -> PropsReply
+	CmdGetAllProperties       Cmd = 0x010A // TypeRequest -> PropsReply
+	CmdSetProperty            Cmd = 0x010B // SetPropertyRequest -> empty
+	CmdSetProperties          Cmd = 0x010C // SetPropertiesRequest -> empty
+	CmdSetPropertyIfNotExists Cmd = 0x010D // SetPropertyRequest -> empty
+	CmdIncrProperty           Cmd = 0x010E // IncrPropertyRequest -> PropertyReply (the new value)
+	CmdCompareAndSetProperty  Cmd = 0x010F // CompareAndSetRequest -> empty
+	CmdGetMemberIDs           Cmd = 0x0110 // TypeRequest -> StringsReply
+	CmdGetMemberSIDs          Cmd = 0x0111 // TypeRequest -> StringsReply
+	CmdGetMemberData          Cmd = 0x0112 // TypeRequest -> MemberDataReply
+	CmdGetSessionInfo         Cmd = 0x0113 // SessionInfoRequest -> SessionInfo
+	CmdIsOwner                Cmd = 0x0114 // TypeRequest -> BoolReply
+	CmdGetUserSessions        Cmd = 0x0115 // empty -> UserSessionsReply
+	CmdAcceptInvite           Cmd = 0x0116 // SessionRef -> empty
+
+	// Session pushes, 0x0200-0x02FF.
+	CmdMemberJoined      Cmd = 0x0201 // MemberEvent
+	CmdMemberLeft        Cmd = 0x0202 // MemberEvent
+	CmdKicked            Cmd = 0x0203 // MemberEvent (UserID is the kicked user)
+	CmdOwnerChanged      Cmd = 0x0204 // MemberEvent (UserID is the new owner)
+	CmdInviteReceived    Cmd = 0x0205 // InvitePush
+	CmdBroadcastReceived Cmd = 0x0206 // MessagePush
+	CmdMessageReceived   Cmd = 0x0207 // MessagePush
+	CmdSessionDeleted    Cmd = 0x0208 // SessionDeletedPush
+)
+
+// IsMesh reports whether c, in namespace 0, is in the mesh range
+// (MeshCmdFirst to 0xFFFF). A server refuses such commands on client
+// connections.
+func (c Cmd) IsMesh() bool { return c >= MeshCmdFirst }
+
+// String returns the name of a built-in command of namespace 0 without its
+// Cmd prefix, such as "SignIn", or "Cmd(0xNNNN)" for any other value. It
+// is meaningful only for frames with Ver 0.
+func (c Cmd) String() string {
+	switch c {
+	case CmdSignIn:
+		return "SignIn"
+	case CmdPing:
+		return "Ping"
+	case CmdBye:
+		return "Bye"
+	case CmdCreate:
+		return "Create"
+	case CmdJoin:
+		return "Join"
+	case CmdLeave:
+		return "Leave"
+	case CmdKick:
+		return "Kick"
+	case CmdBroadcast:
+		return "Broadcast"
+	case CmdMessageTo:
+		return "MessageTo"
+	case CmdInvite:
+		return "Invite"
+	case CmdGetProperty:
+		return "GetProperty"
+	case CmdGetProperties:
+		return "GetProperties"
+	case CmdGetAllProperties:
+		return "GetAllProperties"
+	case CmdSetProperty:
+		return "SetProperty"
+	case CmdSetProperties:
+		return "SetProperties"
+	case CmdSetPropertyIfNotExists:
+		return "SetPropertyIfNotExists"
+	case CmdIncrProperty:
+		return "IncrProperty"
+	case CmdCompareAndSetProperty:
+		return "CompareAndSetProperty"
+	case CmdGetMemberIDs:
+		return "GetMemberIDs"
+	case CmdGetMemberSIDs:
+		return "GetMemberSIDs"
+	case CmdGetMemberData:
+		return "GetMemberData"
+	case CmdGetSessionInfo:
+		return "GetSessionInfo"
+	case CmdIsOwner:
+		return "IsOwner"
+	case CmdGetUserSessions:
+		return "GetUserSessions"
+	case CmdAcceptInvite:
+		return "AcceptInvite"
+	case CmdMemberJoined:
+		return "MemberJoined"
+	case CmdMemberLeft:
+		return "MemberLeft"
+	case CmdKicked:
+		return "Kicked"
+	case CmdOwnerChanged:
+		return "OwnerChanged"
+	case CmdInviteReceived:
+		return "InviteReceived"
+	case CmdBroadcastReceived:
+		return "BroadcastReceived"
+	case CmdMessageReceived:
+		return "MessageReceived"
+	case CmdSessionDeleted:
+		return "SessionDeleted"
+	}
+	const hex = "0123456789ABCDEF"
+	b := [...]byte{'C', 'm', 'd', '(', '0', 'x', hex[c>>12], hex[c>>8&0xF], hex[c>>4&0xF], hex[c&0xF], ')'}
+	return string(b[:])
+}
