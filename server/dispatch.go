@@ -60,6 +60,11 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 	case f.Ver == 0 && f.Cmd.IsMesh():
 		c.refuse(f, wire.StatusUnknownCommand, "server-to-server command on a client connection")
 		return
+	case f.Ver == 0 && f.Cmd == wire.CmdBye:
+		// The client is leaving: on KCP this is the only way the server
+		// learns it at once instead of after the idle timeout.
+		c.nc.Close(wire.StatusOK, "goodbye")
+		return
 	case c.user == nil:
 		if f.Ver == 0 && f.Cmd == wire.CmdSignIn {
 			h.signIn(c, f)

@@ -59,6 +59,37 @@ func decodeAll(c Config, pieces ...[]byte) ([]decoded, error) {
 	return out, nil
 }
 
+// splitOffsets returns the offsets at which FuzzDecodeFrame splits data in
+// two: all of them for inputs up to 512 bytes. For larger ones, since each
+// split decodes the whole input again, 128 evenly spaced offsets plus every
+// offset within a header's length of the first 16 frame boundaries, where
+// the interesting cases are.
+func splitOffsets(data []byte, frames []decoded) []int {
+	const all, spaced, boundaries = 512, 128, 16
+	var offs []int
+	if len(data) <= all {
+		for i := 0; i <= len(data); i++ {
+			offs = append(offs, i)
+		}
+		return offs
+	}
+	for i := 0; i <= len(data); i += len(data) / spaced {
+		offs = append(offs, i)
+	}
+	boundary := 0
+	for range min(len(frames)+1, boundaries) {
+		for i := max(0, boundary-HeaderSize); i <= min(len(data), boundary+HeaderSize); i++ {
+			offs = append(offs, i)
+		}
+		h, err := ConsumeHeader(data[boundary:])
+		if err != nil || boundary+h.FrameSize() > len(data) {
+			break
+		}
+		boundary += h.FrameSize()
+	}
+	return append(offs, len(data))
+}
+
 func sameDecoding(t *testing.T, how string, wantF []decoded, wantErr error, gotF []decoded, gotErr error) {
 	t.Helper()
 	if gotErr != wantErr || len(gotF) != len(wantF) {
@@ -89,7 +120,7 @@ func FuzzDecodeFrame(f *testing.F) {
 
 		gotF, gotErr := decodeAll(c, data)
 		sameDecoding(t, "one write", wantF, wantErr, gotF, gotErr)
-		for i := 0; i <= len(data); i++ {
+		for _, i := range splitOffsets(data, wantF) {
 			gotF, gotErr := decodeAll(c, data[:i], data[i:])
 			sameDecoding(t, "two writes", wantF, wantErr, gotF, gotErr)
 		}

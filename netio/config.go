@@ -1,0 +1,101 @@
+package netio
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Transport says which front end a connection came through.
+type Transport uint8
+
+// Transports.
+const (
+	TCP Transport = 1 // gnet v2
+	KCP Transport = 2 // kcp-go v5 over UDP
+)
+
+// String returns "tcp", "kcp", or "transport(N)" for another value.
+func (t Transport) String() string {
+	switch t {
+	case TCP:
+		return "tcp"
+	case KCP:
+		return "kcp"
+	}
+	return "transport(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Defaults applied by [Listen] to zero fields of a [Config].
+const (
+	DefaultMaxOutbound = 4 << 20
+	DefaultIdleTimeout = 15 * time.Second
+	DefaultKCPInterval = 10 * time.Millisecond
+)
+
+// Config configures a [Server]. Build it from [DefaultConfig]; Listen
+// replaces zero fields (other than the addresses and Wire) with the
+// defaults.
+type Config struct {
+	// TCPAddr is the TCP address to listen on ("host:port"); "" disables
+	// TCP. Port 0 picks a free port: see [Server.TCPAddr].
+	TCPAddr string
+	// KCPAddr is the UDP address KCP listens on; "" disables KCP.
+	KCPAddr string
+
+	// Wire is the frame codec configuration of every connection: the
+	// largest payload accepted from clients and the compression threshold
+	// of frames encoded by [Conn.Send].
+	Wire wire.Config
+
+	// MaxOutbound is the most bytes queued to one connection (netio's
+	// pending buffer plus gnet's outbound buffer on TCP, or plus the part
+	// of a batch KCP has not yet accepted) before it is closed as a slow
+	// consumer. It should be well above HeaderSize+MaxPayload: a frame
+	// that does not fit closes the connection. Default 4 MiB.
+	MaxOutbound int
+
+	// IdleTimeout closes a connection from which no byte arrived for this
+	// long with [ErrIdle] (clients ping every 5s). On KCP it is also the
+	// deadline of each write. Default 15s.
+	IdleTimeout time.Duration
+
+	// KCPInterval is KCP's internal update interval (kcp-go clamps it to
+	// 10ms..5s). Idle KCP sessions cost CPU in proportion to 1/interval:
+	// use 20ms above ~5k sessions per process. Default 10ms.
+	KCPInterval time.Duration
+
+	// Logger receives netio's and gnet's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with the defaults and wire.DefaultConfig,
+// and no address: set TCPAddr and/or KCPAddr.
+func DefaultConfig() Config {
+	return Config{
+		Wire:        wire.DefaultConfig(),
+		MaxOutbound: DefaultMaxOutbound,
+		IdleTimeout: DefaultIdleTimeout,
+		KCPInterval: DefaultKCPInterval,
+		Logger:      slog.Default(),
+	}
+}
+
+// withDefaults returns c with zero fields replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxOutbound <= 0 {
+		c.MaxOutbound = DefaultMaxOutbound
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.KCPInterval <= 0 {
+		c.KCPInterval = DefaultKCPInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

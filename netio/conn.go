@@ -1,0 +1,360 @@
+package netio
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// keepCap is the largest buffer capacity a connection keeps between
+// flushes. A burst grows the buffers up to Config.MaxOutbound; afterwards
+// they are released so that an idle connection holds at most two buffers
+// of keepCap bytes.
+const keepCap = 16 << 10
+
+// nextConnID numbers connections across every Server of the process.
+var nextConnID atomic.Uint64
+
+// Conn is one client connection, over TCP or KCP: the same type for both,
+// with a small transport-specific part underneath (connIO).
+//
+// Its methods may be called from any goroutine, including from Handler
+// callbacks, and none of them blocks on the network.
+type Conn struct {
+	id        uint64
+	transport Transport
+	remote    net.Addr
+	srv       *Server
+	io        connIO
+
+	state atomic.Pointer[any]
+
+	// closing mirrors closeErr != nil for lock-free checks on the receive
+	// path. It is set once, with mu held.
+	closing atomic.Bool
+
+	// lastRead is when bytes last arrived, in nanoseconds since srv.epoch
+	// (TCP: read by the idle sweep).
+	lastRead atomic.Int64
+
+	mu sync.Mutex
+	// pending holds whole encoded frames not yet handed to the transport.
+	pending []byte
+	// inflight counts bytes handed to the transport and not yet sent, as
+	// far as netio knows: on TCP gnet's OutboundBuffered as of the last
+	// flush, plus the batch being written; on KCP the part of the batch
+	// the writer has not yet handed to kcp-go. len(pending)+inflight is
+	// what MaxOutbound bounds.
+	inflight int
+	// scheduled is set when a flush is due: the owner of the
+	// connection's I/O will swap pending soon. Whoever sets it from false
+	// wakes the owner (or, inside the owner's own read batch, flushes at
+	// the end of it).
+	scheduled bool
+	// closeErr is why the connection is closing; nil while open.
+	closeErr error
+	// highWater is the largest len(pending)+inflight after an enqueue
+	// (Bye pushes, which may pass the budget, are not counted).
+	highWater int
+}
+
+// connIO is the transport-specific part of a Conn.
+type connIO interface {
+	// wake makes the goroutine that owns the connection's I/O flush
+	// pending (and close the connection if it is closing). It is called
+	// without c.mu held and must not block.
+	wake()
+	// abort interrupts a write blocked on a peer that does not read, so
+	// that a slow consumer is closed promptly. It must not block.
+	abort()
+	// kill closes the connection at once, without flushing, when Shutdown
+	// runs out of time. It must not block.
+	kill()
+}
+
+func newConn(s *Server, t Transport, remote net.Addr) *Conn {
+	return &Conn{id: nextConnID.Add(1), transport: t, remote: remote, srv: s}
+}
+
+// ID returns the connection's identifier, unique among the connections of
+// this process (across Servers). Any goroutine.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Transport returns the front end the connection came through. Any
+// goroutine.
+func (c *Conn) Transport() Transport { return c.transport }
+
+// RemoteAddr returns the peer's address (a *net.TCPAddr or *net.UDPAddr).
+// Any goroutine; the caller must not modify it.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// SetState stores the server's per-connection state, replacing the
+// previous value. Any goroutine; atomic; it allocates a small box.
+func (c *Conn) SetState(v any) { c.state.Store(&v) }
+
+// State returns the value last given to SetState, or nil. Any goroutine;
+// atomic.
+func (c *Conn) State() any {
+	if p := c.state.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Closed reports whether the connection has started closing (or has
+// closed). From then on Deliver and Send drop their frames. Any goroutine.
+func (c *Conn) Closed() bool { return c.closing.Load() }
+
+// Deliver queues frame, one or more already-encoded frames, to be sent to
+// the peer. It implements session.Conn.
+//
+// Deliver may be called from any goroutine, including Handler callbacks,
+// and never blocks: it copies frame into the connection's pending buffer
+// (the caller may reuse frame as soon as it returns) and, if no flush is
+// scheduled yet, wakes the connection's I/O owner. Frames are written in
+// the order Deliver and Send were called (per calling goroutine, and in
+// lock order across goroutines). If the connection is closing the frame is
+// dropped; if it would take the connection past Config.MaxOutbound, the
+// frame is dropped and the connection closed with ErrSlowConsumer.
+func (c *Conn) Deliver(frame []byte) {
+	if len(frame) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	if !c.fitsLocked(len(frame)) {
+		c.slowConsumerLocked(len(frame)) // unlocks
+		return
+	}
+	c.pending = grow(c.pending, len(frame), c.srv.cfg.MaxOutbound)
+	c.pending = append(c.pending, frame...)
+	c.enqueuedLocked() // unlocks
+}
+
+// Send encodes a frame with header h (its Length is ignored) and payload,
+// compressing the payload per Config.Wire, straight into the connection's
+// pending buffer. Same contract as Deliver: any goroutine, never blocks,
+// payload may be reused when Send returns. Compression, when it applies,
+// runs under the connection's mutex. The budget check counts the payload
+// uncompressed.
+func (c *Conn) Send(h wire.Header, payload []byte) {
+	size := wire.HeaderSize + len(payload)
+	reserve := size
+	if cfg := c.srv.cfg.Wire; cfg.CompressThreshold > 0 && len(payload) >= wire.DefaultCompressThreshold {
+		// Config.AppendFrame builds the S2 block in place: reserve its
+		// worst case so that it does not grow pending past our bound.
+		reserve = wire.HeaderSize + s2.MaxEncodedLen(len(payload))
+	}
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	if !c.fitsLocked(size) {
+		c.slowConsumerLocked(size) // unlocks
+		return
+	}
+	c.pending = grow(c.pending, reserve, c.srv.cfg.MaxOutbound+reserve-size)
+	c.pending = c.srv.cfg.Wire.AppendFrame(c.pending, h, payload)
+	c.enqueuedLocked() // unlocks
+}
+
+// Close starts closing the connection: it queues a Bye push with status
+// and reason (even past the outbound budget), lets what is queued before it
+// be flushed, then closes. OnClose follows with an error matching both
+// ErrClosedByServer and status. Close is idempotent (only the first close
+// of any kind counts), may be called from any goroutine including Handler
+// callbacks, and never blocks.
+func (c *Conn) Close(status wire.Status, reason string) {
+	c.closeWith(fmt.Errorf("%w: %w", ErrClosedByServer, status), true, status, reason, false)
+}
+
+// fitsLocked reports whether n more bytes stay within the budget.
+// c.mu must be held.
+func (c *Conn) fitsLocked(n int) bool {
+	return len(c.pending)+c.inflight+n <= c.srv.cfg.MaxOutbound
+}
+
+// enqueuedLocked records the high-water mark and schedules a flush after
+// frames were appended to pending. c.mu must be held; it is released.
+func (c *Conn) enqueuedLocked() {
+	if q := len(c.pending) + c.inflight; q > c.highWater {
+		c.highWater = q
+	}
+	wake := !c.scheduled
+	c.scheduled = true
+	c.mu.Unlock()
+	if wake {
+		c.io.wake()
+	}
+}
+
+// slowConsumerLocked closes the connection because n more bytes do not
+// fit. c.mu must be held; it is released.
+func (c *Conn) slowConsumerLocked(n int) {
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	queued := len(c.pending) + c.inflight
+	wake := c.beginCloseLocked(ErrSlowConsumer, true, wire.StatusSlowConsumer, "outbound queue full", true)
+	c.mu.Unlock()
+	c.io.abort()
+	if wake {
+		c.io.wake()
+	}
+	c.srv.log.Warn("netio: closing slow consumer",
+		"conn", c.id, "transport", c.transport.String(), "remote", addrString(c.remote),
+		"queued", queued, "frame", n, "max", c.srv.cfg.MaxOutbound)
+}
+
+// closeWith starts closing the connection with err (a no-op if it is
+// already closing). With bye, a Bye push (status, reason) is queued after
+// what is pending, or instead of it with drop. Any goroutine; never
+// blocks.
+func (c *Conn) closeWith(err error, bye bool, status wire.Status, reason string, drop bool) {
+	c.mu.Lock()
+	wake := c.beginCloseLocked(err, bye, status, reason, drop)
+	c.mu.Unlock()
+	if wake {
+		c.io.wake()
+	}
+}
+
+// beginCloseLocked marks the connection closing and reports whether the
+// caller must wake the I/O owner. c.mu must be held.
+func (c *Conn) beginCloseLocked(err error, bye bool, status wire.Status, reason string, drop bool) bool {
+	if c.closing.Load() {
+		return false
+	}
+	c.closeErr = err
+	c.closing.Store(true)
+	if drop {
+		c.pending = c.pending[:0]
+	}
+	if bye {
+		c.pending = appendBye(c.pending, status, reason)
+	}
+	wake := !c.scheduled
+	c.scheduled = true
+	return wake
+}
+
+// holdFlush is called by the I/O owner before it hands a batch of inbound
+// frames to the Handler: frames queued meanwhile (replies from OnFrame,
+// or from other goroutines) then wait for the owner's one flush at the end
+// of the batch instead of each waking it. It reports whether a flush was
+// already scheduled.
+func (c *Conn) holdFlush() (was bool) {
+	c.mu.Lock()
+	was = c.scheduled
+	c.scheduled = true
+	c.mu.Unlock()
+	return was
+}
+
+// takePending swaps the pending buffer with spare (whose contents are
+// discarded) and returns the batch to write, and whether the connection is
+// closing (then the batch is the last one: it ends with the Bye, if any).
+// It clears the scheduled flag and sets inflight to queued+len(batch),
+// where queued is what the transport still holds. Called by the I/O owner.
+func (c *Conn) takePending(spare []byte, queued int) (batch []byte, closing bool) {
+	c.mu.Lock()
+	batch = c.pending
+	c.pending = spare[:0]
+	c.scheduled = false
+	c.inflight = queued + len(batch)
+	closing = c.closing.Load()
+	c.mu.Unlock()
+	return batch, closing
+}
+
+// setInflight records how many bytes the transport still holds. Called by
+// the I/O owner after a write.
+func (c *Conn) setInflight(n int) {
+	c.mu.Lock()
+	c.inflight = n
+	c.mu.Unlock()
+}
+
+// sent records that the transport accepted n bytes of the batch (KCP).
+func (c *Conn) sent(n int) {
+	c.mu.Lock()
+	c.inflight -= n
+	c.mu.Unlock()
+}
+
+// finish is called exactly once, by the I/O owner, when the connection
+// has closed: it settles the reason (cause if none was set), releases the
+// buffers, calls Handler.OnClose if OnOpen was called, and removes the
+// connection from the server.
+func (c *Conn) finish(cause error, opened bool) {
+	c.mu.Lock()
+	if !c.closing.Load() {
+		c.closeErr = cause
+		c.closing.Store(true)
+	}
+	err := c.closeErr
+	c.pending, c.inflight, c.scheduled = nil, 0, true
+	c.mu.Unlock()
+	if opened {
+		c.srv.h.OnClose(c, err)
+		c.srv.count.Add(-1)
+	}
+	c.srv.remove(c)
+}
+
+// queuedHighWater returns the largest number of bytes queued to c (pending
+// plus inflight) seen after a frame was accepted. For tests.
+func (c *Conn) queuedHighWater() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.highWater
+}
+
+// appendBye appends a Bye push frame.
+func appendBye(dst []byte, status wire.Status, reason string) []byte {
+	m := wire.Bye{Status: status, Reason: reason}
+	var buf [128]byte
+	payload := m.Append(buf[:0])
+	return wire.AppendFrame(dst, wire.Header{Cmd: wire.CmdBye, Flags: wire.FlagPush}, payload)
+}
+
+// grow returns b with room for n more bytes. Unlike append it does not let
+// the capacity overshoot limit (when len(b)+n fits in it), so that a full
+// queue does not hold twice MaxOutbound.
+func grow(b []byte, n, limit int) []byte {
+	need := len(b) + n
+	if need <= cap(b) {
+		return b
+	}
+	nc := max(2*cap(b), 4096)
+	nc = min(nc, limit)
+	nc = max(nc, need)
+	nb := make([]byte, len(b), nc)
+	copy(nb, b)
+	return nb
+}
+
+// keep returns b emptied for reuse, or nil if it is too large to keep.
+func keep(b []byte) []byte {
+	if cap(b) > keepCap {
+		return nil
+	}
+	return b[:0]
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

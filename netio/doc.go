@@ -1,0 +1,55 @@
+// Package netio is Covey's network front end: it accepts game clients over
+// TCP (a gnet v2 engine) and over KCP (kcp-go v5 on UDP), splits their byte
+// streams into [wire] frames, and hands every connection to the server as
+// one [Conn] type, so nothing above netio knows which transport a player is
+// on.
+//
+// # Model
+//
+// [Listen] starts the enabled front ends and calls a [Handler] for each
+// connection: OnOpen, then OnFrame for each inbound frame, then OnClose
+// exactly once. Calls for one connection never overlap. On TCP they run on
+// the connection's gnet event loop; on KCP on the connection's reader
+// goroutine. Handlers must not block.
+//
+// # Outbound
+//
+// Frames sent to a connection ([Conn.Deliver], [Conn.Send], from any
+// goroutine) are appended to one contiguous pending buffer under the
+// connection's mutex. The goroutine that owns the connection's I/O swaps it
+// with a spare buffer and writes the whole batch with one write:
+//
+//   - TCP: a frame queued from another goroutine sets a "flush scheduled"
+//     flag and, if it was clear, calls gnet's Conn.Wake once; gnet then runs
+//     OnTraffic on the connection's event loop (after that loop's pass of
+//     I/O events), which writes the batch with one Conn.Write. Frames queued
+//     while the connection's own OnTraffic runs (replies from OnFrame) wait
+//     for the one write at the end of that OnTraffic. Per-frame AsyncWrite
+//     costs ~20x more CPU (shared/reference/libraries.md).
+//   - KCP: the same flag gates a 1-slot signal channel read by the
+//     connection's writer goroutine, which writes the batch in chunks cut at
+//     frame boundaries, each under a write deadline of Config.IdleTimeout.
+//
+// The queue is bounded: when the bytes pending for a connection plus those
+// already handed to the transport and not yet sent (gnet's outbound buffer
+// on TCP; the part of the batch not yet accepted by KCP) would exceed
+// Config.MaxOutbound, the frame is dropped and the connection is closed
+// with [ErrSlowConsumer] after a best-effort Bye push. Producers never
+// block.
+//
+// # Goroutines
+//
+// The [Server] owns every goroutine netio starts and waits for them in
+// [Server.Shutdown]: the goroutine running the gnet engine (which owns its
+// event loops and ticker), the KCP accept loop, and a reader and a writer
+// per KCP connection (kcp-go adds one post-processing goroutine per session
+// of its own). Nothing starts a goroutine per frame.
+//
+// # Locks
+//
+// Lock order: Server.mu (the connection registry) and Conn.mu (the
+// outbound buffer) are never held together, and neither is held across
+// I/O, a channel send or a Handler call. tcpFront.mu is read-locked
+// alone, around gnet Wake calls, so no Wake reaches an engine that has been
+// told to stop.
+package netio

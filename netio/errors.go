@@ -1,0 +1,38 @@
+package netio
+
+import "errors"
+
+// Reasons a connection was closed, passed to [Handler.OnClose]. Compare
+// them with errors.Is: some are wrapped (an error from Close also matches
+// the wire.Status given to it; a peer error also matches the socket error).
+var (
+	// ErrIdle: no byte was received for Config.IdleTimeout.
+	ErrIdle = errors.New("netio: idle timeout")
+
+	// ErrSlowConsumer: the connection's outbound queue exceeded
+	// Config.MaxOutbound (or, on KCP, a write did not complete within
+	// Config.IdleTimeout).
+	ErrSlowConsumer = errors.New("netio: slow consumer")
+
+	// ErrPeerClosed: the peer closed the connection or the socket failed.
+	ErrPeerClosed = errors.New("netio: closed by peer")
+
+	// ErrTooLarge: the peer sent a frame whose length, or decompressed
+	// length, exceeds Config.Wire's MaxPayload.
+	ErrTooLarge = errors.New("netio: frame too large")
+
+	// ErrBadFrame: the peer sent a frame with invalid flags or a corrupt
+	// compressed payload.
+	ErrBadFrame = errors.New("netio: bad frame")
+
+	// ErrServerClosed: the server shut down ([Server.Shutdown]).
+	ErrServerClosed = errors.New("netio: server closed")
+
+	// ErrClosedByServer: [Conn.Close] was called. The error passed to
+	// OnClose also matches the wire.Status given to Close.
+	ErrClosedByServer = errors.New("netio: closed by server")
+)
+
+// errAborted is returned by the KCP writer when a write was abandoned
+// because the connection is being closed as a slow consumer.
+var errAborted = errors.New("netio: write aborted")

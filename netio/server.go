@@ -1,0 +1,228 @@
+package netio
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Handler receives the connections of a Server. It is implemented by the
+// server package.
+//
+// Calls for one connection never overlap and come in order: OnOpen, then
+// OnFrame for each inbound frame, then OnClose exactly once. Calls for
+// different connections run concurrently. No method may block: on TCP they
+// run on a gnet event loop shared by many connections.
+type Handler interface {
+	// OnOpen is called when a connection is established (TCP: accepted;
+	// KCP: its first bytes of data arrived). c may be used (Deliver, Send,
+	// Close, SetState) from any goroutine from now on.
+	OnOpen(c *Conn)
+
+	// OnFrame is called for each complete frame the peer sent, on the
+	// connection's event loop (TCP) or reader goroutine (KCP); it must
+	// not block. f.Payload is already decompressed (FlagCompressed
+	// cleared, Length set to its length) and is valid only until OnFrame
+	// returns: copy what must outlive it. Frames queued to c from OnFrame
+	// are flushed together when the batch of frames read with f ends.
+	OnFrame(c *Conn, f wire.Frame)
+
+	// OnClose is called once the connection is closed; err says why
+	// (ErrIdle, ErrSlowConsumer, ErrPeerClosed, ErrTooLarge, ErrBadFrame,
+	// ErrServerClosed, or an error matching ErrClosedByServer and the
+	// status given to Conn.Close). Frames delivered to c from now on are
+	// dropped.
+	OnClose(c *Conn, err error)
+}
+
+// Server runs netio's front ends. Its methods are safe for concurrent use.
+type Server struct {
+	cfg   Config
+	h     Handler
+	log   *slog.Logger
+	epoch time.Time
+	tick  time.Duration // idle sweep period (TCP)
+
+	tcp *tcpFront // nil if TCP is disabled
+	kcp *kcpFront // nil if KCP is disabled
+
+	// wg counts every goroutine netio starts: the gnet engine, the KCP
+	// accept loop, and each KCP connection's reader and writer.
+	wg sync.WaitGroup
+
+	count atomic.Int64 // connections between OnOpen and the end of OnClose
+
+	mu       sync.Mutex
+	conns    map[uint64]*Conn
+	closing  bool          // Shutdown started: refuse new connections
+	drained  chan struct{} // closed when closing and conns is empty
+	drainedD bool          // drained is closed
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when every goroutine has returned
+}
+
+// Listen starts the front ends enabled in cfg (at least one address must
+// be set) and returns once they accept connections. Zero fields of cfg
+// take their defaults. h receives every connection. Listen blocks only
+// while the front ends start.
+func Listen(cfg Config, h Handler) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.TCPAddr == "" && cfg.KCPAddr == "" {
+		return nil, errors.New("netio: no address to listen on")
+	}
+	if h == nil {
+		return nil, errors.New("netio: nil Handler")
+	}
+	s := &Server{
+		cfg:     cfg,
+		h:       h,
+		log:     cfg.Logger,
+		epoch:   time.Now(),
+		tick:    min(max(cfg.IdleTimeout/4, 10*time.Millisecond), time.Second),
+		conns:   make(map[uint64]*Conn),
+		drained: make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if cfg.TCPAddr != "" {
+		if err := s.startTCP(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.KCPAddr != "" {
+		if err := s.startKCP(); err != nil {
+			if s.tcp != nil {
+				s.tcp.stop()
+				<-s.tcp.runDone
+			}
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// TCPAddr returns the address the TCP front end is bound to (with port 0
+// resolved), or nil if TCP is disabled. Any goroutine.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.addr
+}
+
+// KCPAddr returns the UDP address the KCP front end is bound to, or nil if
+// KCP is disabled. Any goroutine.
+func (s *Server) KCPAddr() net.Addr {
+	if s.kcp == nil {
+		return nil
+	}
+	return s.kcp.l.Addr()
+}
+
+// Conns returns the number of open connections: those whose OnOpen has
+// been called and whose OnClose has not returned yet. Any goroutine.
+func (s *Server) Conns() int { return int(s.count.Load()) }
+
+// Shutdown stops accepting connections, sends every open connection a Bye
+// push (wire.StatusShuttingDown with reason), flushes and closes them,
+// waits until OnClose has returned for all of them, then stops the front
+// ends and waits for every goroutine netio started. It blocks until then
+// or until ctx is done; in that case it closes what is left without
+// flushing and returns ctx.Err() (the remaining goroutines exit shortly
+// after; calling Shutdown again waits for them). Any goroutine except a
+// Handler callback (it would wait for itself).
+func (s *Server) Shutdown(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.checkDrainedLocked()
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.closeWith(ErrServerClosed, true, wire.StatusShuttingDown, reason, false)
+	}
+
+	var err error
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		left := make([]*Conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			left = append(left, c)
+		}
+		s.mu.Unlock()
+		for _, c := range left {
+			c.io.kill()
+		}
+	}
+
+	s.stopOnce.Do(func() {
+		if s.tcp != nil {
+			s.tcp.stop()
+		}
+		if s.kcp != nil {
+			s.kcp.stop()
+		}
+		go func() { // owned by Shutdown: it only waits
+			s.wg.Wait()
+			close(s.stopped)
+		}()
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-s.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// register adds a new connection, unless the server is shutting down.
+func (s *Server) register(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c.id] = c
+	return true
+}
+
+// open calls Handler.OnOpen for a registered connection.
+func (s *Server) open(c *Conn) {
+	s.count.Add(1)
+	s.h.OnOpen(c)
+}
+
+// remove drops a closed connection.
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.checkDrainedLocked()
+	s.mu.Unlock()
+}
+
+// checkDrainedLocked closes s.drained once shutting down with no
+// connection left. s.mu must be held.
+func (s *Server) checkDrainedLocked() {
+	if s.closing && len(s.conns) == 0 && !s.drainedD {
+		s.drainedD = true
+		close(s.drained)
+	}
+}
+
+// now returns the time in nanoseconds since s.epoch (monotonic).
+func (s *Server) now() int64 { return int64(time.Since(s.epoch)) }

@@ -1,0 +1,374 @@
+package netio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// tcpKeepAlive is the TCP keep-alive period of accepted connections.
+const tcpKeepAlive = 30 * time.Second
+
+// tcpFront is the gnet engine's event handler. gnet calls OnBoot and the
+// engine's lifecycle on the goroutine running gnet.Run, OnOpen, OnTraffic
+// and OnClose on the connection's event loop, and OnTick on the engine's
+// ticker goroutine.
+type tcpFront struct {
+	gnet.BuiltinEventEngine
+	s *Server
+
+	eng     gnet.Engine // set in OnBoot
+	addr    net.Addr    // set in OnBoot
+	bootErr error       // set in OnBoot
+
+	ready     chan struct{} // closed by the first OnTick: the loops run
+	readyOnce sync.Once
+	runDone   chan struct{} // closed when gnet.Run has returned
+	runErr    error         // set before runDone is closed
+
+	idle []*Conn // OnTick's scratch
+
+	// mu guards stopped: Wake calls hold it for reading so that none
+	// reaches an engine whose pollers may be closed.
+	mu      sync.RWMutex
+	stopped bool
+}
+
+// tcpConn is the TCP part of a Conn. Its fields other than c, gc and f
+// belong to the connection's event loop.
+type tcpConn struct {
+	c  *Conn
+	gc gnet.Conn
+	f  *tcpFront
+
+	spare    []byte // the buffer swapped with pending at each flush
+	scratch  []byte // decompression output
+	leftover int    // InboundBuffered at the end of the last OnTraffic
+}
+
+func (s *Server) startTCP() error {
+	f := &tcpFront{s: s, ready: make(chan struct{}), runDone: make(chan struct{})}
+	s.tcp = f
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		gnet.WithReusePort(false),
+		gnet.WithReuseAddr(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithTCPKeepAlive(tcpKeepAlive),
+		gnet.WithTicker(true),
+		gnet.WithLogger(gnetLogger{s.log}),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f.runErr = gnet.Run(f, "tcp://"+s.cfg.TCPAddr, opts...)
+		close(f.runDone)
+	}()
+	select {
+	case <-f.ready:
+		return nil
+	case <-f.runDone:
+		err := f.runErr
+		if err == nil {
+			err = f.bootErr
+		}
+		if err == nil {
+			err = errors.New("engine stopped while starting")
+		}
+		return fmt.Errorf("netio: tcp listen %s: %w", s.cfg.TCPAddr, err)
+	}
+}
+
+// stop tells the engine to stop (it closes the connections left) without
+// waiting: runDone is closed when it has. Idempotent; any goroutine.
+func (f *tcpFront) stop() {
+	f.mu.Lock()
+	already := f.stopped
+	f.stopped = true
+	f.mu.Unlock()
+	if already {
+		return
+	}
+	// Engine.Stop polls for the end of the shutdown every 500ms; with a
+	// context that is already done it only triggers the shutdown, and the
+	// Server waits for gnet.Run to return instead.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = f.eng.Stop(ctx)
+}
+
+// OnBoot records the engine and the listener's bound address.
+func (f *tcpFront) OnBoot(eng gnet.Engine) gnet.Action {
+	f.eng = eng
+	addr, err := listenerAddr(eng)
+	if err != nil {
+		f.bootErr = err
+		return gnet.Shutdown
+	}
+	f.addr = addr
+	return gnet.None
+}
+
+// listenerAddr returns the local address of the engine's listener: gnet
+// does not expose it, so it asks the kernel (getsockname) through a
+// duplicate of the listener's descriptor (Engine.Dup).
+func listenerAddr(eng gnet.Engine) (net.Addr, error) {
+	fd, err := eng.Dup()
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return nil, err
+	}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}, nil
+	case *syscall.SockaddrInet6:
+		a := &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("unexpected listener address %T", sa)
+}
+
+// OnOpen registers the connection and calls Handler.OnOpen. Frames the
+// Handler queues in OnOpen are written before it returns.
+func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := f.s
+	c := newConn(s, TCP, cloneAddr(gc.RemoteAddr()))
+	t := &tcpConn{c: c, gc: gc, f: f}
+	c.io = t
+	if !s.register(c) {
+		return nil, gnet.Close // shutting down; never shown to the Handler
+	}
+	gc.SetContext(t)
+	c.lastRead.Store(s.now())
+	c.holdFlush()
+	s.open(c)
+	return nil, t.flush()
+}
+
+// OnTraffic runs when bytes arrived or after a Wake: it hands every
+// complete frame buffered to the Handler, then writes what was queued with
+// one write, and closes the connection if it is closing.
+func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
+	t, _ := gc.Context().(*tcpConn)
+	if t == nil {
+		_, _ = gc.Discard(-1)
+		return gnet.Close
+	}
+	c := t.c
+	if gc.InboundBuffered() > t.leftover {
+		c.lastRead.Store(f.s.now()) // not a Wake: bytes arrived
+	}
+	c.holdFlush()
+	if !c.closing.Load() {
+		t.decode()
+	}
+	if c.closing.Load() {
+		_, _ = gc.Discard(-1)
+	}
+	t.leftover = gc.InboundBuffered()
+	return t.flush()
+}
+
+// decode hands the complete frames in the inbound buffer to the Handler,
+// in a loop until the data is short: gnet calls OnTraffic once per read,
+// not once per frame. Peeked bytes are discarded after OnFrame returns and
+// never kept.
+func (t *tcpConn) decode() {
+	c, gc := t.c, t.gc
+	cfg := c.srv.cfg.Wire
+	for !c.closing.Load() {
+		avail := gc.InboundBuffered()
+		if avail < wire.HeaderSize {
+			return
+		}
+		b, err := gc.Peek(wire.HeaderSize)
+		if err != nil {
+			return
+		}
+		// Split checks the flags and the length as soon as the header is
+		// in; with a header only it returns n == 0 (or a frame with an
+		// empty payload).
+		fr, n, err := cfg.Split(b)
+		if err != nil {
+			c.badFrame(err)
+			return
+		}
+		if n == 0 {
+			size := wire.HeaderSize + int(binary.BigEndian.Uint32(b))
+			if avail < size {
+				return
+			}
+			if b, err = gc.Peek(size); err != nil {
+				return
+			}
+			if fr, n, err = cfg.Split(b); err != nil || n != size {
+				c.badFrame(wire.ErrCorrupt)
+				return
+			}
+		}
+		if fr.Flags&wire.FlagCompressed != 0 {
+			p, err := cfg.Decompress(t.scratch, fr)
+			if err != nil {
+				c.badFrame(err)
+				return
+			}
+			if cap(p) <= keepCap && cap(p) > cap(t.scratch) {
+				t.scratch = p[:0]
+			}
+			fr.Payload = p
+			fr.Flags &^= wire.FlagCompressed
+			fr.Length = uint32(len(p))
+		}
+		c.srv.h.OnFrame(c, fr)
+		_, _ = gc.Discard(n)
+	}
+}
+
+// flush writes the pending batch with one Conn.Write and returns Close if
+// the connection is closing. gnet copies what the socket does not take
+// into its outbound buffer, so the batch buffer is reused at once. Runs on
+// the event loop.
+func (t *tcpConn) flush() gnet.Action {
+	c, gc := t.c, t.gc
+	// takePending also refreshes inflight with what gnet still holds:
+	// every pass of the loop over this connection corrects the estimate.
+	out := gc.OutboundBuffered()
+	batch, closing := c.takePending(t.spare, out)
+	if len(batch) > 0 {
+		if _, err := gc.Write(batch); err != nil {
+			// gnet has closed the connection; OnClose has run.
+			t.spare = nil
+			return gnet.None
+		}
+		if now := gc.OutboundBuffered(); now != out+len(batch) {
+			c.setInflight(now)
+		}
+	}
+	t.spare = keep(batch)
+	if closing {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// OnClose calls Handler.OnClose once per connection gnet closes.
+func (f *tcpFront) OnClose(gc gnet.Conn, err error) gnet.Action {
+	t, _ := gc.Context().(*tcpConn)
+	if t == nil {
+		return gnet.None
+	}
+	gc.SetContext(nil)
+	t.c.finish(tcpCloseCause(err), true)
+	return gnet.None
+}
+
+// tcpCloseCause maps gnet's close error to ours; it is used only when
+// netio did not close the connection itself. gnet passes nil when the
+// engine stops.
+func tcpCloseCause(err error) error {
+	switch {
+	case err == nil:
+		return ErrServerClosed
+	case errors.Is(err, io.EOF):
+		return ErrPeerClosed
+	}
+	return fmt.Errorf("%w: %w", ErrPeerClosed, err)
+}
+
+// OnTick marks the engine ready the first time, then closes the TCP
+// connections that received nothing for IdleTimeout. It runs on gnet's
+// ticker goroutine every Server.tick.
+//
+// Idle connections are closed with ErrIdle and no Bye: no status says
+// "idle", and a silent client is most likely gone.
+func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
+	f.readyOnce.Do(func() { close(f.ready) })
+	s := f.s
+	limit := s.now() - int64(s.cfg.IdleTimeout)
+	f.idle = f.idle[:0]
+	s.mu.Lock()
+	for _, c := range s.conns {
+		if c.transport == TCP && c.lastRead.Load() < limit && !c.closing.Load() {
+			f.idle = append(f.idle, c)
+		}
+	}
+	s.mu.Unlock()
+	for i, c := range f.idle {
+		c.closeWith(ErrIdle, false, 0, "", false)
+		f.idle[i] = nil
+	}
+	return s.tick, gnet.None
+}
+
+// wake makes the event loop run OnTraffic, hence flush, for this
+// connection. gnet.Conn.Wake is safe from any goroutine.
+func (t *tcpConn) wake() {
+	t.f.mu.RLock()
+	if !t.f.stopped {
+		_ = t.gc.Wake(nil)
+	}
+	t.f.mu.RUnlock()
+}
+
+func (t *tcpConn) abort() {} // gnet never blocks a writer
+
+func (t *tcpConn) kill() {} // the engine's stop closes what is left
+
+// badFrame closes the connection after a Bye telling the peer why.
+func (c *Conn) badFrame(err error) {
+	if errors.Is(err, wire.ErrTooLarge) {
+		c.closeWith(ErrTooLarge, true, wire.StatusTooLarge, err.Error(), false)
+		return
+	}
+	c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, err.Error(), false)
+}
+
+// cloneAddr copies a gnet address: gnet recycles the zone strings of the
+// addresses of closed connections.
+func cloneAddr(a net.Addr) net.Addr {
+	if a, ok := a.(*net.TCPAddr); ok {
+		return &net.TCPAddr{IP: append(net.IP(nil), a.IP...), Port: a.Port, Zone: strings.Clone(a.Zone)}
+	}
+	return a
+}
+
+// gnetLogger adapts slog to gnet's logging.Logger (gnet panics on a nil
+// logger). It formats only what the handler will record.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) logf(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if g.l.Enabled(ctx, level) {
+		g.l.Log(ctx, level, fmt.Sprintf(format, args...), "component", "gnet")
+	}
+}
+
+func (g gnetLogger) Debugf(format string, args ...any) { g.logf(slog.LevelDebug, format, args) }
+func (g gnetLogger) Infof(format string, args ...any)  { g.logf(slog.LevelInfo, format, args) }
+func (g gnetLogger) Warnf(format string, args ...any)  { g.logf(slog.LevelWarn, format, args) }
+func (g gnetLogger) Errorf(format string, args ...any) { g.logf(slog.LevelError, format, args) }
+
+// Fatalf logs at error level: the library calling it decides what follows.
+func (g gnetLogger) Fatalf(format string, args ...any) { g.logf(slog.LevelError, format, args) }

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// FuzzConnection feeds arbitrary bytes into a live, signed-in connection of
+// a real server over loopback TCP. Whatever the bytes, the server must not
+// crash, must answer a following ping or close that connection, and must
+// leave another players' session untouched.
+func FuzzConnection(f *testing.F) {
+	srv := startServer(f, func(c *Config) { c.KCPAddr, c.HTTPAddr = "", "" })
+	by := newBystanders(f, srv, "tcp")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := net.DialTimeout("tcp", srv.TCPAddr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		signIn := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, (&wire.SignInRequest{UserID: "fuzzer"}).Append(nil))
+		ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 0xFFFFFFFF}, nil)
+		// The data may leave a partial frame that swallows the ping: then
+		// nothing comes back and the client gives up after a moment and
+		// closes, which the server must handle too.
+		c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Write(append(append(signIn, data...), ping...)); err != nil {
+			return // the server may close while we write
+		}
+		// Read until the ping's reply, a close, or the deadline.
+		dec := wire.NewDecoder(wire.DefaultConfig())
+		buf := make([]byte, 64<<10)
+	read:
+		for {
+			for {
+				fr, err := dec.Next()
+				if errors.Is(err, wire.ErrNeedMore) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("server sent an undecodable frame: %v", err)
+				}
+				if fr.Flags&wire.FlagReply != 0 && fr.Seq == 0xFFFFFFFF {
+					break read
+				}
+			}
+			n, err := c.Read(buf)
+			if n > 0 {
+				dec.Write(buf[:n])
+			}
+			if err != nil {
+				break
+			}
+		}
+		by.checkQuiet(t)
+	})
+}
+
+// checkQuiet is check for the fuzzer: the same assertions, with the
+// bystanders' own failures reported on t.
+func (by *bystanders) checkQuiet(t *testing.T) {
+	by.a.t, by.b.t = t, t
+	by.check(t)
+}

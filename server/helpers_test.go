@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// testTimeout bounds every wait in these tests.
+const testTimeout = 10 * time.Second
+
+// startServer runs an in-process dev-mode server on loopback ports chosen
+// by the kernel, with both transports, and stops it at the end of the test.
+func startServer(t testing.TB, mutate ...func(*Config)) *Server {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = discardLogger()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// transports lists the transports every end-to-end test runs on.
+var transports = []string{"tcp", "kcp"}
+
+func (s *Server) addrOf(network string) string {
+	if network == "kcp" {
+		return s.KCPAddr().String()
+	}
+	return s.TCPAddr().String()
+}
+
+// rawClient speaks frames to the server directly, bypassing the SDK, the
+// way a client written from PROTOCOL.md alone would.
+type rawClient struct {
+	t       testing.TB
+	network string
+	c       net.Conn
+	dec     *wire.Decoder
+	buf     []byte
+	seq     uint32
+}
+
+func dialRaw(t testing.TB, network, addr string) *rawClient {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if network == "kcp" {
+		var s *kcp.UDPSession
+		s, err = kcp.DialWithOptions(addr, nil, 0, 0)
+		if err == nil {
+			s.SetStreamMode(true)
+			s.SetNoDelay(1, 10, 2, 1)
+			s.SetWindowSize(128, 128)
+			s.SetMtu(1200)
+			s.SetACKNoDelay(true)
+			s.SetWriteDelay(false)
+			c = s
+		}
+	} else {
+		c, err = net.DialTimeout("tcp", addr, testTimeout)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{t: t, network: network, c: c, dec: wire.NewDecoder(wire.DefaultConfig()), buf: make([]byte, 64<<10)}
+}
+
+// write sends raw bytes.
+func (r *rawClient) write(b []byte) {
+	r.t.Helper()
+	r.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	if _, err := r.c.Write(b); err != nil {
+		r.t.Fatalf("write: %v", err)
+	}
+}
+
+// request sends a request frame and returns its seq.
+func (r *rawClient) request(ver uint8, cmd wire.Cmd, payload []byte) uint32 {
+	r.seq++
+	r.write(wire.AppendFrame(nil, wire.Header{Ver: ver, Cmd: cmd, Seq: r.seq}, payload))
+	return r.seq
+}
+
+// next returns the next frame from the server, or an error if the
+// connection closed (io.EOF) or nothing came within the test timeout.
+func (r *rawClient) next() (wire.Frame, error) {
+	r.t.Helper()
+	for {
+		f, err := r.dec.Next()
+		if err == nil {
+			f.Payload = append([]byte(nil), f.Payload...)
+			return f, nil
+		}
+		if !errors.Is(err, wire.ErrNeedMore) {
+			return wire.Frame{}, err
+		}
+		r.c.SetReadDeadline(time.Now().Add(testTimeout))
+		n, err := r.c.Read(r.buf)
+		if n > 0 {
+			r.dec.Write(r.buf[:n])
+			continue
+		}
+		if err != nil {
+			return wire.Frame{}, err
+		}
+	}
+}
+
+// reply waits for the reply to seq, skipping pushes, and returns it.
+func (r *rawClient) reply(seq uint32) wire.Frame {
+	r.t.Helper()
+	for {
+		f, err := r.next()
+		if err != nil {
+			r.t.Fatalf("waiting for reply %d: %v", seq, err)
+		}
+		if f.Flags&wire.FlagReply != 0 && f.Seq == seq {
+			return f
+		}
+	}
+}
+
+// call sends a request and returns its reply.
+func (r *rawClient) call(cmd wire.Cmd, payload []byte) wire.Frame {
+	r.t.Helper()
+	return r.reply(r.request(0, cmd, payload))
+}
+
+// signIn signs in with a dev-mode user ID and checks the reply.
+func (r *rawClient) signIn(uid string) wire.SignInReply {
+	r.t.Helper()
+	req := wire.SignInRequest{UserID: uid}
+	f := r.call(wire.CmdSignIn, req.Append(nil))
+	var rep wire.SignInReply
+	if f.Status != wire.StatusOK || rep.Consume(f.Payload) != nil || rep.UserID != uid {
+		r.t.Fatalf("sign-in as %s: status %v, reply %+v", uid, f.Status, rep)
+	}
+	return rep
+}
+
+// expectBye reads until the server's Bye push and then the close, and
+// returns the Bye's status. Replies before it are skipped.
+func (r *rawClient) expectBye() wire.Status {
+	r.t.Helper()
+	for {
+		f, err := r.next()
+		if err != nil {
+			r.t.Fatalf("connection ended (%v) without a Bye", err)
+		}
+		if f.Flags&wire.FlagPush != 0 && f.Cmd == wire.CmdBye {
+			var bye wire.Bye
+			if err := bye.Consume(f.Payload); err != nil {
+				r.t.Fatalf("bad Bye: %v", err)
+			}
+			r.expectClosed()
+			return bye.Status
+		}
+	}
+}
+
+// expectClosed reads until the server closes the connection. KCP has no
+// close on the wire (kcp-go never notices a peer going away), so there the
+// Bye push is the only sign and this returns at once.
+func (r *rawClient) expectClosed() {
+	r.t.Helper()
+	if r.network == "kcp" {
+		return
+	}
+	for {
+		_, err := r.next()
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			r.t.Fatal("the server did not close the connection")
+		}
+		return
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
