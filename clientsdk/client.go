@@ -51,11 +51,12 @@ type Client struct {
 	wcfg         wire.Config   // compression of outgoing payloads
 	compressFrom int           // payload size from which wcfg may compress; 0 never
 
-	events     chan Event    // written only by the reader, closed by it on exit
-	kick       chan struct{} // capacity 1: out became non-empty
-	quit       chan struct{} // closed by shutdown
-	writerDone chan struct{} // closed when the writer has exited and closed conn
-	done       chan struct{} // closed when both goroutines have exited
+	events      chan Event    // written only by the reader, closed by it on exit
+	kick        chan struct{} // capacity 1: out became non-empty
+	quit        chan struct{} // closed by shutdown
+	readStopped chan struct{} // closed when the reader stops reading
+	writerDone  chan struct{} // closed when the writer has exited and closed conn
+	done        chan struct{} // closed when both goroutines have exited
 
 	// Lock order: mu is the only lock; nothing blocking runs under it.
 	mu      sync.Mutex
@@ -108,19 +109,20 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	c := &Client{
-		conn:       conn,
-		userID:     rep.UserID,
-		sid:        rep.SID,
-		heartbeat:  DefaultHeartbeat,
-		maxSend:    wire.DefaultMaxPayload,
-		wcfg:       cfg.Wire,
-		events:     make(chan Event, cfg.EventBuffer),
-		kick:       make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		seq:        signInSeq,
-		pending:    make(map[uint32]*call),
+		conn:        conn,
+		userID:      rep.UserID,
+		sid:         rep.SID,
+		heartbeat:   DefaultHeartbeat,
+		maxSend:     wire.DefaultMaxPayload,
+		wcfg:        cfg.Wire,
+		events:      make(chan Event, cfg.EventBuffer),
+		kick:        make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		readStopped: make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		done:        make(chan struct{}),
+		seq:         signInSeq,
+		pending:     make(map[uint32]*call),
 	}
 	if rep.HeartbeatMillis > 0 {
 		c.heartbeat = time.Duration(rep.HeartbeatMillis) * time.Millisecond
@@ -168,6 +170,14 @@ func signIn(ctx context.Context, conn net.Conn, cfg Config, dec *wire.Decoder, b
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (wire.SignInReply, error) {
 		stop()
+		var ne net.Error
+		if ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
+			// The connection's deadline is ctx's: ctx is ending too.
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -254,20 +264,33 @@ func (c *Client) Err() error {
 }
 
 // Close closes the client: new calls fail with ErrClosed at once, as do
-// calls still waiting for a reply; frames already queued (such as a
-// BroadcastAsync just before) are written within a second; then the
-// connection is closed. Close waits for the client's goroutines to exit,
-// after which Events is closed (once drained) and Done is closed. It is
-// idempotent, always returns nil, and may be called from any goroutine,
-// including the one receiving events.
+// calls still waiting for a reply. Frames already queued (such as a
+// BroadcastAsync just before) are still sent, followed by a Bye request
+// that signs the user out at once (a KCP server would otherwise notice
+// only after three heartbeats). The connection is closed when the server
+// has answered with its own Bye, so that it has received everything (KCP
+// drops what it has not delivered when closed), or after a second. Close
+// waits for the client's goroutines to exit; then Done is closed, and
+// Events is closed once drained. It is idempotent, always returns nil,
+// and may be called from any goroutine, including the one receiving
+// events.
 func (c *Client) Close() error {
 	c.shutdown(ErrClosed)
-	<-c.done
+	t := time.NewTimer(closeFlushTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.conn.Close() // the server is not answering: stop waiting for it
+		<-c.done
+	}
 	return nil
 }
 
 // shutdown closes the client for the given reason, unless it is closed
-// already: it fails pending calls and tells the writer to stop. It does
+// already: it fails pending calls and tells the writer to stop. Unless the
+// reason is ErrClosed (a graceful Close, which the writer completes), it
+// also closes the connection, which stops a blocked read or write. It does
 // not wait.
 func (c *Client) shutdown(cause error) {
 	c.mu.Lock()
@@ -283,6 +306,9 @@ func (c *Client) shutdown(cause error) {
 		cl.ch <- result{err: ErrClosed}
 	}
 	close(c.quit)
+	if cause != ErrClosed {
+		c.conn.Close()
+	}
 }
 
 // readLoop is the reader goroutine: it reads the connection, handles each
@@ -290,6 +316,7 @@ func (c *Client) shutdown(cause error) {
 // closes events and done.
 func (c *Client) readLoop(dec *wire.Decoder, buf []byte) {
 	defer func() {
+		close(c.readStopped)
 		<-c.writerDone
 		close(c.events)
 		close(c.done)
@@ -426,7 +453,7 @@ func (c *Client) writeLoop() {
 			graceful := c.err == ErrClosed
 			c.mu.Unlock()
 			if graceful {
-				c.flush(&spare, closeFlushTimeout)
+				c.finish(&spare)
 			}
 			return
 		}
@@ -441,6 +468,23 @@ func (c *Client) writeLoop() {
 		}
 	}
 }
+
+// finish is the end of a graceful Close: it writes the frames still
+// queued followed by a Bye request, and waits for the reader to stop,
+// which it does on the server's Bye push in answer or when the server
+// closes the connection. The server has then received everything. (Close
+// closes the connection if that takes too long.)
+func (c *Client) finish(spare *[]byte) {
+	c.mu.Lock()
+	c.out = wire.AppendFrame(c.out, wire.Header{Cmd: wire.CmdBye}, byeRequest)
+	c.mu.Unlock()
+	if c.flush(spare, closeFlushTimeout) == nil {
+		<-c.readStopped
+	}
+}
+
+// byeRequest is the payload of the Bye request of a leaving client.
+var byeRequest = (&wire.Bye{}).Append(nil)
 
 // flush writes the queued frames with one write, within timeout. Only the
 // writer calls it.
@@ -473,7 +517,7 @@ func (c *Client) queuePing() {
 }
 
 // nextSeq returns the next request seq: never 0, never one still waiting
-// for its reply. c.mu must be held and the client open.
+// for its reply. c.mu must be held.
 func (c *Client) nextSeq() uint32 {
 	for {
 		c.seq++

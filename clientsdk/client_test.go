@@ -29,7 +29,7 @@ func forEachTransport(t *testing.T, f func(t *testing.T, network string)) {
 }
 
 // testCtx returns a context for one call.
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return ctx
@@ -37,7 +37,7 @@ func testCtx(t *testing.T) context.Context {
 
 // dial connects to s as alice (or as mod says) and closes the client at
 // the end of the test.
-func dial(t *testing.T, s *fakeServer, mod ...func(*Config)) *Client {
+func dial(t testing.TB, s *fakeServer, mod ...func(*Config)) *Client {
 	t.Helper()
 	cfg := Config{Network: s.network, Addr: s.addr(), UserID: "alice", DialTimeout: wait}
 	for _, m := range mod {
@@ -520,7 +520,7 @@ func TestBye(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, network string) {
-		const hb = 20 * time.Millisecond
+		const hb = 40 * time.Millisecond
 		s := startServer(t, network, func(s *fakeServer) { s.heartbeat = hb })
 		c := dial(t, s)
 		fc := s.accept(t)
@@ -573,7 +573,9 @@ func TestContextCancel(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, network string) {
 		s := startServer(t, network)
 		c := dial(t, s)
+		fc := s.accept(t)
 
+		// App cmd 2 is never answered.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		if _, err := c.Request(ctx, 1, 2, nil); !errors.Is(err, context.DeadlineExceeded) {
@@ -581,13 +583,8 @@ func TestContextCancel(t *testing.T) {
 		}
 		ctx, cancel = context.WithCancel(context.Background())
 		time.AfterFunc(20*time.Millisecond, cancel)
-		if err := c.Join(ctx, 1, "nosuch-but-slow"); err != nil && !errors.Is(err, context.Canceled) {
-			// The fake answers Join at once; either outcome is right, but
-			// it must not be anything else.
-			t.Errorf("Join = %v", err)
-		}
 		if _, err := c.Request(ctx, 1, 2, nil); !errors.Is(err, context.Canceled) {
-			t.Errorf("Request with a cancelled context = %v, want Canceled", err)
+			t.Errorf("Request = %v, want Canceled", err)
 		}
 		c.mu.Lock()
 		n := len(c.pending)
@@ -595,9 +592,18 @@ func TestContextCancel(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%d calls still pending after their contexts ended", n)
 		}
+		// A call with a context already done is not sent.
+		if err := c.Join(ctx, 1, "s-1"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Join with a done context = %v, want Canceled", err)
+		}
 		// The client is unaffected.
-		if _, err := c.Request(testCtx(t), 1, 1, nil); err != nil {
+		if _, err := c.Request(testCtx(t), 1, 1, []byte("after")); err != nil {
 			t.Fatal(err)
+		}
+		for _, want := range []wire.Cmd{2, 2, 1} {
+			if f := fc.nextFrame(t); f.Cmd != want {
+				t.Errorf("server received cmd %v, want %v", f.Cmd, want)
+			}
 		}
 	})
 }
@@ -630,26 +636,20 @@ func TestEventOverflow(t *testing.T) {
 func TestCallsFromEventLoop(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, network string) {
 		s := startServer(t, network)
-		c := dial(t, s, func(cfg *Config) { cfg.EventBuffer = 2 })
+		c := dial(t, s, func(cfg *Config) { cfg.EventBuffer = 1 })
 		fc := s.accept(t)
-		// The goroutine receiving events makes a call per event, while the
-		// server keeps pushing: nothing may deadlock.
-		const n = 50
-		go func() {
-			for i := range n {
-				fc.push(1, 1, []byte{byte(i)})
-				if i%2 == 1 {
-					// Keep at most two pushes ahead of the application.
-					if _, err := c.Request(testCtx(t), 1, 1, nil); err != nil {
-						return
-					}
-				}
+		// The goroutine receiving events makes a call per event, and each
+		// call makes the server push the next event before replying: the
+		// reader must queue that event while the application waits for
+		// the reply, which arrives behind it.
+		fc.push(1, 1, []byte{0})
+		for i := range 50 {
+			ev, ok := nextEvent(t, c).(AppMessage)
+			if !ok || ev.Payload[0] != byte(i) {
+				t.Fatalf("event %d = %#v", i, ev)
 			}
-		}()
-		for i := range n {
-			ev := nextEvent(t, c)
-			if got, err := c.Request(testCtx(t), 1, 1, ev.(AppMessage).Payload); err != nil || got[0] != byte(i) {
-				t.Fatalf("call from the event loop: %v, %v", got, err)
+			if _, err := c.Request(testCtx(t), 1, 5, ev.Payload); err != nil {
+				t.Fatalf("call %d from the event loop: %v", i, err)
 			}
 		}
 	})
@@ -676,7 +676,7 @@ func TestSeqWrap(t *testing.T) {
 	delete(c.pending, 1)
 }
 
-func TestCloseFlushesQueued(t *testing.T) {
+func TestCloseSaysBye(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, network string) {
 		s := startServer(t, network)
 		c := dial(t, s)
@@ -684,9 +684,35 @@ func TestCloseFlushesQueued(t *testing.T) {
 		if err := c.BroadcastAsync(1, []byte("last words")); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		c.Close()
+		// The server answers the Bye at once: Close does not wait for its
+		// timeout.
+		if d := time.Since(start); d > closeFlushTimeout/2 {
+			t.Errorf("Close took %v", d)
+		}
 		if f := fc.nextFrame(t); f.Cmd != wire.CmdBroadcast || !strings.Contains(string(f.Payload), "last words") {
-			t.Errorf("server received %v %q", f.Cmd, f.Payload)
+			t.Errorf("server received %v %q, want the broadcast queued before Close", f.Cmd, f.Payload)
+		}
+		var bye wire.Bye
+		if f := fc.nextFrame(t); f.Ver != 0 || f.Cmd != wire.CmdBye || f.Flags != 0 || bye.Consume(f.Payload) != nil || bye.Status != 0 {
+			t.Errorf("server received %+v, want a Bye request", f)
+		}
+		if !errors.Is(c.Err(), ErrClosed) {
+			t.Errorf("Err = %v, want ErrClosed", c.Err())
+		}
+	})
+}
+
+func TestCloseUnresponsiveServer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, network string) {
+		s := startServer(t, network)
+		c := dial(t, s)
+		s.accept(t).silent.Store(true)
+		start := time.Now()
+		c.Close()
+		if d := time.Since(start); d < closeFlushTimeout || d > closeFlushTimeout+time.Second {
+			t.Errorf("Close took %v, want about %v", d, closeFlushTimeout)
 		}
 	})
 }
@@ -695,13 +721,25 @@ func TestCloseFlushesQueued(t *testing.T) {
 func TestCloseWaitsForGoroutines(t *testing.T) {
 	for _, network := range []string{"tcp", "kcp"} {
 		t.Run(network, func(t *testing.T) {
-			s := startServer(t, network, func(s *fakeServer) { s.heartbeat = 10 * time.Millisecond })
-			before := clientGoroutines()
+			s := startServer(t, network)
+			// Earlier tests' clients are closed, but kcp-go's readers exit
+			// a moment after their sockets close.
+			waitGoroutines := func(what string) {
+				t.Helper()
+				deadline := time.Now().Add(wait)
+				for clientGoroutines() > 0 {
+					if time.Now().After(deadline) {
+						t.Fatalf("%d client goroutines left %s", clientGoroutines(), what)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			waitGoroutines("by earlier tests")
 			c := dial(t, s)
 			if _, err := c.Request(testCtx(t), 1, 1, nil); err != nil {
 				t.Fatal(err)
 			}
-			if n := clientGoroutines() - before; n < 2 {
+			if n := clientGoroutines(); n < 2 {
 				t.Fatalf("%d client goroutines running", n)
 			}
 			pending := make(chan error, 1)
@@ -709,7 +747,9 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 				_, err := c.Request(testCtx(t), 1, 2, nil)
 				pending <- err
 			}()
-			s.accept(t).nextFrame(t) // wait for the first request
+			fc := s.accept(t)
+			for fc.nextFrame(t).Cmd != 2 { // wait for the pending call to be sent
+			}
 			var wg sync.WaitGroup
 			for range 3 {
 				wg.Go(func() { c.Close() })
@@ -731,13 +771,7 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 			}
 			// Ours are gone when Close returns; kcp-go's own reader exits
 			// right after its socket closes.
-			deadline := time.Now().Add(wait)
-			for clientGoroutines() > before {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d client goroutines left after Close", clientGoroutines()-before)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitGoroutines("after Close")
 		})
 	}
 }

@@ -23,8 +23,11 @@
 // that fails on the server returns a [*StatusError]; since it unwraps to
 // the [wire.Status], errors.Is(err, wire.StatusSessionFull) (or
 // clientsdk.ErrSessionFull, the same value) tests for it, exactly as
-// server code tests the session package's errors. BroadcastAsync and Send
-// do not wait; their failures come back as [AsyncError] events.
+// server code tests the session package's errors. A call whose ctx ends
+// first returns ctx's error (the request may still take effect on the
+// server; its late reply is dropped), and calls on a closed client, or
+// waiting when it closes, return [ErrClosed]. BroadcastAsync and Send do
+// not wait; their failures come back as [AsyncError] events.
 //
 // # Events
 //
@@ -36,12 +39,18 @@
 // [ErrEventOverflow] rather than drop events. Calls may be made from the
 // goroutine that receives events.
 //
+// Arguments the server would refuse are refused locally, with the same
+// status and no round trip: a property value that is not a bool, integer,
+// float or string (StatusBadProperty), a payload over the server's limit
+// (StatusTooLarge), a TTL over 65,535 seconds (StatusBadRequest).
+//
 // # Lifetime
 //
 // A client owns two goroutines, a reader and a writer that also sends the
 // heartbeat pings; outgoing frames are written in batches, one write for
 // everything queued since the previous one. The client closes when Close
-// is called, when the server says goodbye ([*ByeError], for example
+// is called (it then sends a Bye request, so that the server signs the
+// user out at once), when the server says goodbye ([*ByeError], for example
 // StatusReplaced when the same user signed in elsewhere), when the
 // connection fails, or when the server is silent for three heartbeats
 // (KCP would never notice a vanished server by itself). Then every

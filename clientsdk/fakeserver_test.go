@@ -23,9 +23,9 @@ import (
 //	Join "full" -> StatusSessionFull; Invite target "offline" -> StatusUserNotFound
 //	Broadcast Msg "fail" -> StatusNotMember; otherwise echoed back as a BroadcastReceived push
 //	app cmd 1: echo; 2: never answered; 3: held until 8 arrive, answered in reverse order;
-//	4: answered with status payload[0]
+//	4: answered with status payload[0]; 5: pushes app 1/1 {payload[0]+1}, then answers
 type fakeServer struct {
-	t          *testing.T
+	t          testing.TB
 	network    string
 	ln         net.Listener
 	heartbeat  time.Duration // announced in SignInReply
@@ -55,7 +55,7 @@ type fakeConn struct {
 
 // startServer starts a fake server on loopback; opts adjust it before it
 // accepts. It stops at the end of the test.
-func startServer(t *testing.T, network string, opts ...func(*fakeServer)) *fakeServer {
+func startServer(t testing.TB, network string, opts ...func(*fakeServer)) *fakeServer {
 	t.Helper()
 	s := &fakeServer{
 		t: t, network: network, heartbeat: 5 * time.Second, maxPayload: wire.DefaultMaxPayload,
@@ -240,6 +240,11 @@ func (fc *fakeConn) handle(f wire.Frame) {
 	case fc.frames <- cp:
 	default:
 	}
+	if f.Ver == 0 && f.Cmd == wire.CmdBye { // the client is leaving
+		fc.push(0, wire.CmdBye, (&wire.Bye{Status: wire.StatusOK, Reason: "goodbye"}).Append(nil))
+		fc.conn.Close()
+		return
+	}
 	if f.Ver != 0 {
 		fc.handleApp(cp)
 		return
@@ -264,6 +269,11 @@ func (fc *fakeConn) handleApp(f wire.Frame) {
 		}
 	case 4:
 		fc.reply(f, wire.Status(f.Payload[0]), nil)
+	case 5:
+		if f.Payload[0] < 255 {
+			fc.push(1, 1, []byte{f.Payload[0] + 1})
+		}
+		fc.reply(f, wire.StatusOK, nil)
 	default:
 		fc.reply(f, wire.StatusUnknownCommand, nil)
 	}

@@ -2,7 +2,6 @@ package netio
 
 import (
 	"context"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -31,18 +30,19 @@ func benchFanout(b *testing.B, clients int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
+	var readers sync.WaitGroup
+	defer func() { // shut down first: the readers return on EOF
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
 		if err := s.Shutdown(ctx, ""); err != nil {
 			b.Error(err)
 		}
+		readers.Wait()
 	}()
 
 	frame := wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 6, Flags: wire.FlagPush}, make([]byte, 64-wire.HeaderSize))
 	conns := make([]*Conn, clients)
 	received := make([]atomic.Int64, clients)
-	var readers sync.WaitGroup
 	for i := range conns {
 		nc, err := net.Dial("tcp", s.TCPAddr().String())
 		if err != nil {
@@ -62,15 +62,11 @@ func benchFanout(b *testing.B, clients int) {
 				n, err := nc.Read(buf)
 				received[i].Add(int64(n))
 				if err != nil {
-					if err != io.EOF {
-						return
-					}
 					return
 				}
 			}
 		}()
 	}
-	defer readers.Wait()
 
 	// Keep every client within 8192 frames (512 KB) of the producer so the
 	// default 4 MiB budget is never reached.

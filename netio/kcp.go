@@ -58,6 +58,7 @@ type kcpConn struct {
 	killOnce   sync.Once
 
 	spare []byte // the writer's buffer swapped with pending
+	small int    // see keep
 
 	// mu orders write deadlines: abort must win over the writer arming
 	// the next one.
@@ -248,7 +249,7 @@ func (k *kcpConn) writeLoop() {
 			return
 		}
 		err := k.write(batch, false)
-		k.spare = keep(batch)
+		k.spare = keep(batch, &k.small)
 		if err == nil {
 			continue
 		}
@@ -298,6 +299,7 @@ func (k *kcpConn) write(b []byte, final bool) error {
 			_ = k.sess.SetWriteDeadline(time.Now().Add(k.c.srv.cfg.IdleTimeout))
 			k.mu.Unlock()
 		}
+		k.c.writes.Add(1)
 		if _, err := k.sess.Write(b[:n]); err != nil {
 			return err
 		}

@@ -6,13 +6,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
 )
+
+var _ session.Conn = (*Conn)(nil)
 
 func TestListenAddrs(t *testing.T) {
 	h := newTestHandler()
@@ -48,10 +52,12 @@ func TestEcho(t *testing.T) {
 	s := startServer(t, h, nil)
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			cl, _ := dial(t, s, h, tr, dialOpts{})
+			cl, c := dial(t, s, h, tr, dialOpts{})
 
-			// Many frames in one write: all replies, in order.
+			// Many frames in one write: all replies, in order, written in
+			// batches (one per read on the server, at most).
 			const n = 1000
+			writes := c.writes.Load()
 			var batch []byte
 			for i := range n {
 				payload := bytes.Repeat([]byte{byte(i)}, i%97)
@@ -66,6 +72,11 @@ func TestEcho(t *testing.T) {
 				if want := bytes.Repeat([]byte{byte(i)}, i%97); !bytes.Equal(f.Payload, want) {
 					t.Fatalf("reply %d: payload %x, want %x", i, f.Payload, want)
 				}
+			}
+			w := c.writes.Load() - writes
+			t.Logf("%d replies written with %d writes", n, w)
+			if w > n/10 {
+				t.Errorf("%d replies took %d writes: not batched", n, w)
 			}
 
 			// One frame written a byte at a time.
@@ -389,6 +400,7 @@ func TestConcurrentDeliver(t *testing.T) {
 					}
 				}()
 			}
+			wakes, writes := c.wakes.Load(), c.writes.Load()
 			next := make([]int, goroutines)
 			for range goroutines * perG {
 				f := cl.next()
@@ -399,6 +411,7 @@ func TestConcurrentDeliver(t *testing.T) {
 				next[g]++
 			}
 			wg.Wait()
+			t.Logf("%d frames: %d wake-ups, %d writes", goroutines*perG, c.wakes.Load()-wakes, c.writes.Load()-writes)
 			// Nothing more: a ping's reply comes next.
 			cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 77}, nil))
 			if f := cl.next(); f.Seq != 77 {
@@ -424,4 +437,55 @@ func TestState(t *testing.T) {
 	if TCP.String() != "tcp" || KCP.String() != "kcp" || Transport(9).String() != "transport(9)" {
 		t.Fatal("Transport.String")
 	}
+}
+
+// TestGoroutines checks that Shutdown leaves no goroutine behind and
+// reports what a KCP session costs in goroutines on the server.
+func TestGoroutines(t *testing.T) {
+	settle := func(want int) int {
+		deadline := time.Now().Add(waitFor)
+		n := runtime.NumGoroutine()
+		for n > want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // goroutine exits have no event to wait on
+			n = runtime.NumGoroutine()
+		}
+		return n
+	}
+	base := runtime.NumGoroutine()
+
+	h := newTestHandler()
+	cfg := DefaultConfig()
+	cfg.TCPAddr, cfg.KCPAddr, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", testLogger()
+	s, err := Listen(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := runtime.NumGoroutine()
+	const sessions = 4
+	var clients []*client
+	for range sessions {
+		cl, _ := dial(t, s, h, KCP, dialOpts{})
+		clients = append(clients, cl)
+	}
+	// A kcp-go client session runs 2 goroutines (read loop, post-processing).
+	perSession := float64(runtime.NumGoroutine()-idle-2*sessions) / sessions
+	t.Logf("server: %d goroutines with no connection; %.1f per KCP session (netio reader and writer, kcp-go post-processing)",
+		idle-base, perSession)
+	for range 2 {
+		cl, _ := dial(t, s, h, TCP, dialOpts{})
+		clients = append(clients, cl)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.Shutdown(ctx, "done"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range clients {
+		cl.conn.Close()
+	}
+	if n := settle(base); n > base {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after Shutdown, %d before Listen:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+	h.check(t)
 }

@@ -54,6 +54,7 @@ type tcpConn struct {
 	f  *tcpFront
 
 	spare    []byte // the buffer swapped with pending at each flush
+	small    int    // see keep
 	scratch  []byte // decompression output
 	leftover int    // InboundBuffered at the end of the last OnTraffic
 }
@@ -257,6 +258,7 @@ func (t *tcpConn) flush() gnet.Action {
 	out := gc.OutboundBuffered()
 	batch, closing := c.takePending(t.spare, out)
 	if len(batch) > 0 {
+		c.writes.Add(1)
 		if _, err := gc.Write(batch); err != nil {
 			// gnet has closed the connection; OnClose has run.
 			t.spare = nil
@@ -266,7 +268,7 @@ func (t *tcpConn) flush() gnet.Action {
 			c.setInflight(now)
 		}
 	}
-	t.spare = keep(batch)
+	t.spare = keep(batch, &t.small)
 	if closing {
 		return gnet.Close
 	}

@@ -289,6 +289,36 @@ func TestEmptySessionTTL(t *testing.T) {
 	}
 }
 
+func TestDelete(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, aliceRec := player(tb, "alice")
+	bob, bobRec := player(tb, "bob")
+	s := mustCreate(t, tb, alice, 1, 4)
+	mustJoin(t, tb, s, bob)
+	deleted := make(chan string, 1)
+	s.SetOnDeleted(func(id string) { deleted <- id })
+	if err := tb.Delete(bg, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if id := waitFor(t, deleted, "OnDeleted"); id != s.ID() {
+		t.Fatalf("OnDeleted(%q)", id)
+	}
+	for _, rec := range []*recorder{aliceRec, bobRec} {
+		ps := rec.pushes(wire.CmdSessionDeleted)
+		var p wire.SessionDeletedPush
+		if len(ps) != 1 || p.Consume(ps[0].payload) != nil || p.SessionID != s.ID() || p.Type != 1 {
+			t.Fatalf("SessionDeleted pushes = %+v", ps)
+		}
+	}
+	if _, ok := tb.Session(s.ID()); ok || tb.SessionID(1, bob) != "" || s.MemberCount() != 0 {
+		t.Fatal("deleted session or its memberships remain")
+	}
+	mustCreate(t, tb, bob, 1, 4) // bob is free to be in another session of the type
+	wantErr(t, tb.Delete(bg, s.ID()), ErrSessionNotFound, IsMemberError)
+	wantErr(t, tb.Delete(bg, "bad"), ErrInvalidSessionID, IsMemberError)
+	checkIndexAgrees(t, tb)
+}
+
 func TestKick(t *testing.T) {
 	tb, _ := newTestTable(t)
 	alice, aliceRec := player(tb, "alice")
@@ -693,6 +723,23 @@ func TestTicks(t *testing.T) {
 	waitFor(t, probe, "tick after restart")
 	if len(fast) != 0 || len(slow) != 0 {
 		t.Fatal("a stopped tick fired")
+	}
+}
+
+func TestOnCreate(t *testing.T) {
+	tb, _ := newTestTable(t)
+	var created []*Session
+	if !tb.SetOnCreate(func(s *Session) { created = append(created, s) }) || tb.SetOnCreate(func(*Session) {}) {
+		t.Fatal("SetOnCreate must accept exactly one hook")
+	}
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	if len(created) != 1 || created[0] != s {
+		t.Fatalf("OnCreate saw %v", created)
+	}
+	tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4}) // fails: already in a session of type 1
+	if len(created) != 1 {
+		t.Fatal("OnCreate called for a failed create")
 	}
 }
 

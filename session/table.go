@@ -79,6 +79,8 @@ type Table struct {
 	propagate   atomic.Pointer[map[uint32]func([]byte, []string)] // ver<<16|cmd -> hook; copy on write
 
 	bufs sync.Pool // *[]byte scratch for encoding pushes
+
+	onCreate atomic.Pointer[func(*Session)]
 }
 
 type tableShard struct {
@@ -279,7 +281,23 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	sh.mu.Lock()
 	sh.sessions[id] = s
 	sh.mu.Unlock()
+	if fn := t.onCreate.Load(); fn != nil {
+		(*fn)(s)
+	}
 	return s, nil
+}
+
+// SetOnCreate sets the hook called with every session this node creates,
+// right after it is created and before Create returns, on the creating
+// goroutine: the place for application code to set a session's hooks and
+// ticks, whoever created it (a client's Create command included). It must
+// not block. One hook per table: it reports false if one was already set,
+// or if fn is nil.
+func (t *Table) SetOnCreate(fn func(s *Session)) bool {
+	if fn == nil {
+		return false
+	}
+	return t.onCreate.CompareAndSwap(nil, &fn)
 }
 
 // Join makes u a member of session id of type typ. Anyone who knows the ID
@@ -490,9 +508,38 @@ func (t *Table) expire(s *Session, tm *timer) {
 		s.mu.Unlock()
 		return
 	}
+	t.deleteLocked(s)
+}
+
+// Delete removes session id at once, members and all, for application
+// code (a match is over): each member receives a SessionDeleted push and
+// is free to join another session of the type; the session's ticks stop
+// and its OnDeleted hook runs. OnLeft is not called. Errors (Op
+// OpMember): ErrInvalidSessionID, ErrSessionNotFound.
+func (t *Table) Delete(ctx context.Context, id string) error {
+	s, err := t.route(ctx, id)
+	if err != nil {
+		return opErr(OpMember, id, err)
+	}
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return opErr(OpMember, id, ErrSessionNotFound)
+	}
+	t.deleteLocked(s)
+	return nil
+}
+
+// deleteLocked marks s deleted, unlocks it, takes it out of the table and
+// the user index, tells its members and runs its stop and delete hooks.
+// s.mu must be held; it is released.
+func (t *Table) deleteLocked(s *Session) {
 	s.deleted = true
+	t.sched.cancel(s.emptyTimer)
 	s.emptyTimer = nil
 	s.invites = nil
+	members := s.snap.Load().members
+	s.snap.Store(newSnapshot(nil))
 	stops := s.stopTicksLocked()
 	onDeleted := s.hooks.onDeleted
 	s.mu.Unlock()
@@ -503,6 +550,19 @@ func (t *Table) expire(s *Session, tm *timer) {
 		delete(sh.sessions, s.id)
 	}
 	sh.mu.Unlock()
+	for _, m := range members {
+		t.users.release(m.ID, s.typ, s.id)
+	}
+	if len(members) > 0 {
+		payload := t.getBuf()
+		p := wire.SessionDeletedPush{Type: s.typ, SessionID: s.id}
+		*payload = p.Append((*payload)[:0])
+		fb := t.getBuf()
+		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
+		deliver(members, *fb, "")
+		t.putBuf(fb)
+		t.putBuf(payload)
+	}
 	for _, stop := range stops {
 		stop(s.id)
 	}

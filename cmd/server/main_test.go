@@ -42,7 +42,7 @@ func TestBinary(t *testing.T) {
 
 	// Wait for the listening line and read the addresses from it.
 	lines := bufio.NewScanner(stderr)
-	listening := regexp.MustCompile(`covey listening tcp=(\S+) kcp=(\S+)`)
+	listening := regexp.MustCompile(`covey listening"? tcp=(\S+) kcp=(\S+)`)
 	var tcpAddr, kcpAddr string
 	devWarned := false
 	for lines.Scan() {
