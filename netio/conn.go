@@ -13,8 +13,8 @@ import (
 
 // keepCap is the largest buffer capacity a connection keeps once its
 // traffic is light. A burst grows the buffers up to Config.MaxOutbound;
-// the first small batch after it releases them, so a quiet connection
-// holds at most two buffers of keepCap bytes.
+// a run of small batches after it releases them (see keep), so a quiet
+// connection holds at most two buffers of keepCap bytes.
 const keepCap = 16 << 10
 
 // nextConnID numbers connections across every Server of the process.

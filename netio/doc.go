@@ -35,7 +35,14 @@
 // on TCP; the part of the batch not yet accepted by KCP) would exceed
 // Config.MaxOutbound, the frame is dropped and the connection is closed
 // with [ErrSlowConsumer] after a best-effort Bye push. Producers never
-// block.
+// block. Each of the two buffers grows to at most about MaxOutbound, so a
+// connection holds at most about 2×MaxOutbound of Go heap.
+//
+// gnet's OutboundBuffered may only be read on the event loop, so the TCP
+// figure is the one seen at the connection's last loop pass (every read,
+// every flush), plus the batch being written. gnet only drains its buffer
+// between passes, so the figure is an upper bound: the budget never lets
+// more through, and it may close a client that had just caught up.
 //
 // # Goroutines
 //

@@ -10,27 +10,27 @@ import (
 // reaches a client as a reply status and the client SDK returns it again:
 // errors.Is(err, session.ErrSessionFull) holds on both sides of the network.
 var (
-	ErrServerOffline      error = wire.StatusServerOffline      // node is offline or draining: no new sessions
-	ErrBadMaxMembers      error = wire.StatusBadMaxMembers      // max members must be greater than 1
-	ErrInvalidSessionID   error = wire.StatusInvalidSessionID   // not a session ID this cluster issues
-	ErrSessionNotFound    error = wire.StatusSessionNotFound    // the session no longer exists
-	ErrBadSessionType     error = wire.StatusBadSessionType     // the session exists with another type
-	ErrSessionFull        error = wire.StatusSessionFull        // the session has reached its max members
-	ErrNotMember          error = wire.StatusNotMember          // the user is not a member of the session
-	ErrAlreadyInSession   error = wire.StatusAlreadyInSession   // the user is already in a session of this type
-	ErrJoinRejected       error = wire.StatusJoinRejected       // the session's OnJoin hook refused the user
-	ErrCannotKickSelf     error = wire.StatusCannotKickSelf     // the owner cannot be kicked, nor kick itself
-	ErrNotOwner           error = wire.StatusNotOwner           // the operation is for the session owner
-	ErrCannotInviteSelf   error = wire.StatusCannotInviteSelf   // a user cannot invite itself
-	ErrUserNotFound       error = wire.StatusUserNotFound       // the user is not online
-	ErrRecipientNotFound  error = wire.StatusRecipientNotFound  // a message recipient is not a member
-	ErrNoInvite           error = wire.StatusNoInvite           // no invite, or it has expired
-	ErrBadProperty        error = wire.StatusBadProperty        // property key or value refused
-	ErrPropertyExists     error = wire.StatusPropertyExists     // SetPropertyIfNotExists found the key
-	ErrNotNumeric         error = wire.StatusNotNumeric         // increment of a non-integer property
-	ErrCompareFailed      error = wire.StatusCompareFailed      // compare-and-set found another value
-	ErrTooManyProperties  error = wire.StatusTooManyProperties  // the session's property limit was reached
-	ErrClosed             error = wire.StatusShuttingDown       // the table is closed
+	ErrServerOffline     error = wire.StatusServerOffline     // node is offline or draining: no new sessions
+	ErrBadMaxMembers     error = wire.StatusBadMaxMembers     // max members must be greater than 1
+	ErrInvalidSessionID  error = wire.StatusInvalidSessionID  // not a session ID this cluster issues
+	ErrSessionNotFound   error = wire.StatusSessionNotFound   // the session no longer exists
+	ErrBadSessionType    error = wire.StatusBadSessionType    // the session exists with another type
+	ErrSessionFull       error = wire.StatusSessionFull       // the session has reached its max members
+	ErrNotMember         error = wire.StatusNotMember         // the user is not a member of the session
+	ErrAlreadyInSession  error = wire.StatusAlreadyInSession  // the user is already in a session of this type
+	ErrJoinRejected      error = wire.StatusJoinRejected      // the session's OnJoin hook refused the user
+	ErrCannotKickSelf    error = wire.StatusCannotKickSelf    // the owner cannot be kicked, nor kick itself
+	ErrNotOwner          error = wire.StatusNotOwner          // the operation is for the session owner
+	ErrCannotInviteSelf  error = wire.StatusCannotInviteSelf  // a user cannot invite itself
+	ErrUserNotFound      error = wire.StatusUserNotFound      // the user is not online
+	ErrRecipientNotFound error = wire.StatusRecipientNotFound // a message recipient is not a member
+	ErrNoInvite          error = wire.StatusNoInvite          // no invite, or it has expired
+	ErrBadProperty       error = wire.StatusBadProperty       // property key or value refused
+	ErrPropertyExists    error = wire.StatusPropertyExists    // SetPropertyIfNotExists found the key
+	ErrNotNumeric        error = wire.StatusNotNumeric        // increment of a non-integer property
+	ErrCompareFailed     error = wire.StatusCompareFailed     // compare-and-set found another value
+	ErrTooManyProperties error = wire.StatusTooManyProperties // the session's property limit was reached
+	ErrClosed            error = wire.StatusShuttingDown      // the table is closed
 )
 
 // Op names the kind of operation that failed, for the reference's

@@ -31,7 +31,7 @@ type Session struct {
 	emptyTimer *timer                // mu; pending deletion while empty
 	props      map[string]wire.Value // mu
 	invites    map[string]time.Time  // mu; invited user ID -> expiry
-	hooks      hooks                      // mu
+	hooks      hooks                 // mu
 	ticks      map[time.Duration]*tick
 	tickStops  map[time.Duration]func(id string)
 }

@@ -75,7 +75,7 @@ type Table struct {
 	offline atomic.Bool
 	closed  atomic.Bool
 
-	propagateMu sync.Mutex                          // serializes writers of propagate
+	propagateMu sync.Mutex                                        // serializes writers of propagate
 	propagate   atomic.Pointer[map[uint32]func([]byte, []string)] // ver<<16|cmd -> hook; copy on write
 
 	bufs sync.Pool // *[]byte scratch for encoding pushes
