@@ -35,8 +35,11 @@
 // on TCP; the part of the batch not yet accepted by KCP) would exceed
 // Config.MaxOutbound, the frame is dropped and the connection is closed
 // with [ErrSlowConsumer] after a best-effort Bye push. Producers never
-// block. Each of the two buffers grows to at most about MaxOutbound, so a
-// connection holds at most about 2×MaxOutbound of Go heap.
+// block. The bytes queued never exceed MaxOutbound (only a closing Bye
+// may pass it); since each of netio's two buffers may keep a capacity of
+// about MaxOutbound after a burst, the heap a connection's outbound path
+// can hold is bounded by about 3×MaxOutbound on TCP (with gnet's buffer),
+// and 2×MaxOutbound plus kcp-go's queue (one window and one chunk) on KCP.
 //
 // gnet's OutboundBuffered may only be read on the event loop, so the TCP
 // figure is the one seen at the connection's last loop pass (every read,
