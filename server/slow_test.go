@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"net"
 	"runtime"
 	"testing"
@@ -40,6 +41,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 			runtime.ReadMemStats(&before)
 
 			msg := make([]byte, 4096)
+			rand.Read(msg)        // incompressible: pushes over 512 bytes are S2-compressed
 			const most = 64 << 20 // give up after 64 MiB: far past any buffer
 			left := false
 			deadline := time.After(testTimeout)
