@@ -41,6 +41,8 @@ type Config struct {
 	Node string
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP listener.
+	Pprof bool
 }
 
 // DefaultConfig returns the configuration of a single dev-mode node on

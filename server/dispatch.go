@@ -23,21 +23,22 @@ type conn struct {
 	user    *session.User // nil until signed in
 	scratch []byte        // reply payload encoding
 	req     Request       // reused for application handlers
+	status  wire.Status   // of the last reply queued, for metrics
 }
 
 // handler is the Server seen as the netio.Handler of its front ends.
 type handler Server
 
-func (h *handler) srv() *Server { return (*Server)(h) }
-
 // OnOpen implements netio.Handler.
 func (h *handler) OnOpen(nc *netio.Conn) {
 	nc.SetState(&conn{nc: nc})
+	h.metrics.connOpened(nc.Transport())
 }
 
 // OnClose implements netio.Handler: a signed-in player leaves its sessions
 // (unless a newer sign-in of the same user replaced this connection).
 func (h *handler) OnClose(nc *netio.Conn, err error) {
+	h.metrics.connClosed(nc.Transport(), errors.Is(err, netio.ErrSlowConsumer))
 	c, _ := nc.State().(*conn)
 	if c == nil || c.user == nil {
 		return
@@ -46,13 +47,23 @@ func (h *handler) OnClose(nc *netio.Conn, err error) {
 	h.log.Debug("player disconnected", "user", c.user.ID, "transport", nc.Transport().String(), "reason", err)
 }
 
-// OnFrame implements netio.Handler: it checks the frame's kind and the
-// connection's sign-in, then runs the command.
+// OnFrame implements netio.Handler: it runs the command and counts it.
 func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 	c, _ := nc.State().(*conn)
 	if c == nil {
 		return
 	}
+	start := time.Now()
+	h.metrics.framesIn.Add(1)
+	h.metrics.bytesIn.Add(uint64(wire.HeaderSize + len(f.Payload)))
+	c.status = wire.StatusOK
+	h.dispatch(c, f)
+	h.metrics.observe(f.Ver, f.Cmd, c.status, start)
+}
+
+// dispatch checks the frame's kind and the connection's sign-in, then runs
+// the command.
+func (h *handler) dispatch(c *conn, f wire.Frame) {
 	switch {
 	case f.Flags&(wire.FlagReply|wire.FlagPush) != 0:
 		c.refuse(f, wire.StatusBadRequest, "clients send requests only")
@@ -81,6 +92,7 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 
 // reply answers request f. A request with seq 0 gets no reply on success.
 func (c *conn) reply(f wire.Frame, status wire.Status, payload []byte) {
+	c.status = status
 	if f.Seq == 0 && status == wire.StatusOK {
 		return
 	}
@@ -95,6 +107,7 @@ func (c *conn) replyErr(f wire.Frame, err error) {
 // refuse answers f with status and closes the connection: the client broke
 // the protocol.
 func (c *conn) refuse(f wire.Frame, status wire.Status, reason string) {
+	c.status = status
 	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, nil)
 	c.nc.Close(status, reason)
 }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coveyhq/covey/auth"
 )
@@ -15,8 +18,18 @@ const httpHeaderTimeout = 5 * time.Second
 //	                sign-in token (not in dev mode)
 //	GET  /healthz   200 while the process runs
 //	GET  /readyz    200 while the node accepts new sessions, 503 when offline
+//	GET  /metrics   Prometheus metrics
+//	/debug/pprof/   Go profiles, only with Config.Pprof
 func (s *Server) httpMux() (*http.ServeMux, error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if s.signer != nil {
 		issuer, err := auth.NewIssuer(s.signer, auth.IssuerConfig{APIKey: s.cfg.APIKey, DefaultTTL: s.cfg.TokenTTL})
 		if err != nil {

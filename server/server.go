@@ -17,10 +17,11 @@ import (
 // Server is one Covey node. Create it with New, register application
 // handlers with Handle, then Start it; Shutdown stops it.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	table  *session.Table
-	signer *auth.Signer // nil in dev mode
+	cfg     Config
+	log     *slog.Logger
+	table   *session.Table
+	signer  *auth.Signer // nil in dev mode
+	metrics *metrics
 
 	handlers map[uint32]HandlerFunc // ver<<16|cmd; written only before Start
 	started  atomic.Bool
@@ -46,6 +47,7 @@ func New(cfg Config) (*Server, error) {
 	if s.table, err = session.New(cfg.session()); err != nil {
 		return nil, err
 	}
+	s.metrics = newMetrics(s)
 	return s, nil
 }
 

@@ -26,7 +26,7 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 	sn := s.snap.Load()
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
-	deliver(sn.members, *fb, "")
+	t.deliver(sn.members, *fb, "")
 	t.putBuf(fb)
 	t.propagated(ver, cmd, msg, sn.sids)
 	return nil
@@ -67,11 +67,14 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 	}
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
+	n := 0
 	for _, m := range sn.members {
 		if m.Conn != nil && contains(recipientUIDs, m.ID) {
 			m.Conn.Deliver(*fb)
+			n++
 		}
 	}
+	t.deliveries.Add(uint64(n))
 	t.putBuf(fb)
 	return nil
 }
@@ -209,6 +212,7 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 		}
 		if target.Conn != nil {
 			target.Conn.Deliver(*fb)
+			t.deliveries.Add(1)
 		}
 	}
 	return opErr(OpInvite, id, failed)
@@ -255,13 +259,16 @@ func (s *Session) takeInviteLocked(uid string, now time.Time) bool {
 }
 
 // deliver hands frame to every member with a connection except the one
-// named except.
-func deliver(members []*User, frame []byte, except string) {
+// named except, and counts the deliveries.
+func (t *Table) deliver(members []*User, frame []byte, except string) {
+	n := 0
 	for _, m := range members {
 		if m.Conn != nil && m.ID != except {
 			m.Conn.Deliver(frame)
+			n++
 		}
 	}
+	t.deliveries.Add(uint64(n))
 }
 
 // pushMessage encodes a MessagePush once and delivers it to the members
@@ -272,11 +279,14 @@ func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID 
 	*payload = p.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
+	n := 0
 	for _, m := range members {
 		if m.Conn != nil && want(m) {
 			m.Conn.Deliver(*fb)
+			n++
 		}
 	}
+	t.deliveries.Add(uint64(n))
 	t.putBuf(fb)
 	t.putBuf(payload)
 }
@@ -292,7 +302,7 @@ func (t *Table) pushMemberEvent(members []*User, cmd wire.Cmd, s *Session, uid s
 	*payload = ev.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
-	deliver(members, *fb, "")
+	t.deliver(members, *fb, "")
 	t.putBuf(fb)
 	t.putBuf(payload)
 }

@@ -778,3 +778,27 @@ func TestErrorsMatchWireStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestStats(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	bob, _ := player(tb, "bob")
+	s := mustCreate(t, tb, alice, 3, 4)
+	mustJoin(t, tb, s, bob)
+	mustCreate(t, tb, bob, 5, 4)
+	st := tb.Stats()
+	if st.SessionsByType[3] != 1 || st.SessionsByType[5] != 1 || len(st.SessionsByType) != 2 || st.Members != 3 {
+		t.Fatalf("stats = %+v", st)
+	}
+	before := st.Deliveries
+	tb.Broadcast(bg, 3, s.ID(), 1, 1, []byte("x")) // 2 members
+	tb.BroadcastFrom(bg, 3, alice, []byte("y"))    // 1 other member
+	if got := tb.Stats().Deliveries - before; got != 3 {
+		t.Fatalf("deliveries counted %d, want 3", got)
+	}
+	tb.Leave(bg, 3, s.ID(), bob)
+	tb.Delete(bg, s.ID())
+	if st := tb.Stats(); st.SessionsByType[3] != 0 || st.Members != 1 {
+		t.Fatalf("stats after leave and delete = %+v", st)
+	}
+}

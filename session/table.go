@@ -81,6 +81,31 @@ type Table struct {
 	bufs sync.Pool // *[]byte scratch for encoding pushes
 
 	onCreate atomic.Pointer[func(*Session)]
+
+	// Counters for Stats; updated with atomic adds, never under a lock
+	// they would not otherwise take.
+	byType     [256]atomic.Int64 // sessions held, by type
+	members    atomic.Int64      // memberships held
+	deliveries atomic.Uint64     // frames handed to members' Conns
+}
+
+// Stats is a snapshot of a table's counters.
+type Stats struct {
+	SessionsByType map[uint8]int64 // types with at least one session
+	Members        int64           // memberships across all sessions
+	Deliveries     uint64          // frames handed to members' connections, since New
+}
+
+// Stats returns the table's counters. It reads atomics only: cheap enough
+// for every metrics scrape.
+func (t *Table) Stats() Stats {
+	st := Stats{SessionsByType: make(map[uint8]int64), Members: t.members.Load(), Deliveries: t.deliveries.Load()}
+	for typ := range t.byType {
+		if n := t.byType[typ].Load(); n != 0 {
+			st.SessionsByType[uint8(typ)] = n
+		}
+	}
+	return st
 }
 
 type tableShard struct {
@@ -281,6 +306,8 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	sh.mu.Lock()
 	sh.sessions[id] = s
 	sh.mu.Unlock()
+	t.byType[spec.Type].Add(1)
+	t.members.Add(1)
 	if fn := t.onCreate.Load(); fn != nil {
 		(*fn)(s)
 	}
@@ -355,6 +382,7 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 	s.addMemberLocked(m)
 	onJoined := s.hooks.onJoined
 	s.mu.Unlock()
+	t.members.Add(1)
 
 	t.pushMemberEvent(before.members, wire.CmdMemberJoined, s, u.ID)
 	if onJoined != nil {
@@ -449,6 +477,7 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 	after := s.snap.Load()
 	onLeft := s.hooks.onLeft
 	s.mu.Unlock()
+	t.members.Add(-1)
 
 	t.users.release(uid, s.typ, s.id)
 	if kind == removeKick {
@@ -550,6 +579,8 @@ func (t *Table) deleteLocked(s *Session) {
 		delete(sh.sessions, s.id)
 	}
 	sh.mu.Unlock()
+	t.byType[s.typ].Add(-1)
+	t.members.Add(-int64(len(members)))
 	for _, m := range members {
 		t.users.release(m.ID, s.typ, s.id)
 	}
@@ -559,7 +590,7 @@ func (t *Table) deleteLocked(s *Session) {
 		*payload = p.Append((*payload)[:0])
 		fb := t.getBuf()
 		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
-		deliver(members, *fb, "")
+		t.deliver(members, *fb, "")
 		t.putBuf(fb)
 		t.putBuf(payload)
 	}

@@ -16,6 +16,10 @@
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
+//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on HTTP
+//
+// The HTTP listener also serves /metrics (Prometheus), /healthz, /readyz
+// and, with a secret, POST /v1/token.
 //
 // SIGINT or SIGTERM stops accepting, tells connected clients why, and exits
 // within 10 seconds.
@@ -59,6 +63,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.KCPInterval, "kcp-interval", envDuration("COVEY_KCP_INTERVAL", cfg.KCPInterval), "KCP update interval")
 	maxPayload := fs.Uint("max-payload", uint(envInt("COVEY_MAX_PAYLOAD", int(cfg.MaxPayload))), "largest frame payload, bytes")
 	fs.IntVar(&cfg.MaxOutbound, "max-outbound", envInt("COVEY_MAX_OUTBOUND", cfg.MaxOutbound), "bytes queued per connection before disconnecting it")
+	fs.BoolVar(&cfg.Pprof, "pprof", env("COVEY_PPROF", "") != "", "serve Go profiles under /debug/pprof/ on the HTTP listener")
 	logLevel := fs.String("log-level", env("COVEY_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
