@@ -173,11 +173,12 @@ func (c *Conn) Send(h wire.Header, payload []byte) {
 }
 
 // Close starts closing the connection: it queues a Bye push with status
-// and reason (even past the outbound budget), lets what is queued before it
-// be flushed, then closes. OnClose follows with an error matching both
-// ErrClosedByServer and status. Close is idempotent (only the first close
-// of any kind counts), may be called from any goroutine including Handler
-// callbacks, and never blocks.
+// and reason (even past the outbound budget) after what is already
+// queued; the connection's I/O owner then calls OnClose (with an error
+// matching both ErrClosedByServer and status), flushes the queue ending
+// with the Bye, and closes the socket (on KCP after a short linger). Close
+// is idempotent (only the first close of any kind counts), may be called
+// from any goroutine including Handler callbacks, and never blocks.
 func (c *Conn) Close(status wire.Status, reason string) {
 	c.closeWith(fmt.Errorf("%w: %w", ErrClosedByServer, status), true, status, reason, false)
 }
@@ -298,10 +299,13 @@ func (c *Conn) sent(n int) {
 	c.mu.Unlock()
 }
 
-// finish is called exactly once, by the I/O owner, when the connection
-// has closed: it settles the reason (cause if none was set), releases the
-// buffers, calls Handler.OnClose if OnOpen was called, and removes the
-// connection from the server.
+// finish is called exactly once per connection, by the goroutine that may
+// call the Handler for it, once the connection is closing and before the
+// last batch (with the Bye, if any) is written: so a peer that got the
+// Bye knows the server is done with its connection. It settles the reason
+// (cause if none was set yet), drops what is pending, and calls
+// Handler.OnClose if OnOpen was called. The transport removes the
+// connection from the server once its last write is done.
 func (c *Conn) finish(cause error, opened bool) {
 	c.mu.Lock()
 	if !c.closing.Load() {
@@ -309,13 +313,26 @@ func (c *Conn) finish(cause error, opened bool) {
 		c.closing.Store(true)
 	}
 	err := c.closeErr
-	c.pending, c.inflight, c.scheduled = nil, 0, true
 	c.mu.Unlock()
 	if opened {
 		c.srv.h.OnClose(c, err)
 		c.srv.count.Add(-1)
 	}
-	c.srv.remove(c)
+}
+
+// release drops the connection's buffers once its last batch is written.
+func (c *Conn) release() {
+	c.mu.Lock()
+	c.pending, c.inflight, c.scheduled = nil, 0, true
+	c.mu.Unlock()
+}
+
+// queued returns the bytes queued to c now (pending plus inflight). For
+// tests.
+func (c *Conn) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) + c.inflight
 }
 
 // queuedHighWater returns the largest number of bytes queued to c (pending

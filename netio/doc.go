@@ -10,7 +10,8 @@
 // connection: OnOpen, then OnFrame for each inbound frame, then OnClose
 // exactly once. Calls for one connection never overlap. On TCP they run on
 // the connection's gnet event loop; on KCP on the connection's reader
-// goroutine. Handlers must not block.
+// goroutine, except OnClose, which runs on its reader or its writer
+// goroutine (under a per-connection mutex). Handlers must not block.
 //
 // # Outbound
 //
@@ -28,7 +29,10 @@
 //     costs ~20x more CPU (shared/reference/libraries.md).
 //   - KCP: the same flag gates a 1-slot signal channel read by the
 //     connection's writer goroutine, which writes the batch in chunks cut at
-//     frame boundaries, each under a write deadline of Config.IdleTimeout.
+//     frame boundaries; each chunk must be accepted within
+//     Config.IdleTimeout. (kcp-go reads its deadlines without a lock, so
+//     each is set only by the goroutine blocking on it: a write waiting for
+//     the window is retried in 250ms steps, which is how an abort is seen.)
 //
 // The queue is bounded: when the bytes pending for a connection plus those
 // already handed to the transport and not yet sent (gnet's outbound buffer
@@ -46,6 +50,18 @@
 // every flush), plus the batch being written. gnet only drains its buffer
 // between passes, so the figure is an upper bound: the budget never lets
 // more through, and it may close a client that had just caught up.
+//
+// # Closing
+//
+// A connection closes when the peer goes away, when it is idle for
+// Config.IdleTimeout, when it sends a bad or oversized frame (Bye
+// StatusBadRequest or StatusTooLarge), when it is a slow consumer (Bye
+// StatusSlowConsumer), on [Conn.Close], or on [Server.Shutdown] (Bye
+// StatusShuttingDown). When netio closes it, the last batch (what was
+// queued, then the Bye) is written only after Handler.OnClose has
+// returned, so a client that received its Bye can count on the server
+// being done with that connection. On KCP, which has no close handshake,
+// the session then lingers for about two round trips before it is closed.
 //
 // # Goroutines
 //

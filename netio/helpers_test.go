@@ -110,6 +110,13 @@ func (h *testHandler) waitClose(t testing.TB, c *Conn) error {
 	}
 }
 
+// closedNow reports whether OnClose has been called for c.
+func (h *testHandler) closedNow(c *Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.closes[c.ID()]) > 0
+}
+
 // check verifies, after Shutdown, that every connection got exactly one
 // OnClose and that no callback came out of order.
 func (h *testHandler) check(t testing.TB) {

@@ -34,6 +34,13 @@ const (
 	// of a closing KCP connection, if IdleTimeout is longer.
 	kcpCloseFlush = 2 * time.Second
 
+	// kcpWriteStep is the longest a single UDPSession.Write may block:
+	// a write waiting for the peer's window is retried in steps until
+	// IdleTimeout, so that the writer notices an abort (slow consumer)
+	// within a step. kcp-go reads the write deadline without its lock,
+	// so no other goroutine may set it while the writer is in Write.
+	kcpWriteStep = 250 * time.Millisecond
+
 	// Bounds of the linger after the last frames of a closing session.
 	kcpLingerMin = 20 * time.Millisecond
 	kcpLingerMax = 500 * time.Millisecond
@@ -47,24 +54,28 @@ type kcpFront struct {
 }
 
 // kcpConn is the KCP part of a Conn: the session, and the reader and
-// writer goroutines that own it.
+// writer goroutines that own it. Only the reader sets the session's read
+// deadline and only the writer its write deadline: kcp-go reads them
+// without its lock.
 type kcpConn struct {
 	c    *Conn
 	sess *kcp.UDPSession
 
-	signal     chan struct{} // 1 slot: a flush is due
-	writerDone chan struct{} // closed when the writer has closed the session
-	dead       chan struct{} // closed by kill
-	killOnce   sync.Once
+	signal   chan struct{} // 1 slot: a flush is due
+	dead     chan struct{} // closed by kill
+	killOnce sync.Once
+	aborted  atomic.Bool // slow consumer: the writer abandons its write
 
 	spare []byte // the writer's buffer swapped with pending
 	small int    // see keep
 
-	// mu orders write deadlines: abort must win over the writer arming
-	// the next one.
-	mu      sync.Mutex
-	aborted bool // slow consumer: abandon writes
-	final   bool // the last flush runs under its own deadline
+	// hmu serializes Handler calls between the reader (OnOpen, OnFrame,
+	// and OnClose when the session fails) and the writer (OnClose before
+	// the last batch of a connection netio closes). The reader holds it
+	// while it handles the frames of one read, never across Read.
+	hmu     sync.Mutex
+	opened  bool // OnOpen was called
+	hclosed bool // Conn.finish was called
 }
 
 func (s *Server) startKCP() error {
@@ -98,10 +109,11 @@ func (f *kcpFront) acceptLoop() {
 				return
 			}
 			// The listener is closed: close the sessions kcp-go created
-			// and queued meanwhile. AcceptKCP picks at random between a
-			// queued session and the closed listener, so a few errors in
-			// a row are needed to be fairly sure the queue is empty.
-			for misses := 0; misses < 8; {
+			// and queued meanwhile. AcceptKCP picks at random among a
+			// queued session, the closed listener and its read error, so
+			// only many errors in a row make an empty queue likely
+			// (64: a queued session is missed with odds (2/3)^64).
+			for misses := 0; misses < 64; {
 				if sess, err := f.l.AcceptKCP(); err == nil {
 					_ = sess.Close()
 					misses = 0
@@ -126,7 +138,7 @@ func (f *kcpFront) open(sess *kcp.UDPSession) {
 	sess.SetACKNoDelay(true)
 
 	c := newConn(s, KCP, sess.RemoteAddr())
-	k := &kcpConn{c: c, sess: sess, signal: make(chan struct{}, 1), writerDone: make(chan struct{}), dead: make(chan struct{})}
+	k := &kcpConn{c: c, sess: sess, signal: make(chan struct{}, 1), dead: make(chan struct{})}
 	c.io = k
 	if !s.register(c) {
 		_ = sess.Close()
@@ -146,8 +158,8 @@ func (f *kcpFront) stop() {
 }
 
 // readLoop reads and decodes frames until the session fails or the
-// connection closes, waits for the writer, and calls OnClose. It is the
-// only goroutine calling the Handler for this connection.
+// connection closes. It calls OnOpen and OnFrame, and OnClose if the
+// session failed (ErrIdle, ErrPeerClosed) before the writer did.
 //
 // OnOpen is called when the first bytes of data arrive, not when kcp-go
 // creates the session: kcp-go creates a session for any packet from an
@@ -161,7 +173,6 @@ func (k *kcpConn) readLoop() {
 	dec := wire.NewDecoder(s.cfg.Wire)
 	buf := make([]byte, kcpReadBuffer)
 	var cause error
-	opened := false
 	for !c.closing.Load() {
 		_ = k.sess.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		n, err := k.sess.Read(buf)
@@ -171,9 +182,14 @@ func (k *kcpConn) readLoop() {
 		}
 		c.lastRead.Store(s.now())
 		dec.Write(buf[:n])
+		k.hmu.Lock()
+		if k.hclosed {
+			k.hmu.Unlock()
+			break
+		}
 		was := c.holdFlush()
-		if !opened && !c.closing.Load() {
-			opened = true
+		if !k.opened && !c.closing.Load() {
+			k.opened = true
 			s.open(c)
 		}
 		for !c.closing.Load() {
@@ -187,12 +203,23 @@ func (k *kcpConn) readLoop() {
 			s.h.OnFrame(c, fr)
 		}
 		k.releaseFlush(was)
+		k.hmu.Unlock()
 	}
 	if cause != nil {
-		c.closeWith(cause, false, 0, "", false)
+		c.closeWith(cause, false, 0, "", false) // wakes the writer
 	}
-	<-k.writerDone
-	c.finish(cause, opened)
+	k.handlerClose(cause)
+}
+
+// handlerClose calls Conn.finish (OnClose) unless it was called already.
+// Reader or writer.
+func (k *kcpConn) handlerClose(cause error) {
+	k.hmu.Lock()
+	defer k.hmu.Unlock()
+	if !k.hclosed {
+		k.hclosed = true
+		k.c.finish(cause, k.opened)
+	}
 }
 
 // releaseFlush ends a batch started by holdFlush: unless a flush was
@@ -226,29 +253,18 @@ func kcpReadCause(err error) error {
 	return fmt.Errorf("%w: %w", ErrPeerClosed, err)
 }
 
-// writeLoop writes each batch when signalled; after the last batch of a
-// closing connection it closes the session, which also ends the reader's
-// Read.
+// writeLoop writes each batch when signalled, until the connection
+// closes (see closeOut).
 func (k *kcpConn) writeLoop() {
 	c := k.c
-	s := c.srv
-	defer s.wg.Done()
-	defer close(k.writerDone)
-	defer k.sess.Close()
+	defer c.srv.wg.Done()
 	for range k.signal {
 		batch, closing := c.takePending(k.spare, 0)
 		if closing {
-			deadline := time.Now().Add(min(s.cfg.IdleTimeout, kcpCloseFlush))
-			k.mu.Lock()
-			k.final = true
-			_ = k.sess.SetWriteDeadline(deadline)
-			k.mu.Unlock()
-			if err := k.write(batch, true); err == nil && len(batch) > 0 {
-				k.linger(deadline)
-			}
+			k.closeOut(batch)
 			return
 		}
-		err := k.write(batch, false)
+		err := k.write(batch, time.Time{})
 		k.spare = keep(batch, &k.small)
 		if err == nil {
 			continue
@@ -263,6 +279,26 @@ func (k *kcpConn) writeLoop() {
 			c.closeWith(kcpReadCause(err), false, 0, "", false)
 		}
 	}
+}
+
+// closeOut ends a closing connection: it calls OnClose (unless the reader
+// did), writes the last batch (ending with the Bye, if any) within
+// min(IdleTimeout, kcpCloseFlush) (kcpWriteStep for a slow consumer),
+// lingers, closes the session (which
+// ends the reader's Read) and removes the connection from the server.
+func (k *kcpConn) closeOut(batch []byte) {
+	c := k.c
+	k.handlerClose(nil)
+	wait := min(c.srv.cfg.IdleTimeout, kcpCloseFlush)
+	if k.aborted.Load() {
+		wait = kcpWriteStep // a slow consumer's window is full: do not wait long for it
+	}
+	deadline := time.Now().Add(wait)
+	if err := k.write(batch, deadline); err == nil && len(batch) > 0 {
+		k.linger(deadline)
+	}
+	_ = k.sess.Close()
+	c.srv.remove(c)
 }
 
 // linger keeps a session that just sent its last frames (the Bye) open
@@ -284,27 +320,41 @@ func (k *kcpConn) linger(deadline time.Time) {
 	}
 }
 
-// write hands b to the session in chunks cut at frame boundaries, each
-// under a deadline of IdleTimeout (or the final deadline), and accounts
-// for what kcp-go accepted.
-func (k *kcpConn) write(b []byte, final bool) error {
+// write hands b to the session in chunks cut at frame boundaries. A chunk
+// must be accepted within IdleTimeout (or by final, for the last batch of
+// a closing connection); the wait is cut into kcpWriteStep steps so that
+// an abort is seen. Outside the final batch it accounts for what kcp-go
+// accepted.
+func (k *kcpConn) write(b []byte, final time.Time) error {
+	idle := k.c.srv.cfg.IdleTimeout
 	for len(b) > 0 {
 		n := chunkLen(b)
-		if !final {
-			k.mu.Lock()
-			if k.aborted {
-				k.mu.Unlock()
+		until := final
+		if final.IsZero() {
+			until = time.Now().Add(idle)
+		}
+		for {
+			if final.IsZero() && k.aborted.Load() {
 				return errAborted
 			}
-			_ = k.sess.SetWriteDeadline(time.Now().Add(k.c.srv.cfg.IdleTimeout))
-			k.mu.Unlock()
-		}
-		k.c.writes.Add(1)
-		if _, err := k.sess.Write(b[:n]); err != nil {
+			step := time.Now().Add(kcpWriteStep)
+			if until.Before(step) {
+				step = until
+			}
+			_ = k.sess.SetWriteDeadline(step)
+			k.c.writes.Add(1)
+			_, err := k.sess.Write(b[:n]) // all or nothing
+			if err == nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(until) {
+				continue
+			}
 			return err
 		}
 		b = b[n:]
-		if !final {
+		if final.IsZero() {
 			k.c.sent(n)
 		}
 	}
@@ -342,16 +392,9 @@ func (k *kcpConn) wake() {
 }
 
 // abort makes the writer give up the write it is blocked in (the window
-// is full because the peer does not read), so the slow consumer closes
-// now rather than after IdleTimeout.
-func (k *kcpConn) abort() {
-	k.mu.Lock()
-	k.aborted = true
-	if !k.final {
-		_ = k.sess.SetWriteDeadline(time.Now())
-	}
-	k.mu.Unlock()
-}
+// is full because the peer does not read) within kcpWriteStep, so the
+// slow consumer is closed soon rather than after IdleTimeout.
+func (k *kcpConn) abort() { k.aborted.Store(true) }
 
 // kill closes the session; the reader and the writer then return.
 func (k *kcpConn) kill() {

@@ -45,6 +45,17 @@ func TestListenAddrs(t *testing.T) {
 	if _, err := Listen(Config{}, h); err == nil {
 		t.Error("Listen with no address succeeded")
 	}
+	// Ports in use: Listen fails and leaves nothing running.
+	if _, err := Listen(Config{TCPAddr: s.TCPAddr().String(), Logger: testLogger()}, h); err == nil {
+		t.Error("Listen on a TCP port in use succeeded")
+	} else {
+		t.Logf("TCP port in use: %v", err)
+	}
+	if _, err := Listen(Config{TCPAddr: "127.0.0.1:0", KCPAddr: s.KCPAddr().String(), Logger: testLogger()}, h); err == nil {
+		t.Error("Listen on a UDP port in use succeeded")
+	} else {
+		t.Logf("UDP port in use: %v", err)
+	}
 }
 
 func TestEcho(t *testing.T) {
@@ -148,6 +159,9 @@ func TestBadFrames(t *testing.T) {
 					bad, c := dial(t, s, h, tr, dialOpts{})
 					bad.write(tc.frame)
 					bad.expectBye(tc.status, "")
+					if !h.closedNow(c) {
+						t.Fatal("the Bye arrived before OnClose returned")
+					}
 					bad.expectClosed()
 					if err := h.waitClose(t, c); !errors.Is(err, tc.err) {
 						t.Fatalf("OnClose(%v), want %v", err, tc.err)
@@ -209,6 +223,49 @@ func TestSlowConsumer(t *testing.T) {
 				t.Fatalf("queued high-water mark %d, want in (0, %d]", hw, maxOut)
 			}
 		})
+	}
+}
+
+// TestSlowConsumerBlockedKCPWriter closes a KCP slow consumer whose
+// writer is blocked in a write (the peer's window is full): the writer
+// must give up at once, not after IdleTimeout.
+func TestSlowConsumerBlockedKCPWriter(t *testing.T) {
+	const maxOut = 256 << 10
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) {
+		c.MaxOutbound = maxOut
+		c.IdleTimeout = waitFor
+	})
+	_, c := dial(t, s, h, KCP, dialOpts{})
+	frame := wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 2, Flags: wire.FlagPush}, make([]byte, 1000))
+	// Fill the window: the writer hands frames to kcp-go until it blocks
+	// in a write; from then on the queue no longer drains.
+	deadline := time.Now().Add(waitFor)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never blocked: the client's window did not fill")
+		}
+		if q := c.queued(); q < 64<<10 {
+			c.Deliver(frame)
+			continue
+		}
+		q := c.queued()
+		time.Sleep(20 * time.Millisecond) // nothing to wait on: the writer is blocked inside kcp-go
+		if c.queued() >= q {
+			break
+		}
+	}
+	start := time.Now()
+	for !c.Closed() {
+		c.Deliver(frame)
+	}
+	if err := h.waitClose(t, c); !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("OnClose(%v), want ErrSlowConsumer", err)
+	}
+	el := time.Since(start)
+	t.Logf("closed %v after the budget was exceeded", el)
+	if el > 2*kcpWriteStep+time.Second {
+		t.Fatalf("the blocked writer took %v to give up", el)
 	}
 }
 
@@ -297,6 +354,9 @@ func TestCloseSendsBye(t *testing.T) {
 				}
 			}
 			cl.expectBye(wire.StatusReplaced, "signed in elsewhere")
+			if !h.closedNow(c) {
+				t.Fatal("the Bye arrived before OnClose returned")
+			}
 			cl.expectClosed()
 			err := h.waitClose(t, c)
 			if !errors.Is(err, ErrClosedByServer) || !errors.Is(err, wire.StatusReplaced) {

@@ -18,7 +18,9 @@ import (
 // Calls for one connection never overlap and come in order: OnOpen, then
 // OnFrame for each inbound frame, then OnClose exactly once. Calls for
 // different connections run concurrently. No method may block: on TCP they
-// run on a gnet event loop shared by many connections.
+// run on a gnet event loop shared by many connections. On KCP, OnOpen and
+// OnFrame run on the connection's reader goroutine and OnClose on its
+// reader or writer goroutine.
 type Handler interface {
 	// OnOpen is called when a connection is established (TCP: accepted;
 	// KCP: its first bytes of data arrived). c may be used (Deliver, Send,
@@ -33,11 +35,14 @@ type Handler interface {
 	// are flushed together when the batch of frames read with f ends.
 	OnFrame(c *Conn, f wire.Frame)
 
-	// OnClose is called once the connection is closed; err says why
-	// (ErrIdle, ErrSlowConsumer, ErrPeerClosed, ErrTooLarge, ErrBadFrame,
-	// ErrServerClosed, or an error matching ErrClosedByServer and the
-	// status given to Conn.Close). Frames delivered to c from now on are
-	// dropped.
+	// OnClose is called once the connection is closing for good; err says
+	// why (ErrIdle, ErrSlowConsumer, ErrPeerClosed, ErrTooLarge,
+	// ErrBadFrame, ErrServerClosed, or an error matching
+	// ErrClosedByServer and the status given to Conn.Close). Frames
+	// delivered to c from now on are dropped. When netio closes the
+	// connection, OnClose returns before the last frames (the Bye) are
+	// written and the socket closed: a client that received its Bye can
+	// count on the server being done with that connection.
 	OnClose(c *Conn, err error)
 }
 
@@ -130,9 +135,10 @@ func (s *Server) KCPAddr() net.Addr {
 func (s *Server) Conns() int { return int(s.count.Load()) }
 
 // Shutdown stops accepting connections, sends every open connection a Bye
-// push (wire.StatusShuttingDown with reason), flushes and closes them,
-// waits until OnClose has returned for all of them, then stops the front
-// ends and waits for every goroutine netio started. It blocks until then
+// push (wire.StatusShuttingDown with reason) after what is queued to it,
+// waits until every connection is closed (OnClose returned, last batch
+// written, socket closed), then stops the front ends and waits for every
+// goroutine netio started. It blocks until then
 // or until ctx is done; in that case it closes what is left without
 // flushing and returns ctx.Err() (the remaining goroutines exit shortly
 // after; calling Shutdown again waits for them). Any goroutine except a
@@ -207,8 +213,9 @@ func (s *Server) open(c *Conn) {
 	s.h.OnOpen(c)
 }
 
-// remove drops a closed connection.
+// remove drops a closed connection, after its last write.
 func (s *Server) remove(c *Conn) {
+	c.release()
 	s.mu.Lock()
 	delete(s.conns, c.id)
 	s.checkDrainedLocked()

@@ -57,6 +57,7 @@ type tcpConn struct {
 	small    int    // see keep
 	scratch  []byte // decompression output
 	leftover int    // InboundBuffered at the end of the last OnTraffic
+	finished bool   // Conn.finish has run
 }
 
 func (s *Server) startTCP() error {
@@ -77,6 +78,21 @@ func (s *Server) startTCP() error {
 		defer s.wg.Done()
 		f.runErr = gnet.Run(f, "tcp://"+s.cfg.TCPAddr, opts...)
 		close(f.runDone)
+		f.mu.RLock()
+		stopped := f.stopped
+		f.mu.RUnlock()
+		started := false
+		select {
+		case <-f.ready:
+			started = true
+		default: // Listen reports the error
+		}
+		if started && !stopped {
+			// gnet stops the whole engine when accept(2) fails with an
+			// error other than EAGAIN/EINTR/ECONNRESET/ECONNABORTED (for
+			// instance EMFILE): every TCP connection is closed.
+			s.log.Error("netio: tcp engine stopped on its own", "err", f.runErr)
+		}
 	}()
 	select {
 	case <-f.ready:
@@ -88,6 +104,14 @@ func (s *Server) startTCP() error {
 		}
 		if err == nil {
 			err = errors.New("engine stopped while starting")
+		}
+		// gnet v2.9.7 with a keep-alive period reports a failed bind as
+		// "setsockopt: bad file descriptor" (initListener overwrites the
+		// error): ask the kernel again for the real reason.
+		if ln, perr := net.Listen("tcp", s.cfg.TCPAddr); perr != nil {
+			err = perr
+		} else {
+			ln.Close()
 		}
 		return fmt.Errorf("netio: tcp listen %s: %w", s.cfg.TCPAddr, err)
 	}
@@ -248,15 +272,20 @@ func (t *tcpConn) decode() {
 }
 
 // flush writes the pending batch with one Conn.Write and returns Close if
-// the connection is closing. gnet copies what the socket does not take
-// into its outbound buffer, so the batch buffer is reused at once. Runs on
-// the event loop.
+// the connection is closing (after calling Handler.OnClose, before the
+// last batch is written). gnet copies what the socket does not take into
+// its outbound buffer, so the batch buffer is reused at once. Runs on the
+// event loop.
 func (t *tcpConn) flush() gnet.Action {
 	c, gc := t.c, t.gc
 	// takePending also refreshes inflight with what gnet still holds:
 	// every pass of the loop over this connection corrects the estimate.
 	out := gc.OutboundBuffered()
 	batch, closing := c.takePending(t.spare, out)
+	if closing && !t.finished {
+		t.finished = true
+		c.finish(nil, true) // OnClose before the Bye leaves
+	}
 	if len(batch) > 0 {
 		c.writes.Add(1)
 		if _, err := gc.Write(batch); err != nil {
@@ -275,14 +304,21 @@ func (t *tcpConn) flush() gnet.Action {
 	return gnet.None
 }
 
-// OnClose calls Handler.OnClose once per connection gnet closes.
+// OnClose runs once per connection gnet closes: it calls Handler.OnClose
+// unless flush did already (netio closed the connection), and removes the
+// connection from the server. gnet then writes what its outbound buffer
+// still holds, if the socket takes it, and closes the socket.
 func (f *tcpFront) OnClose(gc gnet.Conn, err error) gnet.Action {
 	t, _ := gc.Context().(*tcpConn)
 	if t == nil {
 		return gnet.None
 	}
 	gc.SetContext(nil)
-	t.c.finish(tcpCloseCause(err), true)
+	if !t.finished {
+		t.finished = true
+		t.c.finish(tcpCloseCause(err), true)
+	}
+	f.s.remove(t.c)
 	return gnet.None
 }
 
