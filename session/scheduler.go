@@ -42,7 +42,12 @@ func newScheduler(now func() time.Time) *scheduler {
 // after schedules fn to run once d from now and returns its timer, or nil if
 // the scheduler is stopped. Safe for concurrent use; does not block.
 func (s *scheduler) after(d time.Duration, fn func()) *timer {
-	t := &timer{at: s.now().Add(d), fn: fn, index: -1}
+	return s.at(s.now().Add(d), fn)
+}
+
+// at schedules fn to run once at the given time; see after.
+func (s *scheduler) at(when time.Time, fn func()) *timer {
+	t := &timer{at: when, fn: fn, index: -1}
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()

@@ -13,8 +13,10 @@ type tick struct {
 // as long as the session exists or until StopAllTicks. A session may run
 // several ticks with different intervals, but one per interval: SetOnTick
 // reports false if interval already has one, if interval <= 0 or fn is nil,
-// or if the session was deleted. A late tick is not made up for: the next
-// one comes an interval after the late one ran. fn must not block.
+// or if the session was deleted. Ticks keep their cadence (the n-th is due
+// n intervals after SetOnTick, however long fn takes); a tick more than an
+// interval late is not made up for: the missed ones are skipped and the
+// next runs at once. fn must not block.
 func (s *Session) SetOnTick(interval time.Duration, fn func(id string)) bool {
 	if interval <= 0 || fn == nil {
 		return false
@@ -29,13 +31,13 @@ func (s *Session) SetOnTick(interval time.Duration, fn func(id string)) bool {
 	}
 	tk := &tick{interval: interval, fn: fn}
 	s.ticks[interval] = tk
-	s.armLocked(tk)
+	s.armLocked(tk, s.t.sched.now().Add(interval))
 	return true
 }
 
-// armLocked schedules tk's next run. s.mu must be held.
-func (s *Session) armLocked(tk *tick) {
-	tk.timer = s.t.sched.after(tk.interval, func() { s.runTick(tk) })
+// armLocked schedules tk's next run at due. s.mu must be held.
+func (s *Session) armLocked(tk *tick, due time.Time) {
+	tk.timer = s.t.sched.at(due, func() { s.runTick(tk) })
 }
 
 // runTick calls tk's callback, if tk still runs, and schedules the next.
@@ -49,7 +51,13 @@ func (s *Session) runTick(tk *tick) {
 	tk.fn(s.id)
 	s.mu.Lock()
 	if s.ticks[tk.interval] == tk {
-		s.armLocked(tk)
+		// Due times come from the previous due time, not from when fn
+		// returned, so a slow callback does not make the ticks drift.
+		due := tk.timer.at.Add(tk.interval)
+		if now := s.t.sched.now(); now.Sub(due) >= tk.interval {
+			due = now // more than an interval behind: run once now, skip the rest
+		}
+		s.armLocked(tk, due)
 	}
 	s.mu.Unlock()
 }
