@@ -181,6 +181,7 @@ func (k *kcpConn) readLoop() {
 			break
 		}
 		c.lastRead.Store(s.now())
+		s.bytesIn.Add(uint64(n))
 		dec.Write(buf[:n])
 		k.hmu.Lock()
 		if k.hclosed {
@@ -345,6 +346,7 @@ func (k *kcpConn) write(b []byte, final time.Time) error {
 			k.c.writes.Add(1)
 			_, err := k.sess.Write(b[:n]) // all or nothing
 			if err == nil {
+				k.c.srv.bytesOut.Add(uint64(n))
 				break
 			}
 			var ne net.Error

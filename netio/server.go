@@ -63,6 +63,8 @@ type Server struct {
 
 	count atomic.Int64 // connections between OnOpen and the end of OnClose
 
+	bytesIn, bytesOut atomic.Uint64 // for Stats
+
 	mu       sync.Mutex
 	conns    map[uint64]*Conn
 	closing  bool          // Shutdown started: refuse new connections
@@ -133,6 +135,17 @@ func (s *Server) KCPAddr() net.Addr {
 // Conns returns the number of open connections: those whose OnOpen has
 // been called and whose OnClose has not returned yet. Any goroutine.
 func (s *Server) Conns() int { return int(s.count.Load()) }
+
+// Stats counts the bytes the front ends moved.
+type Stats struct {
+	BytesIn  uint64 // bytes of frames received (as on the wire, before decompression)
+	BytesOut uint64 // bytes handed to the sockets
+}
+
+// Stats returns the byte counters since Listen. Any goroutine; atomic reads.
+func (s *Server) Stats() Stats {
+	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
+}
 
 // Shutdown stops accepting connections, sends every open connection a Bye
 // push (wire.StatusShuttingDown with reason) after what is queued to it,

@@ -268,6 +268,7 @@ func (t *tcpConn) decode() {
 		}
 		c.srv.h.OnFrame(c, fr)
 		_, _ = gc.Discard(n)
+		c.srv.bytesIn.Add(uint64(n))
 	}
 }
 
@@ -288,6 +289,7 @@ func (t *tcpConn) flush() gnet.Action {
 	}
 	if len(batch) > 0 {
 		c.writes.Add(1)
+		c.srv.bytesOut.Add(uint64(len(batch)))
 		if _, err := gc.Write(batch); err != nil {
 			// gnet has closed the connection; OnClose has run.
 			t.spare = nil

@@ -55,7 +55,6 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 	}
 	start := time.Now()
 	h.metrics.framesIn.Add(1)
-	h.metrics.bytesIn.Add(uint64(wire.HeaderSize + len(f.Payload)))
 	c.status = wire.StatusOK
 	h.dispatch(c, f)
 	h.metrics.observe(f.Ver, f.Cmd, c.status, start)

@@ -98,7 +98,8 @@ func newMetrics(s *Server) *metrics {
 		"commands":   d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
 		"slow":       d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
 		"framesIn":   d("covey_frames_in_total", "Frames received from clients."),
-		"bytesIn":    d("covey_bytes_in_total", "Frame bytes received from clients (decompressed)."),
+		"bytesIn":    d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
+		"bytesOut":   d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
 	}
 	m.registry.MustRegister(m, m.hist)
 	m.registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -161,5 +162,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("slow", float64(m.slow.Load()))
 	counter("framesIn", float64(m.framesIn.Load()))
-	counter("bytesIn", float64(m.bytesIn.Load()))
+	if m.srv.net != nil {
+		ns := m.srv.net.Stats()
+		counter("bytesIn", float64(ns.BytesIn))
+		counter("bytesOut", float64(ns.BytesOut))
+	}
 }

@@ -73,8 +73,10 @@ func TestMetricsMove(t *testing.T) {
 	if got := scrape(t, srv, `covey_deliveries_total`); got < 6 {
 		t.Errorf("covey_deliveries_total = %v, want >= 6", got)
 	}
-	if got := scrape(t, srv, `covey_bytes_in_total`); got <= 0 {
-		t.Errorf("covey_bytes_in_total = %v", got)
+	for _, name := range []string{`covey_bytes_in_total`, `covey_bytes_out_total`, `covey_frames_in_total`} {
+		if got := scrape(t, srv, name); got <= 0 {
+			t.Errorf("%s = %v", name, got)
+		}
 	}
 	if got := scrape(t, srv, `go_goroutines`); got <= 0 {
 		t.Errorf("go_goroutines = %v: runtime metrics missing", got)

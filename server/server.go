@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coveyhq/covey/auth"
 	"github.com/coveyhq/covey/netio"
@@ -70,34 +71,43 @@ func (s *Server) Start() error {
 		s.log.Warn("DEV MODE: no secret configured; players sign in with ANY user ID they claim. " +
 			"Listening on loopback only. Set COVEY_SECRET and COVEY_API_KEY for real deployments.")
 	}
-	if s.cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-		if err != nil {
-			return err
-		}
-		mux, err := s.httpMux()
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		s.httpLn = ln
-		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout}
-		s.httpWG.Add(1)
-		go func() {
-			defer s.httpWG.Done()
-			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("http listener stopped", "err", err)
-			}
-		}()
-	}
 	ns, err := netio.Listen(s.cfg.netio(), (*handler)(s))
 	if err != nil {
-		s.stopHTTP(context.Background())
 		return err
 	}
-	s.net = ns
+	s.net = ns // before the HTTP listener, whose /metrics reads it
+	if s.cfg.HTTPAddr != "" {
+		if err := s.startHTTP(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ns.Shutdown(ctx, "server failed to start")
+			return err
+		}
+	}
 	s.log.Info("covey listening", "tcp", addrString(ns.TCPAddr()), "kcp", addrString(ns.KCPAddr()),
 		"http", addrString(s.HTTPAddr()), "node", s.cfg.Node)
+	return nil
+}
+
+func (s *Server) startHTTP() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	mux, err := s.httpMux()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.httpLn = ln
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout}
+	s.httpWG.Add(1)
+	go func() {
+		defer s.httpWG.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener stopped", "err", err)
+		}
+	}()
 	return nil
 }
 
