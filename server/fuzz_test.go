@@ -27,7 +27,7 @@ func FuzzConnection(f *testing.F) {
 		// The data may leave a partial frame that swallows the ping: then
 		// nothing comes back and the client gives up after a moment and
 		// closes, which the server must handle too.
-		c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
 		if _, err := c.Write(append(append(signIn, data...), ping...)); err != nil {
 			return // the server may close while we write
 		}
