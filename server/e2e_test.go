@@ -182,7 +182,7 @@ func TestEndToEnd(t *testing.T) {
 			must(t, bob.SetProperty(ctx, 1, "map", "dust"))
 			must(t, bob.SetProperties(ctx, 1, map[string]any{"a": true, "b": 2.5, "c": uint8(9)}))
 			wantStatus(t, bob.SetProperties(ctx, 1, map[string]any{"d": 1, "e": map[string]int{}}), session.ErrBadProperty) // refused by the SDK
-			wantStatus(t, bob.SetProperty(ctx, 1, "", 1), session.ErrBadProperty)                                     // refused by the server
+			wantStatus(t, bob.SetProperty(ctx, 1, "", 1), session.ErrBadProperty)                                           // refused by the server
 			wantStatus(t, bob.SetProperty(ctx, 1, "long", string(make([]byte, 5000))), session.ErrBadProperty)
 			wantStatus(t, bob.SetProperties(ctx, 1, map[string]any{"d": 1, "": 2}), session.ErrBadProperty)
 			props, err := carol.GetProperties(ctx, 1, []string{"a", "b", "c", "d"})
