@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Scenario names, the values of -scenario.
+const (
+	scenarioBroadcast  = "broadcast"
+	scenarioMax        = "max"
+	scenarioChurn      = "churn"
+	scenarioProperties = "properties"
+	scenarioIdle       = "idle"
+)
+
+var scenarios = []string{scenarioBroadcast, scenarioMax, scenarioChurn, scenarioProperties, scenarioIdle}
+
+// Ways to spread players over several addresses, the values of -spread.
+const (
+	spreadPlayer  = "player"  // player i connects to address i mod n
+	spreadSession = "session" // every member of session j connects to address j mod n
+)
+
+// Config is what one run does. Start from DefaultConfig; main fills it
+// from the flags.
+type Config struct {
+	// Addrs are the servers' addresses; players are spread over them
+	// round-robin (see Spread).
+	Addrs []string
+	// Transport is "tcp" or "kcp".
+	Transport string
+	// Scenario is one of broadcast, max, churn, properties, idle.
+	Scenario string
+	// Sessions and Members shape broadcast, max and properties; Members is
+	// also the group size of churn.
+	Sessions, Members int
+	// Rate is the messages per second each member sends (broadcast).
+	Rate float64
+	// Size is the payload size of a message, at least minPayloadSize.
+	Size int
+	// Window is how many of its messages a sender may have undelivered
+	// (max).
+	Window int
+	// Clients is the number of players of churn and idle.
+	Clients int
+	// Duration is the measurement window.
+	Duration time.Duration
+	// Drain is the longest wait for messages in flight after the senders
+	// stop.
+	Drain time.Duration
+	// ServerPID, if not 0, is the process whose CPU time and RSS are read
+	// from /proc.
+	ServerPID int
+	// RampBatch is how many players connect at once during the ramp-up.
+	RampBatch int
+	// RampTimeout bounds the ramp-up: connecting, creating and joining.
+	RampTimeout time.Duration
+	// CallTimeout bounds each request that waits for a reply.
+	CallTimeout time.Duration
+	// Spread is spreadPlayer or spreadSession.
+	Spread string
+	// Progress receives a progress line every second; nil for none.
+	Progress io.Writer
+
+	cpuProfile string // main only: where to write the driver's CPU profile
+
+	hooks testHooks
+}
+
+// testHooks let tests inject faults into the accounting. They are nil in
+// real runs.
+type testHooks struct {
+	// dropReceipt is asked about every driver message a receiver decodes;
+	// true discards it as if it had never arrived. Called on the
+	// receiver's reader goroutine.
+	dropReceipt func(receiver, sender int, seq uint32) bool
+	// backdate returns how much earlier than the real send time the
+	// message's timestamp is written. Called by the sender.
+	backdate func(sender int, seq uint32) time.Duration
+}
+
+// DefaultConfig returns the flags' defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addrs:       []string{"127.0.0.1:7700"},
+		Transport:   "tcp",
+		Scenario:    scenarioBroadcast,
+		Sessions:    10,
+		Members:     4,
+		Rate:        10,
+		Size:        64,
+		Window:      16,
+		Clients:     100,
+		Duration:    10 * time.Second,
+		Drain:       2 * time.Second,
+		RampBatch:   200,
+		RampTimeout: 60 * time.Second,
+		CallTimeout: 10 * time.Second,
+		Spread:      spreadPlayer,
+	}
+}
+
+// errBadConfig wraps every error of Config.check.
+var errBadConfig = errors.New("loadtest: invalid configuration")
+
+// check reports the first invalid field.
+func (c Config) check() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", errBadConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case len(c.Addrs) == 0:
+		return bad("no address")
+	case c.Transport != "tcp" && c.Transport != "kcp":
+		return bad("-transport %q: want tcp or kcp", c.Transport)
+	case !slices.Contains(scenarios, c.Scenario):
+		return bad("-scenario %q: want one of %v", c.Scenario, scenarios)
+	case c.Spread != spreadPlayer && c.Spread != spreadSession:
+		return bad("-spread %q: want player or session", c.Spread)
+	case c.Duration <= 0:
+		return bad("-duration must be positive")
+	case c.Drain < 0:
+		return bad("-drain must not be negative")
+	case c.RampBatch < 1:
+		return bad("-ramp-batch must be at least 1")
+	case c.RampTimeout <= 0 || c.CallTimeout <= 0:
+		return bad("-ramp-timeout and -call-timeout must be positive")
+	}
+	for _, a := range c.Addrs {
+		if a == "" {
+			return bad("empty address in -addr")
+		}
+	}
+	switch c.Scenario {
+	case scenarioBroadcast, scenarioMax, scenarioProperties:
+		if c.Sessions < 1 {
+			return bad("-sessions must be at least 1")
+		}
+		if c.Members < 2 || c.Members > 65535 {
+			return bad("-members must be 2 to 65535")
+		}
+	case scenarioChurn:
+		if c.Members < 2 || c.Members > 65535 {
+			return bad("-members (the churn group size) must be 2 to 65535")
+		}
+		if c.Clients < c.Members {
+			return bad("-clients must be at least -members (%d)", c.Members)
+		}
+	case scenarioIdle:
+		if c.Clients < 1 {
+			return bad("-clients must be at least 1")
+		}
+	}
+	switch c.Scenario {
+	case scenarioBroadcast:
+		if c.Rate <= 0 || c.Rate > 1e6 {
+			return bad("-rate must be above 0 and at most 1e6")
+		}
+	case scenarioMax:
+		if c.Window < 1 {
+			return bad("-window must be at least 1")
+		}
+	}
+	if (c.Scenario == scenarioBroadcast || c.Scenario == scenarioMax) &&
+		(c.Size < minPayloadSize || c.Size > maxPayloadSize) {
+		return bad("-size must be %d to %d bytes", minPayloadSize, maxPayloadSize)
+	}
+	return nil
+}
+
+// players returns the number of players the run uses.
+func (c Config) players() int {
+	switch c.Scenario {
+	case scenarioChurn:
+		return c.Clients / c.Members * c.Members
+	case scenarioIdle:
+		return c.Clients
+	}
+	return c.Sessions * c.Members
+}

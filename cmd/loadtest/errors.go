@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Errors of the driver's client. Compare them with errors.Is.
+var (
+	// errDial wraps the failure to open a connection.
+	errDial = errors.New("loadtest: dial")
+	// errClosed is returned by calls on a connection that is closed or
+	// closes while they wait.
+	errClosed = errors.New("loadtest: connection closed")
+	// errDisconnected is why a connection closed when the server closed it
+	// or the transport failed.
+	errDisconnected = errors.New("loadtest: disconnected")
+	// errServerTimeout is why a connection closed when the server sent
+	// nothing for three heartbeats.
+	errServerTimeout = errors.New("loadtest: no data from the server for three heartbeats")
+	// errProtocol reports bytes from the server that break the protocol.
+	errProtocol = errors.New("loadtest: protocol violation by the server")
+	// errSendBufferFull is returned when a connection already has too many
+	// bytes waiting to be written: the frame is dropped, not queued.
+	errSendBufferFull = errors.New("loadtest: send buffer full")
+	// errBadReply reports a reply payload that does not decode.
+	errBadReply = errors.New("loadtest: malformed reply")
+)
+
+// byeError is why a connection closed when the server said goodbye.
+type byeError struct{ status wire.Status }
+
+func (e *byeError) Error() string { return "loadtest: server said bye: " + e.status.String() }
+
+// Unwrap returns the Bye's status.
+func (e *byeError) Unwrap() error { return e.status }
+
+// Error kinds that are not derived from a status. They are the keys of
+// Result.ErrorsByKind.
+const (
+	kindDial         = "dial"         // could not connect
+	kindDisconnected = "disconnected" // the server closed the connection or the transport failed
+	kindTimeout      = "timeout"      // a call, the sign-in or the heartbeat timed out
+	kindProtocol     = "protocol"     // the server broke the protocol
+	kindSendFull     = "send_buffer_full"
+	kindDuplicate    = "duplicate"    // a message received twice
+	kindOutOfOrder   = "out_of_order" // a message older than one already received, not known to be a duplicate
+	kindBadMessage   = "bad_message"  // a broadcast whose payload is not the driver's
+	kindMismatch     = "property_mismatch"
+	kindUnverified   = "property_unverified" // no member could read the final counter
+	kindOther        = "other"
+)
+
+// errorKind returns the short name under which err is counted: the
+// status's name in snake case for a status (as a reply or as a Bye, the
+// latter prefixed "bye_"), or one of the kind constants.
+func errorKind(err error) string {
+	var bye *byeError
+	if errors.As(err, &bye) {
+		return "bye_" + statusKind(bye.status)
+	}
+	var st wire.Status
+	if errors.As(err, &st) {
+		return statusKind(st)
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, errServerTimeout), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return kindTimeout
+	case errors.Is(err, errSendBufferFull):
+		return kindSendFull
+	case errors.Is(err, errProtocol), errors.Is(err, errBadReply), errors.Is(err, wire.ErrTooLarge),
+		errors.Is(err, wire.ErrBadFlags), errors.Is(err, wire.ErrCorrupt):
+		return kindProtocol
+	case errors.Is(err, errDial), errors.Is(err, syscall.ECONNREFUSED):
+		return kindDial
+	case errors.Is(err, errDisconnected), errors.Is(err, errClosed), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return kindDisconnected
+	}
+	return kindOther
+}
+
+// statusKind returns s's name in snake case, such as "session_full".
+func statusKind(s wire.Status) string {
+	return strings.ReplaceAll(s.String(), " ", "_")
+}

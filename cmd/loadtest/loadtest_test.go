@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/server"
+)
+
+// testTimeout bounds each run of the driver in these tests.
+const testTimeout = 30 * time.Second
+
+// startServer runs an in-process dev-mode server on loopback ports chosen
+// by the kernel and stops it at the end of the test.
+func startServer(t *testing.T, mutate ...func(*server.Config)) *server.Server {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv
+}
+
+// testConfig returns a short run of scenario against srv over TCP.
+func testConfig(srv *server.Server, scenario string) Config {
+	cfg := DefaultConfig()
+	cfg.Addrs = []string{srv.TCPAddr().String()}
+	cfg.Scenario = scenario
+	cfg.Sessions, cfg.Members = 2, 3
+	cfg.Rate = 20
+	cfg.Clients = 6
+	cfg.Duration = time.Second
+	cfg.RampBatch = 4
+	cfg.CallTimeout = 5 * time.Second
+	return cfg
+}
+
+// runTest runs cfg and fails the test if the run could not take place.
+func runTest(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	res, err := run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	res.writeSummary(&b)
+	t.Logf("summary:\n%s", b.String())
+	return res
+}
+
+// wantClean fails the test if res has errors or losses.
+func wantClean(t *testing.T, res *Result) {
+	t.Helper()
+	if res.Errors != 0 || res.Lost != 0 || res.failed() {
+		t.Errorf("errors %d %v, lost %d; want none", res.Errors, res.ErrorsByKind, res.Lost)
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	srv := startServer(t)
+	for _, transport := range []string{"tcp", "kcp"} {
+		t.Run(transport, func(t *testing.T) {
+			cfg := testConfig(srv, scenarioBroadcast)
+			cfg.Transport = transport
+			if transport == "kcp" {
+				cfg.Addrs = []string{srv.KCPAddr().String()}
+			}
+			res := runTest(t, cfg)
+			wantClean(t, res)
+			// 6 senders at 20/s for 1s: 120 messages, to 2 receivers each.
+			if res.Sent < 110 || res.Sent > 126 {
+				t.Errorf("sent %d, want about 120", res.Sent)
+			}
+			if res.Delivered != res.Sent*2 || res.Expected != res.Delivered {
+				t.Errorf("sent %d, expected %d, delivered %d; want delivered = expected = 2 x sent", res.Sent, res.Expected, res.Delivered)
+			}
+			if l := res.Latency; l.P50 <= 0 || l.P50 > l.Max || l.Max > 500_000 {
+				t.Errorf("latency %+v µs: not sane for loopback", l)
+			}
+			if res.Joined != 6 || res.Connected != 6 {
+				t.Errorf("joined %d, connected %d; want 6 and 6", res.Joined, res.Connected)
+			}
+		})
+	}
+}
+
+// TestDroppedMessageIsLost discards one message at one receiver, as if the
+// server had not delivered it: exactly one loss.
+func TestDroppedMessageIsLost(t *testing.T) {
+	srv := startServer(t)
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.Drain = 300 * time.Millisecond // the lost message never comes
+	var dropped atomic.Int32
+	cfg.hooks.dropReceipt = func(receiver, sender int, seq uint32) bool {
+		if receiver == 1 && sender == 0 && seq == 5 {
+			dropped.Add(1)
+			return true
+		}
+		return false
+	}
+	res := runTest(t, cfg)
+	if dropped.Load() != 1 {
+		t.Fatalf("the hook dropped %d messages, want 1", dropped.Load())
+	}
+	if res.Lost != 1 {
+		t.Errorf("lost %d, want exactly 1", res.Lost)
+	}
+	if res.Delivered != res.Sent*2-1 || res.Expected != res.Sent*2 {
+		t.Errorf("sent %d, expected %d, delivered %d; want expected = 2 x sent, one less delivered", res.Sent, res.Expected, res.Delivered)
+	}
+	if !res.failed() {
+		t.Error("a run with a loss is not reported as failed")
+	}
+	if res.Errors != 0 {
+		t.Errorf("errors %v; a loss is counted as lost, not as an error", res.ErrorsByKind)
+	}
+}
+
+// TestDelayedMessageShowsInLatency stamps one message 50ms in the past, as
+// if it had been delayed that long: the maximum shows it, the median not.
+func TestDelayedMessageShowsInLatency(t *testing.T) {
+	srv := startServer(t)
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.hooks.backdate = func(sender int, seq uint32) time.Duration {
+		if sender == 0 && seq == 5 {
+			return 50 * time.Millisecond
+		}
+		return 0
+	}
+	res := runTest(t, cfg)
+	wantClean(t, res)
+	if res.Latency.Max < 50_000 {
+		t.Errorf("max latency %dµs, want at least 50ms", res.Latency.Max)
+	}
+	if res.Latency.P50 >= 20_000 {
+		t.Errorf("p50 latency %dµs, want well under the delay", res.Latency.P50)
+	}
+}
+
+func TestMax(t *testing.T) {
+	srv := startServer(t)
+	cfg := testConfig(srv, scenarioMax)
+	cfg.Window = 4
+	res := runTest(t, cfg)
+	wantClean(t, res)
+	if res.Sent < 100 {
+		t.Errorf("sent %d messages in a second at saturation, want many more", res.Sent)
+	}
+	if res.Delivered != res.Sent*2 {
+		t.Errorf("sent %d, delivered %d; want 2 x sent", res.Sent, res.Delivered)
+	}
+}
+
+func TestProperties(t *testing.T) {
+	srv := startServer(t)
+	res := runTest(t, testConfig(srv, scenarioProperties))
+	wantClean(t, res)
+	pr := res.Properties
+	if pr == nil || pr.Verified != 2 || pr.Mismatches != 0 || pr.Unverified != 0 {
+		t.Fatalf("properties %+v; want 2 sessions verified, no mismatch", pr)
+	}
+	if pr.Updates == 0 || pr.Updates != res.Delivered {
+		t.Errorf("updates %d, delivered %d; want equal and positive", pr.Updates, res.Delivered)
+	}
+	if res.Sent != pr.Updates+pr.Conflicts {
+		t.Errorf("sent %d compare-and-sets, %d succeeded and %d conflicted", res.Sent, pr.Updates, pr.Conflicts)
+	}
+}
+
+func TestChurn(t *testing.T) {
+	srv := startServer(t)
+	res := runTest(t, testConfig(srv, scenarioChurn))
+	wantClean(t, res)
+	c := res.Churn
+	if c == nil || c.SessionsCreated == 0 || c.Joins == 0 || c.Kicks == 0 || c.Leaves == 0 {
+		t.Fatalf("churn %+v; want sessions created, joins, kicks and leaves", c)
+	}
+	if res.Latency.Max == 0 {
+		t.Error("no join latency recorded")
+	}
+	if res.Delivered > res.Sent || res.Delivered < c.Joins {
+		t.Errorf("sent %d, delivered %d, joins %d: inconsistent", res.Sent, res.Delivered, c.Joins)
+	}
+}
+
+// TestIdle measures this very process as the server: the in-process
+// server lives in it.
+func TestIdle(t *testing.T) {
+	srv := startServer(t, func(c *server.Config) { c.Heartbeat = 200 * time.Millisecond })
+	cfg := testConfig(srv, scenarioIdle)
+	cfg.Clients = 5
+	cfg.ServerPID = os.Getpid()
+	res := runTest(t, cfg)
+	wantClean(t, res)
+	if res.Connected != 5 {
+		t.Errorf("connected %d, want 5", res.Connected)
+	}
+	if res.Delivered == 0 || res.Latency.Max == 0 || res.Delivered > res.Sent {
+		t.Errorf("sent %d pings, %d answered, latency %+v; want pings answered", res.Sent, res.Delivered, res.Latency)
+	}
+	if res.Idle == nil || res.ServerCPUS == nil || res.ServerRSSBytes == nil || res.Idle.RSSConnectedBytes == 0 {
+		t.Errorf("idle %+v, server cpu %v rss %v; want server figures", res.Idle, res.ServerCPUS, res.ServerRSSBytes)
+	}
+}
+
+// TestJSON runs the command as a user would, with -json, and checks that
+// the file has every field the issue asks for.
+func TestJSON(t *testing.T) {
+	srv := startServer(t)
+	path := filepath.Join(t.TempDir(), "result.json")
+	var stdout, stderr bytes.Buffer
+	code := mainExit([]string{
+		"-addr", srv.TCPAddr().String(), "-scenario", "broadcast", "-sessions", "1", "-members", "2",
+		"-rate", "10", "-duration", "1500ms", "-json", path, "-server-pid", strconv.Itoa(os.Getpid()),
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "lost 0") {
+		t.Errorf("summary does not say lost 0:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "connected 2/2") {
+		t.Errorf("no progress line on stderr:\n%s", stderr.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		"scenario", "transport", "clients", "sessions", "sent", "delivered", "lost", "errors",
+		"delivered_per_sec", "latency_us", "server_cpu_s", "server_rss_bytes", "deliveries_per_server_cpu_s",
+	} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON has no %q:\n%s", k, b)
+		}
+	}
+	lat, _ := m["latency_us"].(map[string]any)
+	for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
+		if _, ok := lat[k].(float64); !ok {
+			t.Errorf("latency_us has no number %q:\n%s", k, b)
+		}
+	}
+	if m["scenario"] != "broadcast" || m["transport"] != "tcp" || m["lost"] != 0.0 || m["server_cpu_s"] == nil {
+		t.Errorf("unexpected values:\n%s", b)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	cfg, path, err := parseFlags([]string{"-addr", "a:1, b:2", "-transport", "kcp", "-scenario", "max", "-window", "8", "-json", "x.json", "-quiet"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Addrs) != 2 || cfg.Addrs[1] != "b:2" || cfg.Transport != "kcp" || cfg.Window != 8 || path != "x.json" || cfg.Progress != nil {
+		t.Errorf("parsed %+v, json %q", cfg, path)
+	}
+	for _, args := range [][]string{
+		{"-transport", "udp"}, {"-scenario", "nope"}, {"-size", "8"}, {"-members", "1"},
+		{"-scenario", "churn", "-clients", "2", "-members", "3"}, {"-duration", "0s"}, {"stray"},
+	} {
+		if code := mainExit(args, &stderr, &stderr); code != 2 {
+			t.Errorf("%q: exit status %d, want 2", args, code)
+		}
+	}
+}
+
+// TestSpread checks how players are laid out over several addresses.
+func TestSpread(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addrs = []string{"a", "b"}
+	cfg.Sessions, cfg.Members = 2, 3
+	d := newDriver(cfg)
+	if got := d.players[0].addr + d.players[1].addr + d.players[2].addr + d.players[3].addr; got != "abab" {
+		t.Errorf("spread player: %s, want abab", got)
+	}
+	cfg.Spread = spreadSession
+	d = newDriver(cfg)
+	if got := d.players[0].addr + d.players[2].addr + d.players[3].addr + d.players[5].addr; got != "aabb" {
+		t.Errorf("spread session: %s, want aabb", got)
+	}
+}
