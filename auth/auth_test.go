@@ -85,6 +85,12 @@ func TestIssuer(t *testing.T) {
 	if uid, err := s.Verify(tr.Token, now); err != nil || uid != "alice" || !tr.ExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("issued token: %q %v, expires %v", uid, err, tr.ExpiresAt)
 	}
+	resp = post("backend-key", `{"user_id":"alice","ttl_seconds":9223372036854775807}`)
+	tr = TokenResponse{}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&tr) != nil || !tr.ExpiresAt.Equal(now.Add(24*time.Hour)) {
+		t.Fatalf("huge ttl: status %d, expires %v (want capped at 24h)", resp.StatusCode, tr.ExpiresAt)
+	}
+	resp.Body.Close()
 	for _, c := range []struct {
 		key, body string
 		want      int

@@ -73,7 +73,11 @@ func NewIssuer(s *Signer, cfg IssuerConfig) (http.Handler, error) {
 		}
 		ttl := cfg.DefaultTTL
 		if req.TTLSeconds > 0 {
-			ttl = min(time.Duration(req.TTLSeconds)*time.Second, cfg.MaxTTL)
+			// Compare in seconds: a huge ttl_seconds would overflow a Duration.
+			ttl = cfg.MaxTTL
+			if int64(req.TTLSeconds) < int64(cfg.MaxTTL/time.Second) {
+				ttl = time.Duration(req.TTLSeconds) * time.Second
+			}
 		}
 		expires := cfg.Now().Add(ttl).Truncate(time.Second)
 		token, err := s.Issue(req.UserID, expires)

@@ -114,12 +114,16 @@ func (c *conn) refuse(f wire.Frame, status wire.Status, reason string) {
 // signIn authenticates the connection from its first frame.
 func (h *handler) signIn(c *conn, f wire.Frame) {
 	var req wire.SignInRequest
-	if err := req.Consume(f.Payload); err != nil {
+	if err := req.Consume(f.Payload); err != nil || f.Seq == 0 {
+		// seq 0 would get no reply: the client would never learn its SID.
 		c.refuse(f, wire.StatusBadRequest, "malformed sign-in")
 		return
 	}
 	var uid string
 	switch {
+	case req.Token != "" && req.UserID != "":
+		c.refuse(f, wire.StatusAuthFailed, "sign in with a token or a user ID, not both")
+		return
 	case h.signer != nil && req.Token != "":
 		id, err := h.signer.Verify(req.Token, time.Now())
 		if err != nil {

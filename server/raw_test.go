@@ -182,7 +182,7 @@ func TestRawProtocolErrors(t *testing.T) {
 				}
 			})
 			t.Run("bad sign-in", func(t *testing.T) {
-				for _, req := range []wire.SignInRequest{{}, {Token: "v1.abc"}, {UserID: "bad\x00id"}} {
+				for _, req := range []wire.SignInRequest{{}, {Token: "v1.abc"}, {UserID: "bad\x00id"}, {Token: "t", UserID: "both"}} {
 					c := dial()
 					if f := c.call(wire.CmdSignIn, req.Append(nil)); f.Status != wire.StatusAuthFailed {
 						t.Fatalf("%+v: status %v", req, f.Status)
@@ -192,6 +192,11 @@ func TestRawProtocolErrors(t *testing.T) {
 				c := dial()
 				if f := c.call(wire.CmdSignIn, []byte{0xFF}); f.Status != wire.StatusBadRequest {
 					t.Fatalf("malformed sign-in: %v", f.Status)
+				}
+				c = dial() // seq 0 would leave the client without its SID
+				c.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn}, (&wire.SignInRequest{UserID: "zero"}).Append(nil)))
+				if st := c.expectBye(); st != wire.StatusBadRequest {
+					t.Fatalf("sign-in with seq 0: bye %v", st)
 				}
 			})
 			by.check(t)

@@ -34,12 +34,14 @@ func BenchmarkJoinLeave(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		n := next.Add(1)
 		owner := &User{ID: "owner" + strconv.FormatInt(n, 10), Conn: &bufConn{buf: make([]byte, 0, 64<<10)}}
+		tb.Connect(owner)
 		s, err := tb.Create(bg, owner, Spec{Type: 1, MaxMembers: 8})
 		if err != nil {
 			b.Error(err)
 			return
 		}
 		joiner := &User{ID: "joiner" + strconv.FormatInt(n, 10), Conn: &bufConn{buf: make([]byte, 0, 64<<10)}}
+		tb.Connect(joiner)
 		id := s.ID()
 		for pb.Next() {
 			if err := tb.Join(bg, 1, id, joiner); err != nil {
@@ -65,6 +67,7 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	for i := range conns {
 		conns[i] = &bufConn{buf: make([]byte, 0, 8<<10)}
 		u := &User{ID: fmt.Sprintf("m%d", i), Conn: conns[i]}
+		tb.Connect(u)
 		if i == 0 {
 			s, err = tb.Create(bg, u, Spec{Type: 1, MaxMembers: uint16(members)})
 		} else {

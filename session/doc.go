@@ -27,10 +27,11 @@
 //
 // # Locking
 //
-// Lock order: no code path holds two locks of this package at once. A shard
-// lock guards its map; a Session's mu guards members, properties, invites,
-// hooks and ticks; a user shard lock guards its users. Nothing that can block
-// runs under any of them — Conn.Deliver, hooks and tick callbacks are called
+// Lock order: a Session's mu, then a user shard lock, then the scheduler's
+// lock; a table shard lock is never held with another. A shard lock guards
+// its map; a Session's mu guards members, properties, invites, hooks and
+// ticks; a user shard lock guards its users; the scheduler's lock guards its
+// heap. Nothing that can block runs under any of them — Conn.Deliver, hooks and tick callbacks are called
 // after unlocking — with one documented exception: the compare-and-update
 // callback of [Session.UpdateProperty] runs under the session lock.
 package session

@@ -30,6 +30,8 @@ var (
 	ErrNotNumeric        error = wire.StatusNotNumeric        // increment of a non-integer property
 	ErrCompareFailed     error = wire.StatusCompareFailed     // compare-and-set found another value
 	ErrTooManyProperties error = wire.StatusTooManyProperties // the session's property limit was reached
+	ErrTooLarge          error = wire.StatusTooLarge          // the push would exceed the maximum payload
+	ErrBadRequest        error = wire.StatusBadRequest        // a request over a limit (e.g. too many invite targets)
 	ErrClosed            error = wire.StatusShuttingDown      // the table is closed
 )
 

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/coveyhq/covey/wire"
@@ -22,6 +23,9 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 	s, err := t.routeTyped(ctx, typ, id)
 	if err != nil {
 		return opErr(OpSend, id, err)
+	}
+	if len(msg) > int(t.cfg.Wire.MaxPayload) {
+		return opErr(OpSend, id, ErrTooLarge)
 	}
 	sn := s.snap.Load()
 	fb := t.getBuf()
@@ -43,7 +47,9 @@ func (t *Table) BroadcastFrom(ctx context.Context, typ uint8, u *User, msg []byt
 		return opErr(OpSend, "", err)
 	}
 	sn := s.snap.Load()
-	t.pushMessage(sn.members, wire.CmdBroadcastReceived, s, u.ID, msg, func(m *User) bool { return m.ID != u.ID })
+	if err := t.pushMessage(sn.members, wire.CmdBroadcastReceived, s, u.ID, msg, func(m *User) bool { return m.ID != u.ID }); err != nil {
+		return opErr(OpSend, s.id, err)
+	}
 	t.propagated(0, uint16(wire.CmdBroadcast), msg, sn.sids)
 	return nil
 }
@@ -64,6 +70,9 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 	sn := s.snap.Load()
 	if !allMembers(sn, recipientUIDs) {
 		return opErr(OpSend, id, ErrRecipientNotFound)
+	}
+	if len(msg) > int(t.cfg.Wire.MaxPayload) {
+		return opErr(OpSend, id, ErrTooLarge)
 	}
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
@@ -93,8 +102,7 @@ func (t *Table) MessageFrom(ctx context.Context, typ uint8, u *User, recipientUI
 	if !allMembers(sn, recipientUIDs) {
 		return opErr(OpSend, s.id, ErrRecipientNotFound)
 	}
-	t.pushMessage(sn.members, wire.CmdMessageReceived, s, u.ID, msg, func(m *User) bool { return contains(recipientUIDs, m.ID) })
-	return nil
+	return opErr(OpSend, s.id, t.pushMessage(sn.members, wire.CmdMessageReceived, s, u.ID, msg, func(m *User) bool { return contains(recipientUIDs, m.ID) }))
 }
 
 func allMembers(sn *snapshot, uids []string) bool {
@@ -118,7 +126,9 @@ func contains(list []string, s string) bool {
 // SetOnBroadcastPropagate sets the hook called after a broadcast with the
 // given ver and cmd was handed to the members: msg is the broadcast payload
 // and memberSIDs the SIDs of the members at that moment (shared: do not
-// modify either). It runs on the broadcasting goroutine and must not block.
+// modify either, and do not keep msg after returning: it may point into a
+// network read buffer). It runs on the broadcasting goroutine and must not
+// block.
 // Built-in client broadcasts propagate as ver 0, cmd wire.CmdBroadcast.
 // One hook per ver/cmd: it reports false if one was already set, or if fn
 // is nil.
@@ -168,10 +178,14 @@ type InviteSpec struct {
 // until the invite expires. An invite does not reserve a place: accepting
 // fails if the session is full or gone by then.
 //
+// A target named twice is invited once.
+//
 // Errors (Op OpInvite): ErrInvalidSessionID, ErrSessionNotFound,
 // ErrBadSessionType, ErrNotMember (only members invite), ErrCannotInviteSelf
-// (nothing is sent), ErrUserNotFound (a target is not online: the other
-// targets are still invited).
+// (nothing is sent), ErrBadRequest (more than MaxInviteTargets targets),
+// ErrTooLarge (the invite push would exceed the maximum payload),
+// ErrUserNotFound (a target is not online: the other targets are still
+// invited).
 func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec) error {
 	s, err := t.routeTyped(ctx, typ, id)
 	if err != nil {
@@ -182,6 +196,9 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 	}
 	if contains(targetUIDs, u.ID) {
 		return opErr(OpInvite, id, ErrCannotInviteSelf)
+	}
+	if len(targetUIDs) > t.cfg.MaxInviteTargets {
+		return opErr(OpInvite, id, ErrBadRequest)
 	}
 	ttl := spec.TTL
 	if ttl <= 0 {
@@ -194,6 +211,9 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 		Type: typ, SessionID: id, FromUserID: u.ID, Ver: spec.Ver, Cmd: wire.Cmd(spec.Cmd),
 		ExpiresUnixMillis: uint64(expires.UnixMilli()), Msg: spec.Msg,
 	}
+	if push.Size() > int(t.cfg.Wire.MaxPayload) {
+		return opErr(OpInvite, id, ErrTooLarge)
+	}
 	*payload = push.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdInviteReceived, Flags: wire.FlagPush}, *payload)
@@ -201,7 +221,10 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 	defer t.putBuf(fb)
 
 	var failed error
-	for _, uid := range targetUIDs {
+	for i, uid := range targetUIDs {
+		if slices.Contains(targetUIDs[:i], uid) {
+			continue // one invite per target, however often it is named
+		}
 		target, ok := t.users.online(uid)
 		if !ok {
 			failed = ErrUserNotFound
@@ -247,15 +270,11 @@ func (s *Session) addInvite(uid string, expires time.Time) error {
 	return nil
 }
 
-// takeInviteLocked uses up uid's invite and reports whether it was valid at
-// now. s.mu must be held.
-func (s *Session) takeInviteLocked(uid string, now time.Time) bool {
+// hasInviteLocked reports whether uid holds an invite valid at now.
+// s.mu must be held.
+func (s *Session) hasInviteLocked(uid string, now time.Time) bool {
 	exp, ok := s.invites[uid]
-	if !ok {
-		return false
-	}
-	delete(s.invites, uid)
-	return now.Before(exp)
+	return ok && now.Before(exp)
 }
 
 // deliver hands frame to every member with a connection except the one
@@ -272,13 +291,26 @@ func (t *Table) deliver(members []*User, frame []byte, except string) {
 }
 
 // pushMessage encodes a MessagePush once and delivers it to the members
-// that want reports true for.
-func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID string, msg []byte, want func(*User) bool) {
-	payload := t.getBuf()
+// that want reports true for. It fails with ErrTooLarge, sending nothing,
+// if the push would be over the maximum payload (the session ID and sender
+// make it longer than the request that carried msg).
+func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID string, msg []byte, want func(*User) bool) error {
 	p := wire.MessagePush{Type: s.typ, SessionID: s.id, SenderID: senderID, Msg: msg}
-	*payload = p.Append((*payload)[:0])
+	size := p.Size()
+	if size > int(t.cfg.Wire.MaxPayload) {
+		return ErrTooLarge
+	}
 	fb := t.getBuf()
-	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
+	if size < t.cfg.Wire.CompressThreshold || t.cfg.Wire.CompressThreshold <= 0 {
+		// Small pushes, the common case, are encoded straight into the
+		// frame: one pass, no payload copy.
+		*fb = wire.AppendMessagePushFrame((*fb)[:0], cmd, s.typ, s.id, senderID, msg)
+	} else {
+		payload := t.getBuf()
+		*payload = p.Append((*payload)[:0])
+		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
+		t.putBuf(payload)
+	}
 	n := 0
 	for _, m := range members {
 		if m.Conn != nil && want(m) {
@@ -288,7 +320,7 @@ func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID 
 	}
 	t.deliveries.Add(uint64(n))
 	t.putBuf(fb)
-	t.putBuf(payload)
+	return nil
 }
 
 // pushMemberEvent tells members that user uid joined, left, was kicked or

@@ -46,16 +46,23 @@ func (t *Table) checkProperty(key string, v any) (wire.Value, error) {
 	return wv, nil
 }
 
-// roomForLocked reports whether adding the keys not yet present keeps the
-// session within MaxProperties. s.mu must be held.
-func (s *Session) roomForLocked(keys []string) bool {
+// roomForLocked reports whether adding the keys of vals not yet present
+// keeps the session within MaxProperties. s.mu must be held; it costs one
+// map lookup per key.
+func (s *Session) roomForLocked(vals map[string]wire.Value) bool {
 	n := len(s.props)
-	for i, k := range keys {
-		if _, ok := s.props[k]; !ok && !slices.Contains(keys[:i], k) {
+	for k := range vals {
+		if _, ok := s.props[k]; !ok {
 			n++
 		}
 	}
 	return n <= s.t.cfg.MaxProperties
+}
+
+// roomForKeyLocked is roomForLocked for one key. s.mu must be held.
+func (s *Session) roomForKeyLocked(key string) bool {
+	_, ok := s.props[key]
+	return ok || len(s.props) < s.t.cfg.MaxProperties
 }
 
 // Property returns the value of key and whether it exists.
@@ -144,6 +151,9 @@ func (s *Session) SetProperty(key string, value any) error {
 // SetProperties stores every key and value of data at once: if any is
 // refused, none is stored. Errors: those of SetProperty.
 func (s *Session) SetProperties(data map[string]any) error {
+	if len(data) > s.t.cfg.MaxProperties {
+		return ErrTooManyProperties // before any work under the lock
+	}
 	vals := make(map[string]wire.Value, len(data))
 	for k, v := range data {
 		wv, err := s.t.checkProperty(k, v)
@@ -157,7 +167,7 @@ func (s *Session) SetProperties(data map[string]any) error {
 	if s.deleted {
 		return ErrSessionNotFound
 	}
-	if !s.roomForLocked(slices.Collect(maps.Keys(vals))) {
+	if !s.roomForLocked(vals) {
 		return ErrTooManyProperties
 	}
 	maps.Copy(s.props, vals)
@@ -178,7 +188,7 @@ func (s *Session) SetPropertyIfNotExists(key string, value any) error {
 		return ErrSessionNotFound
 	case exists:
 		return ErrPropertyExists
-	case !s.roomForLocked([]string{key}):
+	case !s.roomForKeyLocked(key):
 		return ErrTooManyProperties
 	}
 	s.props[key] = wv
@@ -202,6 +212,9 @@ func (s *Session) UpdateProperty(key string, value any, fn UpdateFunc) error {
 // lock: fn is called for each key, and if any result is refused nothing
 // changes.
 func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
+	if len(data) > s.t.cfg.MaxProperties {
+		return ErrTooManyProperties
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleted {
@@ -220,7 +233,7 @@ func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
 		}
 		vals[k] = wv
 	}
-	if !s.roomForLocked(slices.Collect(maps.Keys(vals))) {
+	if !s.roomForLocked(vals) {
 		return ErrTooManyProperties
 	}
 	maps.Copy(s.props, vals)
@@ -244,7 +257,7 @@ func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
 	switch {
 	case exists && old.Kind != wire.KindInt:
 		return 0, ErrNotNumeric
-	case !exists && !s.roomForLocked([]string{key}):
+	case !exists && !s.roomForKeyLocked(key):
 		return 0, ErrTooManyProperties
 	}
 	n := old.Int() + delta
@@ -276,7 +289,7 @@ func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
 	switch {
 	case old == nil && exists, old != nil && (!exists || cur != ov):
 		return ErrCompareFailed
-	case !exists && !s.roomForLocked([]string{key}):
+	case !exists && !s.roomForKeyLocked(key):
 		return ErrTooManyProperties
 	}
 	s.props[key] = nv

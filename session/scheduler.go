@@ -95,6 +95,9 @@ func (s *scheduler) stop() {
 		return
 	}
 	s.stopped = true
+	for _, t := range s.items {
+		t.index = -1 // so that a later cancel sees it as not pending
+	}
 	s.items = nil
 	s.mu.Unlock()
 	close(s.done)

@@ -212,8 +212,9 @@ func (s *Session) SetOnLeft(fn func(id string, u *User)) bool {
 	return true
 }
 
-// SetOnDeleted sets the hook called after the session was deleted. It runs
-// on the table's scheduler goroutine and must not block. Only one hook may
+// SetOnDeleted sets the hook called after the session was deleted: on the
+// table's scheduler goroutine when its empty TTL ran out, on the caller's
+// goroutine for Table.Delete. It must not block. Only one hook may
 // be set: it reports false if one already was, or if fn is nil.
 func (s *Session) SetOnDeleted(fn func(id string)) bool {
 	s.mu.Lock()
@@ -257,20 +258,26 @@ func (s *Session) scheduleDeletionLocked() {
 	s.emptyTimer = tm
 }
 
-// replaceMember swaps the record of member u.ID for u (a new connection of
-// the same user) and returns whether the user was a member.
-func (s *Session) replaceMember(u *User) bool {
+// refreshMember points member uid's record at the user's current online
+// connection (a newer sign-in), if it is not already. It takes the user
+// index's shard lock under s.mu: lock order s.mu, then a user shard.
+// Reading the online connection under s.mu makes concurrent refreshes
+// converge on the latest connection.
+func (s *Session) refreshMember(uid string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cur, ok := s.t.users.online(uid)
 	sn := s.snap.Load()
-	i := sn.indexOf(u.ID)
-	if i < 0 || s.deleted {
-		return false
+	i := sn.indexOf(uid)
+	if !ok || i < 0 || s.deleted {
+		return
+	}
+	if m := sn.members[i]; m.Conn == cur.Conn && m.SID == cur.SID {
+		return
 	}
 	members := slices.Clone(sn.members)
-	members[i] = u
+	members[i] = cur.clone()
 	s.snap.Store(newSnapshot(members))
-	return true
 }
 
 // hooks copies the session's hooks for calling outside the lock.

@@ -802,3 +802,123 @@ func TestStats(t *testing.T) {
 		t.Fatalf("stats after leave and delete = %+v", st)
 	}
 }
+
+// TestReviewRegressions covers failure modes found in review.
+func TestReviewRegressions(t *testing.T) {
+	t.Run("calls after Close do not panic", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		bob, _ := player(tb, "bob")
+		s := mustCreate(t, tb, alice, 1, 4)
+		s.SetOnTick(time.Second, func(string) {})
+		tb.Leave(bg, 1, s.ID(), alice) // schedules the empty TTL
+		tb.Close()
+		if err := tb.Join(bg, 1, s.ID(), bob); err != nil {
+			t.Fatal(err)
+		}
+		s.StopAllTicks()
+		if err := tb.Delete(bg, s.ID()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a failed accept keeps the invite", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		bob, _ := player(tb, "bob")
+		carol, _ := player(tb, "carol")
+		s := mustCreate(t, tb, alice, 1, 2)
+		must(t, tb.Invite(bg, 1, s.ID(), alice, []string{"carol"}, InviteSpec{}))
+		mustJoin(t, tb, s, bob)
+		wantErr(t, tb.AcceptInvite(bg, 1, s.ID(), carol), ErrSessionFull, IsAcceptError)
+		must(t, tb.Leave(bg, 1, s.ID(), bob))
+		must(t, tb.AcceptInvite(bg, 1, s.ID(), carol))
+		wantErr(t, tb.AcceptInvite(bg, 1, s.ID(), carol), ErrAlreadyInSession, IsAcceptError)
+		must(t, tb.Leave(bg, 1, s.ID(), carol))
+		wantErr(t, tb.AcceptInvite(bg, 1, s.ID(), carol), ErrNoInvite, IsAcceptError) // used up
+	})
+	t.Run("duplicate and too many invite targets", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		_, victim := player(tb, "victim")
+		s := mustCreate(t, tb, alice, 1, 2)
+		targets := make([]string, 50)
+		for i := range targets {
+			targets[i] = "victim"
+		}
+		must(t, tb.Invite(bg, 1, s.ID(), alice, targets, InviteSpec{}))
+		if n := len(victim.pushes(wire.CmdInviteReceived)); n != 1 {
+			t.Fatalf("a target named 50 times got %d invites", n)
+		}
+		many := make([]string, tb.cfg.MaxInviteTargets+1)
+		for i := range many {
+			many[i] = "u" + strings.Repeat("x", i)
+		}
+		wantErr(t, tb.Invite(bg, 1, s.ID(), alice, many, InviteSpec{}), ErrBadRequest, IsInviteError)
+	})
+	t.Run("pushes over the payload limit are refused", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		bob, bobRec := player(tb, "bob")
+		s := mustCreate(t, tb, alice, 1, 2)
+		mustJoin(t, tb, s, bob)
+		max := int(tb.cfg.Wire.MaxPayload)
+		wantErr(t, tb.BroadcastFrom(bg, 1, alice, make([]byte, max-10)), ErrTooLarge, IsSendError)
+		wantErr(t, tb.MessageFrom(bg, 1, alice, []string{"bob"}, make([]byte, max-10)), ErrTooLarge, IsSendError)
+		wantErr(t, tb.Broadcast(bg, 1, s.ID(), 1, 1, make([]byte, max+1)), ErrTooLarge, IsSendError)
+		wantErr(t, tb.Invite(bg, 1, s.ID(), alice, []string{"bob"}, InviteSpec{Msg: make([]byte, max)}), ErrTooLarge, IsInviteError)
+		if n := len(bobRec.pushes(wire.CmdBroadcastReceived)) + len(bobRec.pushes(wire.CmdMessageReceived)); n != 0 {
+			t.Fatalf("%d oversized pushes were sent", n)
+		}
+		must(t, tb.BroadcastFrom(bg, 1, alice, make([]byte, max-200)))
+	})
+	t.Run("empty TTL is capped", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		s, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 2, EmptyTTL: 18 * time.Hour})
+		must(t, err)
+		if s.emptyTTL != tb.cfg.MaxEmptyTTL {
+			t.Fatalf("TTL %v, want the cap %v", s.emptyTTL, tb.cfg.MaxEmptyTTL)
+		}
+	})
+	t.Run("too many properties refused before locking", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		s := mustCreate(t, tb, alice, 1, 2)
+		big := make(map[string]any, tb.cfg.MaxProperties+1)
+		for i := range tb.cfg.MaxProperties + 1 {
+			big[strings.Repeat("k", 1+i%100)+string(rune('a'+i/100))] = i
+		}
+		if err := s.SetProperties(big); !errors.Is(err, ErrTooManyProperties) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("an offline user's join is undone", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		s := mustCreate(t, tb, alice, 1, 4)
+		ghost := &User{ID: "ghost", Conn: newRecorder()} // never connected
+		wantErr(t, tb.Join(bg, 1, s.ID(), ghost), ErrUserNotFound, IsJoinError)
+		if s.IsMember("ghost") || tb.SessionID(1, ghost) != "" {
+			t.Fatal("an offline user stayed a member")
+		}
+	})
+	t.Run("a join that raced a newer sign-in follows the new connection", func(t *testing.T) {
+		tb, _ := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		s := mustCreate(t, tb, alice, 1, 4)
+		old, _ := player(tb, "bob")
+		newer := &User{ID: "bob", SID: "sid-bob-2", Conn: newRecorder()}
+		s.SetOnJoin(func(string, *User) bool { tb.Connect(newer); return true }) // the sign-in lands mid-join
+		mustJoin(t, tb, s, old)
+		if s.MemberSID("bob") != "sid-bob-2" {
+			t.Fatalf("member SID %q: the session kept the replaced connection", s.MemberSID("bob"))
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,6 +32,11 @@ type Config struct {
 	MaxInvites int
 	// DefaultInviteTTL is the lifetime of an invite sent with a zero TTL.
 	DefaultInviteTTL time.Duration
+	// MaxEmptyTTL caps Spec.EmptyTTL, so that abandoned sessions cannot
+	// pile up for hours.
+	MaxEmptyTTL time.Duration
+	// MaxInviteTargets is the most users one Invite call may name.
+	MaxInviteTargets int
 	// Wire encodes pushes (compression threshold and maximum payload).
 	Wire wire.Config
 }
@@ -46,6 +51,8 @@ func DefaultConfig() Config {
 		MaxPropertyStringLen: 4096,
 		MaxInvites:           256,
 		DefaultInviteTTL:     60 * time.Second,
+		MaxEmptyTTL:          time.Hour,
+		MaxInviteTargets:     64,
 		Wire:                 wire.DefaultConfig(),
 	}
 }
@@ -57,8 +64,9 @@ type Spec struct {
 	// MaxMembers is the most members the session admits; it must be > 1.
 	MaxMembers uint16
 	// EmptyTTL is how long the session survives with no members. Values
-	// under MinEmptyTTL (including zero) mean MinEmptyTTL. Deletion is not
-	// exact: it happens when the table's scheduler gets to it.
+	// under MinEmptyTTL (including zero) mean MinEmptyTTL, values over the
+	// table's MaxEmptyTTL mean MaxEmptyTTL. Deletion is not exact: it
+	// happens when the table's scheduler gets to it.
 	EmptyTTL time.Duration
 	// Properties are set on the session before anyone can see it.
 	Properties map[string]any
@@ -143,6 +151,12 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 	}
 	if cfg.DefaultInviteTTL <= 0 {
 		cfg.DefaultInviteTTL = def.DefaultInviteTTL
+	}
+	if cfg.MaxEmptyTTL < MinEmptyTTL {
+		cfg.MaxEmptyTTL = def.MaxEmptyTTL
+	}
+	if cfg.MaxInviteTargets <= 0 {
+		cfg.MaxInviteTargets = def.MaxInviteTargets
 	}
 	if cfg.Wire.MaxPayload == 0 {
 		cfg.Wire = def.Wire
@@ -261,7 +275,8 @@ func (t *Table) Len() int {
 // Errors (in an *OpError with Op OpCreate): ErrServerOffline while the node
 // is offline, ErrBadMaxMembers unless spec.MaxMembers > 1,
 // ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty or
-// ErrTooManyProperties for refused initial properties, ErrClosed after Close.
+// ErrTooManyProperties for refused initial properties, ErrClosed after Close,
+// ErrUserNotFound if u has a Conn but is not connected (see Connect).
 func (t *Table) Create(ctx context.Context, u *User, spec Spec) (*Session, error) {
 	s, err := t.create(ctx, u, spec)
 	if err != nil {
@@ -294,7 +309,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		id:         id,
 		typ:        spec.Type,
 		maxMembers: spec.MaxMembers,
-		emptyTTL:   max(spec.EmptyTTL, MinEmptyTTL),
+		emptyTTL:   min(max(spec.EmptyTTL, MinEmptyTTL), t.cfg.MaxEmptyTTL),
 		t:          t,
 		props:      props,
 	}
@@ -310,6 +325,9 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	t.members.Add(1)
 	if fn := t.onCreate.Load(); fn != nil {
 		(*fn)(s)
+	}
+	if err := t.settle(s, u); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -333,7 +351,9 @@ func (t *Table) SetOnCreate(fn func(s *Session)) bool {
 // Errors (Op OpJoin): ErrInvalidSessionID, ErrSessionNotFound (also for an
 // ID owned by another node until the cluster lands), ErrBadSessionType,
 // ErrAlreadyInSession (u is in a session of this type, this one included),
-// ErrJoinRejected (the OnJoin hook said no), ErrSessionFull.
+// ErrJoinRejected (the OnJoin hook said no), ErrSessionFull,
+// ErrUserNotFound (u has a Conn but is not its user's online connection:
+// see Connect).
 func (t *Table) Join(ctx context.Context, typ uint8, id string, u *User) error {
 	return opErr(OpJoin, id, t.join(ctx, typ, id, u, false))
 }
@@ -367,7 +387,7 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 	switch {
 	case s.deleted:
 		err = ErrSessionNotFound
-	case invited && !s.takeInviteLocked(u.ID, t.sched.now()):
+	case invited && !s.hasInviteLocked(u.ID, t.sched.now()):
 		err = ErrNoInvite
 	case before.indexOf(u.ID) >= 0:
 		err = ErrAlreadyInSession
@@ -380,6 +400,9 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 		return err
 	}
 	s.addMemberLocked(m)
+	if invited {
+		delete(s.invites, u.ID) // used up by the successful join only
+	}
 	onJoined := s.hooks.onJoined
 	s.mu.Unlock()
 	t.members.Add(1)
@@ -387,6 +410,27 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 	t.pushMemberEvent(before.members, wire.CmdMemberJoined, s, u.ID)
 	if onJoined != nil {
 		onJoined(id, u.clone())
+	}
+	return t.settle(s, u)
+}
+
+// settle re-checks, after u was added to s, that u is still the user's
+// online connection: a sign-in or a disconnect that ran while u was being
+// added could not see the new membership. A replaced u gives way to the
+// newer connection; a user gone offline is taken out again
+// (ErrUserNotFound). Users without a Conn (server-side players) are not
+// checked.
+func (t *Table) settle(s *Session, u *User) error {
+	if u.Conn == nil {
+		return nil
+	}
+	cur, online := t.users.online(u.ID)
+	switch {
+	case !online:
+		_ = t.remove(s, u.ID, removeDisconnect)
+		return ErrUserNotFound
+	case cur != u:
+		s.refreshMember(u.ID)
 	}
 	return nil
 }
@@ -502,7 +546,7 @@ func (t *Table) Connect(u *User) (replaced *User) {
 	prev, sessions := t.users.setOnline(u)
 	for _, us := range sessions {
 		if s, err := t.route(context.Background(), us.ID); err == nil {
-			s.replaceMember(u.clone())
+			s.refreshMember(u.ID)
 		}
 	}
 	return prev
