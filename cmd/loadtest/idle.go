@@ -53,8 +53,11 @@ func (d *driver) runIdle(ctx context.Context) error {
 	ir := &IdleResult{}
 	if d.cfg.ServerPID != 0 && d.res.ServerCPUS != nil {
 		ir.RSSBeforeBytes, ir.RSSConnectedBytes = before.RSS, after.RSS
-		if after.RSS > before.RSS {
-			ir.RSSPerConnBytes = float64(after.RSS-before.RSS) / float64(connected)
+		// Per connection from the peak over the window, not the RSS right
+		// after the ramp: idle connections keep growing a little (buffers
+		// taken lazily on the first heartbeats).
+		if peak := max(after.RSS, *d.res.ServerRSSPeakBytes); peak > before.RSS {
+			ir.RSSPerConnBytes = float64(peak-before.RSS) / float64(connected)
 		}
 		ir.CPUPerConnS = *d.res.ServerCPUS / float64(connected)
 		ir.CPUPerConnPerSecUS = ir.CPUPerConnS / d.cfg.Duration.Seconds() * 1e6
