@@ -29,7 +29,7 @@ for s in "${scenarios[@]}"; do
   IFS='|' read -r name sflags dflags <<<"$s"
   if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
   # shellcheck disable=SC2086
-  /tmp/covey-bench-server -log-level warn $sflags 2>"$out/$name.server.log" &
+  /tmp/covey-bench-server -log-level warn $sflags 2>/dev/null &
   pid=$!
   for _ in $(seq 50); do curl -sf http://127.0.0.1:7701/readyz >/dev/null && break; sleep 0.1; done
   echo "== $name"
