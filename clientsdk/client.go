@@ -9,8 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xtaci/kcp-go/v5"
-
+	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -146,16 +145,10 @@ func dialConn(ctx context.Context, cfg Config) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", cfg.Addr)
 	}
-	s, err := kcp.DialWithOptions(cfg.Addr, nil, 0, 0)
+	s, err := kcptune.Dial(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
-	s.SetStreamMode(true)
-	s.SetNoDelay(1, 10, 2, 1)
-	s.SetWindowSize(128, 128)
-	s.SetMtu(1200)
-	s.SetACKNoDelay(true)
-	s.SetWriteDelay(false)
 	return s, nil
 }
 

@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtaci/kcp-go/v5"
-
+	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -204,16 +203,10 @@ func dial(t testing.TB, s *Server, h *testHandler, tr Transport, o dialOpts) (*c
 		}
 		cl.conn = conn
 	case KCP:
-		sess, err := kcp.DialWithOptions(s.KCPAddr().String(), nil, 0, 0)
+		sess, err := kcptune.Dial(s.KCPAddr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		sess.SetStreamMode(true)
-		sess.SetWriteDelay(false)
-		sess.SetNoDelay(1, 10, 2, 1)
-		sess.SetWindowSize(kcpWindow, kcpWindow)
-		sess.SetMtu(kcpMTU)
-		sess.SetACKNoDelay(true)
 		cl.conn = sess
 	}
 	t.Cleanup(func() { cl.conn.Close() })

@@ -12,15 +12,13 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
 // KCP settings (shared/reference/libraries.md: measured for game traffic).
 const (
 	kcpSocketBuffer = 4 << 20 // listener SO_RCVBUF/SO_SNDBUF (the kernel caps it at 2*rmem_max)
-	kcpWindow       = 128     // send and receive windows, in segments
-	kcpMTU          = 1200
-	kcpResend       = 2 // fast resend after 2 duplicate ACKs
 	kcpReadBuffer   = 4 << 10
 
 	// kcpChunk is the most bytes handed to one UDPSession.Write (more if
@@ -130,12 +128,7 @@ func (f *kcpFront) acceptLoop() {
 // open configures an accepted session and starts its goroutines.
 func (f *kcpFront) open(sess *kcp.UDPSession) {
 	s := f.s
-	sess.SetStreamMode(true) // our frames are length-prefixed, as on TCP
-	sess.SetWriteDelay(false)
-	sess.SetNoDelay(1, int(s.cfg.KCPInterval/time.Millisecond), kcpResend, 1)
-	sess.SetWindowSize(kcpWindow, kcpWindow)
-	sess.SetMtu(kcpMTU)
-	sess.SetACKNoDelay(true)
+	kcptune.Tune(sess, s.cfg.KCPInterval)
 
 	c := newConn(s, KCP, sess.RemoteAddr())
 	k := &kcpConn{c: c, sess: sess, signal: make(chan struct{}, 1), dead: make(chan struct{})}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -72,14 +73,7 @@ func dialRaw(t testing.TB, network, addr string) *rawClient {
 	var err error
 	if network == "kcp" {
 		var s *kcp.UDPSession
-		s, err = kcp.DialWithOptions(addr, nil, 0, 0)
-		if err == nil {
-			s.SetStreamMode(true)
-			s.SetNoDelay(1, 10, 2, 1)
-			s.SetWindowSize(128, 128)
-			s.SetMtu(1200)
-			s.SetACKNoDelay(true)
-			s.SetWriteDelay(false)
+		if s, err = kcptune.Dial(addr); err == nil {
 			c = s
 		}
 	} else {

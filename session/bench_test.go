@@ -56,7 +56,13 @@ func BenchmarkJoinLeave(b *testing.B) {
 	})
 }
 
-func benchmarkBroadcast(b *testing.B, members int) {
+func benchmarkBroadcast(b *testing.B, members int) { benchmarkFanout(b, members, false) }
+
+// BenchmarkBroadcastFrom8 is the client's built-in broadcast: a member's
+// message to the 7 others as a BroadcastReceived push naming the sender.
+func BenchmarkBroadcastFrom8(b *testing.B) { benchmarkFanout(b, 8, true) }
+
+func benchmarkFanout(b *testing.B, members int, fromMember bool) {
 	tb, err := New(DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
@@ -64,11 +70,13 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	defer tb.Close()
 	conns := make([]*bufConn, members)
 	var s *Session
+	var first *User
 	for i := range conns {
 		conns[i] = &bufConn{buf: make([]byte, 0, 8<<10)}
 		u := &User{ID: fmt.Sprintf("m%d", i), Conn: conns[i]}
 		tb.Connect(u)
 		if i == 0 {
+			first = u
 			s, err = tb.Create(bg, u, Spec{Type: 1, MaxMembers: uint16(members)})
 		} else {
 			err = tb.Join(bg, 1, s.ID(), u)
@@ -83,7 +91,12 @@ func benchmarkBroadcast(b *testing.B, members int) {
 	b.SetBytes(int64(len(msg) * members))
 	b.ResetTimer()
 	for b.Loop() {
-		if err := tb.Broadcast(bg, 1, id, 1, 100, msg); err != nil {
+		if fromMember {
+			err = tb.BroadcastFrom(bg, 1, first, msg)
+		} else {
+			err = tb.Broadcast(bg, 1, id, 1, 100, msg)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

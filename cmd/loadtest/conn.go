@@ -8,8 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xtaci/kcp-go/v5"
-
+	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -135,16 +134,10 @@ func dialTransport(ctx context.Context, network, addr string) (net.Conn, error) 
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
+	s, err := kcptune.Dial(addr)
 	if err != nil {
 		return nil, err
 	}
-	s.SetStreamMode(true)
-	s.SetNoDelay(1, 10, 2, 1)
-	s.SetWindowSize(128, 128)
-	s.SetMtu(1200)
-	s.SetACKNoDelay(true)
-	s.SetWriteDelay(false)
 	return s, nil
 }
 
