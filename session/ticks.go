@@ -82,7 +82,9 @@ func (s *Session) SetOnTickStop(interval time.Duration, fn func(id string)) bool
 }
 
 // StopAllTicks stops every tick of the session and calls their OnTickStop
-// callbacks. It reports whether any tick was running.
+// callbacks. It reports whether any tick was running. A tick callback that
+// had already started on the scheduler goroutine may still be running, and
+// finish after OnTickStop; no tick starts afterwards.
 func (s *Session) StopAllTicks() bool {
 	s.mu.Lock()
 	running := len(s.ticks) > 0
