@@ -37,6 +37,11 @@ func TestIDs(t *testing.T) {
 	if _, err := NewID("bad node"); !errors.Is(err, ErrInvalidSessionID) {
 		t.Errorf("NewID(bad node) err = %v", err)
 	}
+	// The reference's "Failed to create session ID" (an invalid server
+	// address) is refused when the table is made.
+	if _, err := New(Config{Node: "bad node"}); !errors.Is(err, ErrInvalidSessionID) {
+		t.Errorf("New with a bad node name: %v", err)
+	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = IDNode(id) }); n != 0 {
 		t.Errorf("IDNode allocates %v times", n)
 	}
@@ -641,6 +646,8 @@ func TestMemberQueries(t *testing.T) {
 		t.Fatalf("SessionInfo = %+v, %v", info, err)
 	}
 	wantErr(t, func() error { _, err := tb.SessionInfo(bg, "bad"); return err }(), ErrInvalidSessionID, IsMemberError)
+	gone, _ := NewID("local")
+	wantErr(t, func() error { _, err := tb.SessionInfo(bg, gone); return err }(), ErrSessionNotFound, IsMemberError)
 	if id, ok := tb.SessionIDByUser(1, bob); !ok || id != s.ID() {
 		t.Fatal("SessionIDByUser")
 	}
