@@ -586,10 +586,7 @@ func TestContextCancel(t *testing.T) {
 		if _, err := c.Request(ctx, 1, 2, nil); !errors.Is(err, context.Canceled) {
 			t.Errorf("Request = %v, want Canceled", err)
 		}
-		c.mu.Lock()
-		n := len(c.pending)
-		c.mu.Unlock()
-		if n != 0 {
+		if n := c.cc.PendingCalls(); n != 0 {
 			t.Errorf("%d calls still pending after their contexts ended", n)
 		}
 		// A call with a context already done is not sent.
@@ -653,27 +650,6 @@ func TestCallsFromEventLoop(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestSeqWrap(t *testing.T) {
-	s := startServer(t, "tcp")
-	c := dial(t, s)
-	c.mu.Lock()
-	c.seq = math.MaxUint32 - 2
-	c.mu.Unlock()
-	for i := range 5 {
-		if _, err := c.Request(testCtx(t), 1, 1, []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq = math.MaxUint32
-	c.pending[1] = &call{}
-	if seq := c.nextSeq(); seq != 2 {
-		t.Errorf("nextSeq after MaxUint32 with 1 busy = %d, want 2", seq)
-	}
-	delete(c.pending, 1)
 }
 
 func TestCloseSaysBye(t *testing.T) {

@@ -43,6 +43,7 @@ type sender struct {
 	receivers int32  // the other members of its session
 	seq       uint32 // the next sequence
 	sent      uint64 // messages queued during the window
+	frame     []byte // the frame being queued, reused (its bytes are copied)
 }
 
 func newSender(p *player, cfg Config) *sender {
@@ -90,7 +91,8 @@ func (s *sender) sendLocked(d *driver) bool {
 	if h := d.cfg.hooks.backdate; h != nil {
 		ts -= int64(h(s.p.idx, s.seq))
 	}
-	if err := s.p.c.queueBroadcast(ts, uint32(s.p.idx), s.seq, s.size); err != nil {
+	s.frame = appendBroadcastFrame(s.frame[:0], ts, uint32(s.p.idx), s.seq, s.size)
+	if err := s.p.c.queueBroadcast(s.frame); err != nil {
 		d.stats.countError(err)
 		return false
 	}
