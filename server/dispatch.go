@@ -54,7 +54,6 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 		return
 	}
 	start := time.Now()
-	h.metrics.framesIn.Add(1)
 	c.status = wire.StatusOK
 	h.dispatch(c, f)
 	h.metrics.observe(f.Ver, f.Cmd, c.status, start)

@@ -70,7 +70,6 @@ type metrics struct {
 	conns    [3]atomic.Int64 // by netio.Transport
 	opened   [3]atomic.Uint64
 	slow     atomic.Uint64
-	framesIn atomic.Uint64
 	bytesIn  atomic.Uint64 // frame bytes received, as decoded
 	descs    map[string]*prometheus.Desc
 	registry *prometheus.Registry
@@ -153,15 +152,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("members", float64(st.Members))
 	counter("deliveries", float64(st.Deliveries))
+	var frames uint64 // every frame is counted as one command
 	for slot := 1; slot < cmdSlots; slot++ {
 		for status := range statusSlots {
 			if n := m.commands[slot][status].Load(); n != 0 {
 				counter("commands", float64(n), slotName(slot), statusLabels[status])
+				frames += n
 			}
 		}
 	}
 	counter("slow", float64(m.slow.Load()))
-	counter("framesIn", float64(m.framesIn.Load()))
+	counter("framesIn", float64(frames))
 	if m.srv.net != nil {
 		ns := m.srv.net.Stats()
 		counter("bytesIn", float64(ns.BytesIn))

@@ -107,7 +107,7 @@ func (c *conn) signIn(ctx context.Context, userID string) (wire.SignInReply, err
 			if err := m.Consume(f.Payload); err != nil {
 				return true, fmt.Errorf("%w: %w", errProtocol, err)
 			}
-			return true, &byeError{status: m.Status}
+			return true, &clientconn.ByeError{Status: m.Status, Reason: m.Reason}
 		}
 		if f.Flags&wire.FlagReply == 0 || f.Seq != signInSeq || f.Cmd != wire.CmdSignIn {
 			return false, nil
@@ -120,7 +120,7 @@ func (c *conn) signIn(ctx context.Context, userID string) (wire.SignInReply, err
 		}
 		return true, nil
 	})
-	return rep, driverErr(err)
+	return rep, err
 }
 
 // start starts the reader and writer goroutines. Call it once, after
@@ -144,7 +144,7 @@ func (c *conn) start() {
 				c.onDown()
 			}
 			if cause != clientconn.ErrClosed && c.onFail != nil {
-				c.onFail(driverErr(cause))
+				c.onFail(cause)
 			}
 		},
 	}
@@ -156,36 +156,6 @@ func (c *conn) start() {
 	}
 	c.cc = clientconn.Start(c.nc, c.dec, c.rbuf, cfg)
 }
-
-// driverErr translates an error of the connection core into the driver's
-// own (see errors.go); others are returned unchanged.
-func driverErr(err error) error {
-	switch e := err.(type) {
-	case *clientconn.ByeError:
-		return &byeError{status: e.Status}
-	case *clientconn.Error:
-		if e.What != "" {
-			return fmt.Errorf("%w: %s: %w", driverErr(e.Kind), e.What, e.Err)
-		}
-		return fmt.Errorf("%w: %w", driverErr(e.Kind), e.Err)
-	case *clientconn.MismatchError:
-		return fmt.Errorf("%w: %w", errProtocol, e)
-	}
-	for i, core := range coreErrors {
-		if err == core {
-			return ownErrors[i]
-		}
-	}
-	return err
-}
-
-// coreErrors are the connection core's sentinels, and ownErrors the
-// driver's errors they stand for.
-var (
-	coreErrors = [...]error{clientconn.ErrClosed, clientconn.ErrServerTimeout, clientconn.ErrSendBufferFull,
-		clientconn.ErrDisconnected, clientconn.ErrProtocol}
-	ownErrors = [...]error{errClosed, errServerTimeout, errSendBufferFull, errDisconnected, errProtocol}
-)
 
 // alive reports whether the conn is neither closed nor failed.
 func (c *conn) alive() bool { return c.cc.Err() == nil }
@@ -208,7 +178,7 @@ func (c *conn) close() { c.cc.Close() }
 // that need their messages written in sequence order must serialize
 // their calls.
 func (c *conn) queueBroadcast(frame []byte) error {
-	return driverErr(c.cc.Send(frame, true))
+	return c.cc.Send(frame, true)
 }
 
 // call sends a ver-0 request with payload and waits for its reply, ctx's
@@ -218,5 +188,5 @@ func (c *conn) queueBroadcast(frame []byte) error {
 // if any, is then dropped).
 func (c *conn) call(ctx context.Context, cmd wire.Cmd, payload []byte) ([]byte, error) {
 	p, err := c.cc.Call(ctx, wire.AppendFrame(nil, wire.Header{Cmd: cmd}, payload))
-	return p, driverErr(err)
+	return p, err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coveyhq/covey/internal/clientconn"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -15,31 +16,16 @@ import (
 var (
 	// errDial wraps the failure to open a connection.
 	errDial = errors.New("loadtest: dial")
-	// errClosed is returned by calls on a connection that is closed or
-	// closes while they wait.
-	errClosed = errors.New("loadtest: connection closed")
-	// errDisconnected is why a connection closed when the server closed it
-	// or the transport failed.
-	errDisconnected = errors.New("loadtest: disconnected")
-	// errServerTimeout is why a connection closed when the server sent
-	// nothing for three heartbeats.
-	errServerTimeout = errors.New("loadtest: no data from the server for three heartbeats")
-	// errProtocol reports bytes from the server that break the protocol.
-	errProtocol = errors.New("loadtest: protocol violation by the server")
-	// errSendBufferFull is returned when a connection already has too many
-	// bytes waiting to be written: the frame is dropped, not queued.
-	errSendBufferFull = errors.New("loadtest: send buffer full")
+	// The connection core's errors, under the names the driver uses
+	// (see internal/clientconn); a server's Bye is a *clientconn.ByeError.
+	errClosed         = clientconn.ErrClosed
+	errDisconnected   = clientconn.ErrDisconnected
+	errServerTimeout  = clientconn.ErrServerTimeout
+	errProtocol       = clientconn.ErrProtocol
+	errSendBufferFull = clientconn.ErrSendBufferFull
 	// errBadReply reports a reply payload that does not decode.
 	errBadReply = errors.New("loadtest: malformed reply")
 )
-
-// byeError is why a connection closed when the server said goodbye.
-type byeError struct{ status wire.Status }
-
-func (e *byeError) Error() string { return "loadtest: server said bye: " + e.status.String() }
-
-// Unwrap returns the Bye's status.
-func (e *byeError) Unwrap() error { return e.status }
 
 // Error kinds that are not derived from a status. They are the keys of
 // Result.ErrorsByKind.
@@ -61,9 +47,9 @@ const (
 // status's name in snake case for a status (as a reply or as a Bye, the
 // latter prefixed "bye_"), or one of the kind constants.
 func errorKind(err error) string {
-	var bye *byeError
+	var bye *clientconn.ByeError
 	if errors.As(err, &bye) {
-		return "bye_" + statusKind(bye.status)
+		return "bye_" + statusKind(bye.Status)
 	}
 	var st wire.Status
 	if errors.As(err, &st) {

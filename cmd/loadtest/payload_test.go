@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/coveyhq/covey/internal/clientconn"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -71,7 +72,7 @@ func TestErrorKind(t *testing.T) {
 	}{
 		{wire.StatusSessionFull, "session_full"},
 		{wire.StatusAlreadyInSession, "already_in_a_session_of_this_type"},
-		{&byeError{status: wire.StatusSlowConsumer}, "bye_slow_consumer"},
+		{&clientconn.ByeError{Status: wire.StatusSlowConsumer}, "bye_slow_consumer"},
 		{errServerTimeout, kindTimeout},
 		{errSendBufferFull, kindSendFull},
 		{errors.Join(errDisconnected, errors.New("EOF")), kindDisconnected},
