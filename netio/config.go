@@ -14,7 +14,7 @@ type Transport uint8
 // Transports.
 const (
 	TCP Transport = 1 // gnet v2
-	KCP Transport = 2 // kcp-go v5 over UDP
+	KCP Transport = 2 // KCP (kcp-go v5 compatible) over UDP
 )
 
 // String returns "tcp", "kcp", or "transport(N)" for another value.
@@ -51,20 +51,19 @@ type Config struct {
 	Wire wire.Config
 
 	// MaxOutbound is the most bytes queued to one connection (netio's
-	// pending buffer plus gnet's outbound buffer on TCP, or plus the part
-	// of a batch KCP has not yet accepted) before it is closed as a slow
+	// pending buffer plus gnet's outbound buffer on TCP, or plus what the
+	// KCP window had no room for yet) before it is closed as a slow
 	// consumer. It should be well above HeaderSize+MaxPayload: a frame
 	// that does not fit closes the connection. Default 4 MiB.
 	MaxOutbound int
 
 	// IdleTimeout closes a connection from which no byte arrived for this
-	// long with [ErrIdle] (clients ping every 5s). On KCP it is also the
-	// deadline of each write. Default 15s.
+	// long with [ErrIdle] (clients ping every 5s). Default 15s.
 	IdleTimeout time.Duration
 
-	// KCPInterval is KCP's internal update interval (kcp-go clamps it to
-	// 10ms..5s). Idle KCP sessions cost CPU in proportion to 1/interval:
-	// use 20ms above ~5k sessions per process. Default 10ms.
+	// KCPInterval is how often the KCP engine updates the sessions that
+	// have data in flight (retransmissions); KCP clamps it to 10ms..5s.
+	// Idle sessions cost nothing per interval. Default 10ms.
 	KCPInterval time.Duration
 
 	// Logger receives netio's and gnet's logs. Default slog.Default().

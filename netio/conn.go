@@ -53,7 +53,7 @@ type Conn struct {
 	// inflight counts bytes handed to the transport and not yet sent, as
 	// far as netio knows: on TCP gnet's OutboundBuffered as of the last
 	// flush, plus the batch being written; on KCP the part of the batch
-	// the writer has not yet handed to kcp-go. len(pending)+inflight is
+	// the KCP window has had no room for yet. len(pending)+inflight is
 	// what MaxOutbound bounds.
 	inflight int
 	// scheduled is set when a flush is due: the owner of the

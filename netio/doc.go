@@ -1,5 +1,6 @@
 // Package netio is Covey's network front end: it accepts game clients over
-// TCP (a gnet v2 engine) and over KCP (kcp-go v5 on UDP), splits their byte
+// TCP (a gnet v2 engine) and over KCP (its own engine on one UDP socket,
+// speaking kcp-go v5's segments), splits their byte
 // streams into [wire] frames, and hands every connection to the server as
 // one [Conn] type, so nothing above netio knows which transport a player is
 // on.
@@ -9,9 +10,9 @@
 // [Listen] starts the enabled front ends and calls a [Handler] for each
 // connection: OnOpen, then OnFrame for each inbound frame, then OnClose
 // exactly once. Calls for one connection never overlap. On TCP they run on
-// the connection's gnet event loop; on KCP on the connection's reader
-// goroutine, except OnClose, which runs on its reader or its writer
-// goroutine (under a per-connection mutex). Handlers must not block.
+// the connection's gnet event loop; on KCP on the KCP engine's reader
+// goroutine, except OnClose, which may run on its writer goroutine (under
+// the session's mutex). Handlers must not block.
 //
 // # Outbound
 //
@@ -27,23 +28,25 @@
 //     while the connection's own OnTraffic runs (replies from OnFrame) wait
 //     for the one write at the end of that OnTraffic. Per-frame AsyncWrite
 //     costs ~20x more CPU (shared/reference/libraries.md).
-//   - KCP: the same flag gates a 1-slot signal channel read by the
-//     connection's writer goroutine, which writes the batch in chunks cut at
-//     frame boundaries; each chunk must be accepted within
-//     Config.IdleTimeout. (kcp-go reads its deadlines without a lock, so
-//     each is set only by the goroutine blocking on it: a write waiting for
-//     the window is retried in 250ms steps, which is how an abort is seen.)
+//   - KCP: the same flag puts the session on the engine's dirty list. The
+//     engine's reader flushes that list at the end of each batch of
+//     datagrams it read; otherwise the first mark wakes the engine's
+//     writer. Flushing a session hands its batch to its KCP state machine
+//     in chunks cut at frame boundaries, as far as the window allows (what
+//     does not fit stays queued in netio), and the datagrams of every
+//     session flushed together leave with one sendmmsg.
 //
 // The queue is bounded: when the bytes pending for a connection plus those
 // already handed to the transport and not yet sent (gnet's outbound buffer
-// on TCP; the part of the batch not yet accepted by KCP) would exceed
+// on TCP; the part of the batch KCP had no room for) would exceed
 // Config.MaxOutbound, the frame is dropped and the connection is closed
 // with [ErrSlowConsumer] after a best-effort Bye push. Producers never
 // block. The bytes queued never exceed MaxOutbound (only a closing Bye
 // may pass it); since each of netio's two buffers may keep a capacity of
 // about MaxOutbound after a burst, the heap a connection's outbound path
 // can hold is bounded by about 3×MaxOutbound on TCP (with gnet's buffer),
-// and 2×MaxOutbound plus kcp-go's queue (one window and one chunk) on KCP.
+// and 2×MaxOutbound plus the KCP state machine's queue (two windows and one
+// chunk) on KCP.
 //
 // gnet's OutboundBuffered may only be read on the event loop, so the TCP
 // figure is the one seen at the connection's last loop pass (every read,
@@ -61,15 +64,16 @@
 // queued, then the Bye) is written only after Handler.OnClose has
 // returned, so a client that received its Bye can count on the server
 // being done with that connection. On KCP, which has no close handshake,
-// the session then lingers for about two round trips before it is closed.
+// the session then stays until its last segments are acknowledged (at
+// most min(IdleTimeout, 2s); 250ms for a slow consumer), so that they are
+// retransmitted if lost.
 //
 // # Goroutines
 //
 // The [Server] owns every goroutine netio starts and waits for them in
 // [Server.Shutdown]: the goroutine running the gnet engine (which owns its
-// event loops and ticker), the KCP accept loop, and a reader and a writer
-// per KCP connection (kcp-go adds one post-processing goroutine per session
-// of its own). Nothing starts a goroutine per frame.
+// event loops and ticker), and the KCP engine's reader and writer. Nothing
+// starts a goroutine per connection or per frame.
 //
 // # Locks
 //
@@ -77,5 +81,8 @@
 // outbound buffer) are never held together, and neither is held across
 // I/O, a channel send or a Handler call. tcpFront.mu is read-locked
 // alone, around gnet Wake calls, so no Wake reaches an engine that has been
-// told to stop.
+// told to stop. On KCP a session's mutex comes first: it is held while its
+// Handler calls run and while it is flushed, and the engine's session map,
+// dirty list and active list, Conn.mu and Server.mu may be taken under
+// it, never the other way round.
 package netio

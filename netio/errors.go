@@ -32,7 +32,3 @@ var (
 	// OnClose also matches the wire.Status given to Close.
 	ErrClosedByServer = errors.New("netio: closed by server")
 )
-
-// errAborted is returned by the KCP writer when a write was abandoned
-// because the connection is being closed as a slow consumer.
-var errAborted = errors.New("netio: write aborted")

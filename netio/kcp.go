@@ -4,356 +4,562 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/xtaci/kcp-go/v5"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
+	ikcp "github.com/coveyhq/covey/internal/kcp"
 	"github.com/coveyhq/covey/internal/kcptune"
 	"github.com/coveyhq/covey/wire"
 )
 
-// KCP settings (shared/reference/libraries.md: measured for game traffic).
+// KCP engine settings.
 const (
-	kcpSocketBuffer = 4 << 20 // listener SO_RCVBUF/SO_SNDBUF (the kernel caps it at 2*rmem_max)
-	kcpReadBuffer   = 4 << 10
+	kcpSocketBuffer = 4 << 20 // SO_RCVBUF/SO_SNDBUF (the kernel caps it at 2*rmem_max)
 
-	// kcpChunk is the most bytes handed to one UDPSession.Write (more if
-	// one frame is larger). Write accepts a whole call once the send
-	// window has room, so this bounds what kcp-go queues beyond the
-	// window; chunks end on frame boundaries, so a chunk that fails
-	// leaves the stream at a frame boundary and the Bye can follow.
+	// kcpBatch is how many datagrams one recvmmsg or sendmmsg moves.
+	kcpBatch = 64
+	// kcpPacketMax is the largest datagram read: the MTU is 1200, a
+	// larger datagram is not ours and is truncated (then fails to parse).
+	kcpPacketMax = 1500
+
+	// kcpChunk is the most bytes handed to one KCP Send (more if one
+	// frame is larger); chunks end on frame boundaries.
 	kcpChunk = 64 << 10
 
-	// kcpCloseFlush bounds the final flush (pending frames and the Bye)
-	// of a closing KCP connection, if IdleTimeout is longer.
+	// kcpMaxWaitSnd is how many segments may wait in a session's KCP
+	// (unsent or unacknowledged) before the engine stops handing it more:
+	// what is beyond stays queued in netio, counted against MaxOutbound.
+	kcpMaxWaitSnd = 2 * kcptune.Window
+
+	// kcpCloseFlush bounds how long a closing session waits for its last
+	// frames (the Bye) to be acknowledged, if IdleTimeout is longer; a
+	// slow consumer waits kcpSlowFlush.
 	kcpCloseFlush = 2 * time.Second
-
-	// kcpWriteStep is the longest a single UDPSession.Write may block:
-	// a write waiting for the peer's window is retried in steps until
-	// IdleTimeout, so that the writer notices an abort (slow consumer)
-	// within a step. kcp-go reads the write deadline without its lock,
-	// so no other goroutine may set it while the writer is in Write.
-	kcpWriteStep = 250 * time.Millisecond
-
-	// Bounds of the linger after the last frames of a closing session.
-	kcpLingerMin = 20 * time.Millisecond
-	kcpLingerMax = 500 * time.Millisecond
+	kcpSlowFlush  = 250 * time.Millisecond
 )
 
-// kcpFront accepts KCP sessions.
-type kcpFront struct {
-	s      *Server
-	l      *kcp.Listener
-	closed atomic.Bool // stop was called
+// KCP segment header fields read before a packet reaches a session (the
+// format is KCP's: conv u32, cmd u8, frg u8, wnd u16, ts u32, sn u32, ...,
+// little-endian).
+const (
+	kcpCmdPush  = 81
+	kcpCmdOff   = 4
+	kcpSnOff    = 12
+	kcpOverhead = 24
+)
+
+// batchConn is the part of ipv4.PacketConn and ipv6.PacketConn the engine
+// uses: recvmmsg and sendmmsg.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// kcpConn is the KCP part of a Conn: the session, and the reader and
-// writer goroutines that own it. Only the reader sets the session's read
-// deadline and only the writer its write deadline: kcp-go reads them
-// without its lock.
+// kcpFront is the KCP engine: every KCP session of the server runs on one
+// UDP socket and two goroutines, whatever their number.
+//
+//   - The reader takes datagrams from the socket in batches (recvmmsg),
+//     feeds each to its session's KCP state machine, hands the frames that
+//     completed to the Handler, then flushes every session it touched (ACKs,
+//     replies, and data the acknowledgements let through) and sends all the
+//     resulting datagrams with one sendmmsg per batch.
+//   - The writer flushes the sessions that frames were queued to from
+//     other goroutines, again in batches, and every KCP interval updates
+//     the sessions that have data in flight (retransmissions), closes
+//     lingering sessions and sweeps idle ones.
+//
+// kcp-go's own sessions cost three goroutines, a timer entry and a
+// sendmmsg per session and flush; see bench/README.md for what that did at
+// 800 sessions. The segments on the wire are the same, so kcp-go clients
+// connect unchanged.
+//
+// A session is created only by a data segment with sequence number 0 (the
+// first thing a client sends) from an address without a session; other
+// packets from unknown addresses (late ACKs after a close, strays) are
+// dropped. A packet with another conversation ID and sn 0 from the
+// address of a session replaces it (the client restarted on the same
+// port), as in kcp-go.
+type kcpFront struct {
+	s      *Server
+	uc     *net.UDPConn
+	bc     batchConn
+	closed atomic.Bool // stop was called
+	quit   chan struct{}
+
+	mu       sync.RWMutex
+	sessions map[netip.AddrPort]*kcpConn
+
+	// dmu guards the sessions waiting for a flush, and whether the reader
+	// is inside a batch (then it flushes them at its end and the writer
+	// need not be woken).
+	dmu        sync.Mutex
+	dirty      []*kcpConn
+	readerBusy bool
+	signal     chan struct{} // 1 slot: the writer has dirty sessions
+
+	// amu guards the sessions with segments in flight, which the writer
+	// updates every interval.
+	amu    sync.Mutex
+	active []*kcpConn
+
+	rtx, wtx txBatch // the reader's and the writer's outgoing datagrams
+}
+
+// kcpConn is one KCP session. mu guards everything below it and
+// serializes the Handler's calls for the connection: OnOpen and OnFrame
+// run with it held (on the reader), and OnClose too (on whichever
+// goroutine flushes the closing connection).
 type kcpConn struct {
 	c    *Conn
-	sess *kcp.UDPSession
+	f    *kcpFront
+	key  netip.AddrPort
+	addr *net.UDPAddr
 
-	signal   chan struct{} // 1 slot: a flush is due
-	dead     chan struct{} // closed by kill
-	killOnce sync.Once
-	aborted  atomic.Bool // slow consumer: the writer abandons its write
+	aborted atomic.Bool // slow consumer: drop the backlog
 
-	spare []byte // the writer's buffer swapped with pending
-	small int    // see keep
-
-	// hmu serializes Handler calls between the reader (OnOpen, OnFrame,
-	// and OnClose when the session fails) and the writer (OnClose before
-	// the last batch of a connection netio closes). The reader holds it
-	// while it handles the frames of one read, never across Read.
-	hmu     sync.Mutex
-	opened  bool // OnOpen was called
-	hclosed bool // Conn.finish was called
+	mu       sync.Mutex
+	kcp      *ikcp.KCP
+	tx       *txBatch      // where output goes while mu is held
+	dec      *wire.Decoder // inbound stream
+	backlog  []byte        // frames taken from pending that KCP has no room for yet
+	spare    []byte        // swapped with pending
+	small    int           // see keep
+	opened   bool          // OnOpen was called
+	finished bool          // Conn.finish was called
+	gone     bool          // removed from the engine
+	active   bool          // in kcpFront.active
+	touched  bool          // in the reader's current batch (reader only)
+	closeBy  time.Time     // closing: removed when all is acknowledged, or then
 }
 
 func (s *Server) startKCP() error {
-	l, err := kcp.ListenWithOptions(s.cfg.KCPAddr, nil, 0, 0)
+	ua, err := net.ResolveUDPAddr("udp", s.cfg.KCPAddr)
 	if err != nil {
 		return fmt.Errorf("netio: kcp listen %s: %w", s.cfg.KCPAddr, err)
 	}
-	if err := l.SetReadBuffer(kcpSocketBuffer); err != nil {
-		s.log.Warn("netio: kcp listener read buffer", "err", err)
+	uc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return fmt.Errorf("netio: kcp listen %s: %w", s.cfg.KCPAddr, err)
 	}
-	if err := l.SetWriteBuffer(kcpSocketBuffer); err != nil {
-		s.log.Warn("netio: kcp listener write buffer", "err", err)
+	if err := uc.SetReadBuffer(kcpSocketBuffer); err != nil {
+		s.log.Warn("netio: kcp read buffer", "err", err)
 	}
-	f := &kcpFront{s: s, l: l}
+	if err := uc.SetWriteBuffer(kcpSocketBuffer); err != nil {
+		s.log.Warn("netio: kcp write buffer", "err", err)
+	}
+	f := &kcpFront{
+		s:        s,
+		uc:       uc,
+		quit:     make(chan struct{}),
+		sessions: make(map[netip.AddrPort]*kcpConn),
+		signal:   make(chan struct{}, 1),
+	}
+	if la := uc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {
+		f.bc = ipv4.NewPacketConn(uc)
+	} else {
+		f.bc = ipv6BatchConn{ipv6.NewPacketConn(uc)}
+	}
+	f.rtx.init(f)
+	f.wtx.init(f)
 	s.kcp = f
-	s.wg.Add(1)
-	go f.acceptLoop()
+	s.wg.Add(2)
+	go f.readLoop()
+	go f.writeLoop()
 	return nil
 }
 
-// acceptLoop accepts sessions and starts a reader and a writer for each.
-// Owned by the Server (wg); it returns when the listener is closed.
-func (f *kcpFront) acceptLoop() {
+// ipv6BatchConn adapts ipv6.PacketConn (whose Message is the same type).
+type ipv6BatchConn struct{ p *ipv6.PacketConn }
+
+func (b ipv6BatchConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	return b.p.ReadBatch(ms, flags)
+}
+
+func (b ipv6BatchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	return b.p.WriteBatch(ms, flags)
+}
+
+// addr returns the bound UDP address.
+func (f *kcpFront) addr() net.Addr { return f.uc.LocalAddr() }
+
+// stop closes the socket and stops both goroutines. Shutdown calls it once
+// the sessions are closed.
+func (f *kcpFront) stop() {
+	if f.closed.Swap(true) {
+		return
+	}
+	close(f.quit)
+	_ = f.uc.Close()
+}
+
+// readLoop reads datagrams in batches until the socket is closed.
+func (f *kcpFront) readLoop() {
 	s := f.s
 	defer s.wg.Done()
+	msgs := make([]ipv4.Message, kcpBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, kcpPacketMax)}
+	}
+	rbuf := make([]byte, 2*kcptune.MTU)
+	var touched []*kcpConn
 	for {
-		sess, err := f.l.AcceptKCP()
+		n, err := f.bc.ReadBatch(msgs, 0)
 		if err != nil {
-			if !f.closed.Load() {
-				s.log.Error("netio: kcp accept failed; no more KCP connections", "err", err)
+			if f.closed.Load() {
 				return
 			}
-			// The listener is closed: close the sessions kcp-go created
-			// and queued meanwhile. AcceptKCP picks at random among a
-			// queued session, the closed listener and its read error, so
-			// only many errors in a row make an empty queue likely
-			// (64: a queued session is missed with odds (2/3)^64).
-			for misses := 0; misses < 64; {
-				if sess, err := f.l.AcceptKCP(); err == nil {
-					_ = sess.Close()
-					misses = 0
-				} else {
-					misses++
-				}
-			}
-			return
-		}
-		f.open(sess)
-	}
-}
-
-// open configures an accepted session and starts its goroutines.
-func (f *kcpFront) open(sess *kcp.UDPSession) {
-	s := f.s
-	kcptune.Tune(sess, s.cfg.KCPInterval)
-
-	c := newConn(s, KCP, sess.RemoteAddr())
-	k := &kcpConn{c: c, sess: sess, signal: make(chan struct{}, 1), dead: make(chan struct{})}
-	c.io = k
-	if !s.register(c) {
-		_ = sess.Close()
-		return
-	}
-	c.lastRead.Store(s.now())
-	s.wg.Add(2)
-	go k.writeLoop()
-	go k.readLoop()
-}
-
-// stop closes the listener, which ends acceptLoop. The sessions it
-// accepted share its socket: Shutdown calls stop once they are closed.
-func (f *kcpFront) stop() {
-	f.closed.Store(true)
-	_ = f.l.Close()
-}
-
-// readLoop reads and decodes frames until the session fails or the
-// connection closes. It calls OnOpen and OnFrame, and OnClose if the
-// session failed (ErrIdle, ErrPeerClosed) before the writer did.
-//
-// OnOpen is called when the first bytes of data arrive, not when kcp-go
-// creates the session: kcp-go creates a session for any packet from an
-// unknown address, including the ACK a client sends for our Bye after we
-// closed its session. Such a session is never shown to the Handler; it
-// idles out.
-func (k *kcpConn) readLoop() {
-	c := k.c
-	s := c.srv
-	defer s.wg.Done()
-	dec := wire.NewDecoder(s.cfg.Wire)
-	buf := make([]byte, kcpReadBuffer)
-	var cause error
-	for !c.closing.Load() {
-		_ = k.sess.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		n, err := k.sess.Read(buf)
-		if err != nil {
-			cause = kcpReadCause(err)
-			break
-		}
-		c.lastRead.Store(s.now())
-		s.bytesIn.Add(uint64(n))
-		dec.Write(buf[:n])
-		k.hmu.Lock()
-		if k.hclosed {
-			k.hmu.Unlock()
-			break
-		}
-		was := c.holdFlush()
-		if !k.opened && !c.closing.Load() {
-			k.opened = true
-			s.open(c)
-		}
-		for !c.closing.Load() {
-			fr, err := dec.Next()
-			if err != nil {
-				if !errors.Is(err, wire.ErrNeedMore) {
-					c.badFrame(err)
-				}
-				break
-			}
-			s.h.OnFrame(c, fr)
-		}
-		k.releaseFlush(was)
-		k.hmu.Unlock()
-	}
-	if cause != nil {
-		c.closeWith(cause, false, 0, "", false) // wakes the writer
-	}
-	k.handlerClose(cause)
-}
-
-// handlerClose calls Conn.finish (OnClose) unless it was called already.
-// Reader or writer.
-func (k *kcpConn) handlerClose(cause error) {
-	k.hmu.Lock()
-	defer k.hmu.Unlock()
-	if !k.hclosed {
-		k.hclosed = true
-		k.c.finish(cause, k.opened)
-	}
-}
-
-// releaseFlush ends a batch started by holdFlush: unless a flush was
-// already scheduled before, it wakes the writer if the batch queued
-// something.
-func (k *kcpConn) releaseFlush(was bool) {
-	if was {
-		return
-	}
-	c := k.c
-	c.mu.Lock()
-	if len(c.pending) == 0 && !c.closing.Load() {
-		c.scheduled = false
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-	k.wake()
-}
-
-// kcpReadCause maps a read error: kcp-go reports its deadline with a
-// net.Error whose Timeout is true.
-func kcpReadCause(err error) error {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return ErrIdle
-	case errors.Is(err, io.ErrClosedPipe):
-		return ErrPeerClosed // replaced by a new session from the same address
-	}
-	return fmt.Errorf("%w: %w", ErrPeerClosed, err)
-}
-
-// writeLoop writes each batch when signalled, until the connection
-// closes (see closeOut).
-func (k *kcpConn) writeLoop() {
-	c := k.c
-	defer c.srv.wg.Done()
-	for range k.signal {
-		batch, closing := c.takePending(k.spare, 0)
-		if closing {
-			k.closeOut(batch)
-			return
-		}
-		err := k.write(batch, time.Time{})
-		k.spare = keep(batch, &k.small)
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		if errors.Is(err, errAborted) || errors.As(err, &ne) && ne.Timeout() {
-			// The peer did not take a chunk within IdleTimeout. (If the
-			// budget closed the connection, this is a no-op.)
-			c.mu.Lock()
-			c.slowConsumerLocked(0)
-		} else {
-			c.closeWith(kcpReadCause(err), false, 0, "", false)
-		}
-	}
-}
-
-// closeOut ends a closing connection: it calls OnClose (unless the reader
-// did), writes the last batch (ending with the Bye, if any) within
-// min(IdleTimeout, kcpCloseFlush) (kcpWriteStep for a slow consumer),
-// lingers, closes the session (which
-// ends the reader's Read) and removes the connection from the server.
-func (k *kcpConn) closeOut(batch []byte) {
-	c := k.c
-	k.handlerClose(nil)
-	wait := min(c.srv.cfg.IdleTimeout, kcpCloseFlush)
-	if k.aborted.Load() {
-		wait = kcpWriteStep // a slow consumer's window is full: do not wait long for it
-	}
-	deadline := time.Now().Add(wait)
-	if err := k.write(batch, deadline); err == nil && len(batch) > 0 {
-		k.linger(deadline)
-	}
-	_ = k.sess.Close()
-	c.srv.remove(c)
-}
-
-// linger keeps a session that just sent its last frames (the Bye) open
-// for about two round trips, so that kcp-go retransmits them if they are
-// lost and the peer's ACKs reach this session (after Close they would
-// make kcp-go create a new one). KCP has no close handshake and kcp-go
-// does not tell when everything was acknowledged.
-func (k *kcpConn) linger(deadline time.Time) {
-	d := 2*time.Duration(k.sess.GetSRTT())*time.Millisecond + 2*k.c.srv.cfg.KCPInterval
-	d = min(max(d, kcpLingerMin), kcpLingerMax, time.Until(deadline))
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-k.dead:
-	}
-}
-
-// write hands b to the session in chunks cut at frame boundaries. A chunk
-// must be accepted within IdleTimeout (or by final, for the last batch of
-// a closing connection); the wait is cut into kcpWriteStep steps so that
-// an abort is seen. Outside the final batch it accounts for what kcp-go
-// accepted.
-func (k *kcpConn) write(b []byte, final time.Time) error {
-	idle := k.c.srv.cfg.IdleTimeout
-	for len(b) > 0 {
-		n := chunkLen(b)
-		until := final
-		if final.IsZero() {
-			until = time.Now().Add(idle)
-		}
-		for {
-			if final.IsZero() && k.aborted.Load() {
-				return errAborted
-			}
-			step := time.Now().Add(kcpWriteStep)
-			if until.Before(step) {
-				step = until
-			}
-			_ = k.sess.SetWriteDeadline(step)
-			k.c.writes.Add(1)
-			_, err := k.sess.Write(b[:n]) // all or nothing
-			if err == nil {
-				k.c.srv.bytesOut.Add(uint64(n))
-				break
-			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(until) {
+			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return err
+			s.log.Error("netio: kcp read failed; no more KCP traffic", "err", err)
+			return
 		}
-		b = b[n:]
-		if final.IsZero() {
-			k.c.sent(n)
+		f.dmu.Lock()
+		f.readerBusy = true
+		f.dmu.Unlock()
+		for i := range n {
+			m := &msgs[i]
+			ua, _ := m.Addr.(*net.UDPAddr)
+			if ua == nil || m.N < kcpOverhead {
+				continue
+			}
+			if k := f.input(m.Buffers[0][:m.N], ua, rbuf); k != nil && !k.touched {
+				k.touched = true
+				touched = append(touched, k)
+			}
+		}
+		for i, k := range touched {
+			k.touched = false
+			touched[i] = nil
+			k.mu.Lock()
+			k.tx = &f.rtx
+			k.pumpLocked()
+			k.tx = nil
+			k.mu.Unlock()
+		}
+		touched = touched[:0]
+		f.dmu.Lock()
+		f.readerBusy = false
+		f.dmu.Unlock()
+		f.flushDirty(&f.rtx)
+		f.rtx.send()
+	}
+}
+
+// input feeds one datagram to its session (creating it for a first
+// segment) and hands the frames it completed to the Handler. It returns
+// the session, or nil if the packet was dropped. Reader only.
+func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
+	key := ua.AddrPort()
+	conv := binary.LittleEndian.Uint32(p)
+	first := p[kcpCmdOff] == kcpCmdPush && binary.LittleEndian.Uint32(p[kcpSnOff:]) == 0
+	f.mu.RLock()
+	k := f.sessions[key]
+	f.mu.RUnlock()
+	if k != nil && k.kcp.Conv() != conv { // conv never changes: no lock needed
+		if !first {
+			return nil
+		}
+		k.c.closeWith(ErrPeerClosed, false, 0, "", false) // a new session from the same address
+		f.mu.Lock()
+		if f.sessions[key] == k {
+			delete(f.sessions, key)
+		}
+		f.mu.Unlock()
+		k = nil
+	}
+	if k == nil {
+		if !first {
+			return nil
+		}
+		if k = f.newSession(conv, key, ua); k == nil {
+			return nil
 		}
 	}
-	return nil
+	s := f.s
+	c := k.c
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gone {
+		return nil
+	}
+	k.tx = &f.rtx
+	defer func() { k.tx = nil }()
+	if k.kcp.Input(p, true, false) < 0 {
+		return k // not a KCP packet; nothing changed
+	}
+	got := false
+	for {
+		n := k.kcp.Recv(rbuf)
+		if n < 0 {
+			break
+		}
+		got = true
+		s.bytesIn.Add(uint64(n))
+		k.dec.Write(rbuf[:n])
+	}
+	if !got || k.finished {
+		return k
+	}
+	c.lastRead.Store(s.now())
+	c.holdFlush() // replies wait for the flush at the end of the batch
+	if !k.opened && !c.closing.Load() {
+		k.opened = true
+		s.open(c)
+	}
+	for !c.closing.Load() {
+		fr, err := k.dec.Next()
+		if err != nil {
+			if !errors.Is(err, wire.ErrNeedMore) {
+				c.badFrame(err)
+			}
+			break
+		}
+		s.h.OnFrame(c, fr)
+	}
+	return k
+}
+
+// newSession creates and registers the session of a client's first
+// segment, or returns nil if the server is shutting down. Reader only.
+func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) *kcpConn {
+	s := f.s
+	c := newConn(s, KCP, ua)
+	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.cfg.Wire)}
+	k.kcp = ikcp.NewKCP(conv, k.output)
+	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
+	c.io = k
+	if !s.register(c) {
+		return nil
+	}
+	c.lastRead.Store(s.now())
+	f.mu.Lock()
+	f.sessions[key] = k
+	f.mu.Unlock()
+	return k
+}
+
+// output is the KCP state machine's output: one datagram, added to the
+// batch of the goroutine holding k.mu.
+func (k *kcpConn) output(b []byte, n int) {
+	if k.tx != nil {
+		k.tx.add(b[:n], k.addr)
+	}
+}
+
+// pumpLocked moves what is queued to the connection into KCP as far as
+// its window allows and flushes: new data, ACKs and due retransmissions
+// go to k.tx. A closing connection gets OnClose first, then its last
+// frames (the Bye) regardless of the window, and is removed once they are
+// acknowledged or its time is up. k.mu must be held and k.tx set.
+func (k *kcpConn) pumpLocked() {
+	if k.gone {
+		return
+	}
+	c := k.c
+	batch, closing := c.takePending(k.spare, len(k.backlog))
+	k.spare = nil
+	if closing && k.aborted.Load() {
+		k.backlog = k.backlog[:0] // a slow consumer gets only its Bye
+	}
+	if len(k.backlog) == 0 {
+		k.spare, k.backlog = k.backlog[:0], batch
+	} else {
+		k.backlog = append(k.backlog, batch...)
+		k.spare = batch[:0]
+	}
+	if closing && !k.finished {
+		k.finished = true
+		c.finish(nil, k.opened) // OnClose before the Bye leaves
+		wait := min(c.srv.cfg.IdleTimeout, kcpCloseFlush)
+		if k.aborted.Load() {
+			wait = kcpSlowFlush
+		}
+		k.closeBy = time.Now().Add(wait)
+	}
+	sent := 0
+	for sent < len(k.backlog) && (closing || k.kcp.WaitSnd() < kcpMaxWaitSnd) {
+		n := chunkLen(k.backlog[sent:])
+		if k.kcp.Send(k.backlog[sent:sent+n]) < 0 {
+			break // cannot happen with chunks of at most kcpChunk (56 segments)
+		}
+		sent += n
+	}
+	if sent > 0 {
+		c.writes.Add(1)
+		c.srv.bytesOut.Add(uint64(sent))
+		k.backlog = k.backlog[:copy(k.backlog, k.backlog[sent:])]
+		if !closing {
+			c.sent(sent)
+		}
+	}
+	if len(k.backlog) == 0 {
+		k.backlog = keep(k.backlog, &k.small)
+	}
+	k.kcp.Flush(false)
+	if closing && (k.kcp.WaitSnd() == 0 || !time.Now().Before(k.closeBy)) {
+		k.removeLocked()
+		return
+	}
+	if k.kcp.WaitSnd() > 0 || len(k.backlog) > 0 || closing {
+		k.activateLocked()
+	}
+}
+
+// activateLocked puts the session in the writer's interval updates.
+func (k *kcpConn) activateLocked() {
+	if k.active {
+		return
+	}
+	k.active = true
+	f := k.f
+	f.amu.Lock()
+	f.active = append(f.active, k)
+	f.amu.Unlock()
+}
+
+// removeLocked drops a session whose connection has finished: packets from
+// its address are then dropped (unless they start a new session).
+func (k *kcpConn) removeLocked() {
+	k.gone = true
+	k.backlog, k.spare = nil, nil
+	f := k.f
+	f.mu.Lock()
+	if f.sessions[k.key] == k {
+		delete(f.sessions, k.key)
+	}
+	f.mu.Unlock()
+	f.s.remove(k.c)
+}
+
+// flushDirty pumps the sessions frames were queued to, into tx.
+func (f *kcpFront) flushDirty(tx *txBatch) {
+	f.dmu.Lock()
+	dirty := f.dirty
+	f.dirty = nil
+	f.dmu.Unlock()
+	for i, k := range dirty {
+		dirty[i] = nil
+		k.mu.Lock()
+		k.tx = tx
+		k.pumpLocked()
+		k.tx = nil
+		k.mu.Unlock()
+	}
+	f.dmu.Lock()
+	if f.dirty == nil {
+		f.dirty = dirty[:0] // reuse the slice
+	}
+	f.dmu.Unlock()
+}
+
+// writeLoop flushes dirty sessions when signalled and updates the active
+// ones every KCP interval, until stop.
+func (f *kcpFront) writeLoop() {
+	s := f.s
+	defer s.wg.Done()
+	interval := time.NewTicker(s.cfg.KCPInterval)
+	defer interval.Stop()
+	lastSweep := time.Now()
+	var active []*kcpConn
+	for {
+		select {
+		case <-f.quit:
+			return
+		case <-f.signal:
+			f.flushDirty(&f.wtx)
+		case now := <-interval.C:
+			active = f.update(active[:0])
+			if now.Sub(lastSweep) >= s.tick {
+				lastSweep = now
+				f.sweep()
+			}
+		}
+		f.wtx.send()
+	}
+}
+
+// update flushes every active session (retransmissions, window probes,
+// the backlog, lingering closes); those with nothing in flight any more
+// leave the active list. scratch is reused. Writer only.
+func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
+	f.amu.Lock()
+	scratch, f.active = f.active, scratch
+	f.amu.Unlock()
+	for i, k := range scratch {
+		scratch[i] = nil
+		k.mu.Lock()
+		k.active = false
+		if !k.gone {
+			if k.kcp.Dead() {
+				k.c.closeWith(fmt.Errorf("%w: kcp: no acknowledgement", ErrPeerClosed), false, 0, "", false)
+			}
+			k.tx = &f.wtx
+			k.pumpLocked() // re-activates it if it still has data in flight
+			k.tx = nil
+		}
+		k.mu.Unlock()
+	}
+	return scratch
+}
+
+// sweep closes the sessions from which no data arrived for IdleTimeout
+// (clients ping every 5s), with ErrIdle and no Bye. Writer only.
+func (f *kcpFront) sweep() {
+	s := f.s
+	limit := s.now() - int64(s.cfg.IdleTimeout)
+	var idle []*Conn
+	f.mu.RLock()
+	for _, k := range f.sessions {
+		if c := k.c; c.lastRead.Load() < limit && !c.closing.Load() {
+			idle = append(idle, c)
+		}
+	}
+	f.mu.RUnlock()
+	for _, c := range idle {
+		c.closeWith(ErrIdle, false, 0, "", false)
+	}
+}
+
+// wake has the session flushed: by the reader at the end of its batch if
+// it is in one, else by the writer. Any goroutine; never blocks.
+func (k *kcpConn) wake() {
+	f := k.f
+	f.dmu.Lock()
+	f.dirty = append(f.dirty, k)
+	signal := !f.readerBusy
+	f.dmu.Unlock()
+	if signal {
+		select {
+		case f.signal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// abort makes the next flush drop the backlog: a slow consumer gets its
+// Bye without waiting for what it did not take.
+func (k *kcpConn) abort() { k.aborted.Store(true) }
+
+// kill drops the session at once, without flushing (Shutdown out of time).
+func (k *kcpConn) kill() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gone {
+		return
+	}
+	if !k.finished {
+		k.finished = true
+		k.c.finish(ErrServerClosed, k.opened)
+	}
+	k.removeLocked()
 }
 
 // chunkLen returns the length of the first chunk of b: whole frames up to
@@ -378,23 +584,49 @@ func chunkLen(b []byte) int {
 	return n
 }
 
-// wake signals the writer; the 1-slot channel coalesces signals.
-func (k *kcpConn) wake() {
-	select {
-	case k.signal <- struct{}{}:
-	default:
+// txBatch collects outgoing datagrams for one sendmmsg. Each goroutine
+// that flushes sessions has its own.
+type txBatch struct {
+	f    *kcpFront
+	msgs []ipv4.Message
+	n    int
+}
+
+func (t *txBatch) init(f *kcpFront) {
+	t.f = f
+	t.msgs = make([]ipv4.Message, kcpBatch)
+	for i := range t.msgs {
+		t.msgs[i].Buffers = [][]byte{make([]byte, 0, kcpPacketMax)}
 	}
 }
 
-// abort makes the writer give up the write it is blocked in (the window
-// is full because the peer does not read) within kcpWriteStep, so the
-// slow consumer is closed soon rather than after IdleTimeout.
-func (k *kcpConn) abort() { k.aborted.Store(true) }
+// add copies one datagram to addr into the batch, sending the batch first
+// if it is full.
+func (t *txBatch) add(p []byte, addr *net.UDPAddr) {
+	if t.n == len(t.msgs) {
+		t.send()
+	}
+	m := &t.msgs[t.n]
+	m.Buffers[0] = append(m.Buffers[0][:0], p...)
+	m.Addr = addr
+	t.n++
+}
 
-// kill closes the session; the reader and the writer then return.
-func (k *kcpConn) kill() {
-	k.killOnce.Do(func() {
-		close(k.dead)
-		_ = k.sess.Close()
-	})
+// send writes the batch with sendmmsg. UDP is unreliable anyway: a
+// datagram the socket refuses is left to KCP's retransmission.
+func (t *txBatch) send() {
+	for off := 0; off < t.n; {
+		n, err := t.f.bc.WriteBatch(t.msgs[off:t.n], 0)
+		if err != nil {
+			if !t.f.closed.Load() {
+				t.f.s.log.Debug("netio: kcp send failed", "err", err)
+			}
+			n = 1 // skip the datagram that failed
+		}
+		off += n
+	}
+	for i := range t.n {
+		t.msgs[i].Addr = nil
+	}
+	t.n = 0
 }

@@ -18,9 +18,10 @@ import (
 // Calls for one connection never overlap and come in order: OnOpen, then
 // OnFrame for each inbound frame, then OnClose exactly once. Calls for
 // different connections run concurrently. No method may block: on TCP they
-// run on a gnet event loop shared by many connections. On KCP, OnOpen and
-// OnFrame run on the connection's reader goroutine and OnClose on its
-// reader or writer goroutine.
+// run on a gnet event loop shared by many connections, on KCP on one of
+// the two goroutines of the KCP engine, shared by every KCP connection
+// (OnOpen and OnFrame on its reader; OnClose on the reader or the writer,
+// or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
 	// OnOpen is called when a connection is established (TCP: accepted;
 	// KCP: its first bytes of data arrived). c may be used (Deliver, Send,
@@ -28,7 +29,7 @@ type Handler interface {
 	OnOpen(c *Conn)
 
 	// OnFrame is called for each complete frame the peer sent, on the
-	// connection's event loop (TCP) or reader goroutine (KCP); it must
+	// connection's event loop (TCP) or the KCP engine's reader; it must
 	// not block. f.Payload is already decompressed (FlagCompressed
 	// cleared, Length set to its length) and is valid only until OnFrame
 	// returns: copy what must outlive it. Frames queued to c from OnFrame
@@ -57,8 +58,8 @@ type Server struct {
 	tcp *tcpFront // nil if TCP is disabled
 	kcp *kcpFront // nil if KCP is disabled
 
-	// wg counts every goroutine netio starts: the gnet engine, the KCP
-	// accept loop, and each KCP connection's reader and writer.
+	// wg counts every goroutine netio starts: the gnet engine and the KCP
+	// engine's reader and writer.
 	wg sync.WaitGroup
 
 	count atomic.Int64 // connections between OnOpen and the end of OnClose
@@ -129,7 +130,7 @@ func (s *Server) KCPAddr() net.Addr {
 	if s.kcp == nil {
 		return nil
 	}
-	return s.kcp.l.Addr()
+	return s.kcp.addr()
 }
 
 // Conns returns the number of open connections: those whose OnOpen has

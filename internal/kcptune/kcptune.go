@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
+
+	ikcp "github.com/coveyhq/covey/internal/kcp"
 )
 
 // Settings, as on the server and in PROTOCOL.md.
@@ -43,4 +45,19 @@ func Dial(addr string) (*kcp.UDPSession, error) {
 	}
 	Tune(s, DefaultInterval)
 	return s, nil
+}
+
+// TuneCore applies the same settings to a bare KCP state machine (the
+// server's engine): stream mode, nodelay with Resend and no congestion
+// window, Window, MTU. The engine flushes after every send and every
+// batch of input itself, which is kcp-go's SetWriteDelay(false) and
+// SetACKNoDelay(true).
+func TuneCore(k *ikcp.KCP, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	k.SetStreamMode(true)
+	k.NoDelay(1, int(interval/time.Millisecond), Resend, 1)
+	k.WndSize(Window, Window)
+	k.SetMtu(MTU)
 }

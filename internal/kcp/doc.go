@@ -1,0 +1,16 @@
+// Package kcp is the KCP ARQ state machine of github.com/xtaci/kcp-go/v5
+// (v5.6.24, files kcp.go and ringbuffer.go, MIT licence in LICENSE), with
+// the few methods kcp-go keeps unexported that an engine driving many
+// sessions from a few goroutines needs: Flush (send now, not at the next
+// 10 ms update) and SetStreamMode. kcp-go's maintainer declined to export
+// them (xtaci/kcp-go#297).
+//
+// Only the state machine is here; the UDP sessions, listener, goroutines
+// and timers of kcp-go are replaced by netio's KCP engine. The segments on
+// the wire are kcp-go's, so kcp-go clients (the SDK) talk to it unchanged
+// (no FEC, no block crypt).
+//
+// Changes from upstream: the methods at the end of kcp.go, pool.go in
+// place of kcp-go's packet pool and SNMP table, and no global atomic
+// stores on every flush or segment.
+package kcp

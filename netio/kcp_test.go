@@ -1,0 +1,171 @@
+package netio
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// kcpSegment encodes one KCP segment as a client would send it (see the
+// header layout in kcp.go): conv, cmd, frg 0, wnd 128, ts, sn, una 0, len,
+// data.
+func kcpSegment(conv uint32, cmd byte, sn uint32, data []byte) []byte {
+	b := make([]byte, kcpOverhead, kcpOverhead+len(data))
+	binary.LittleEndian.PutUint32(b[0:], conv)
+	b[4] = cmd
+	binary.LittleEndian.PutUint16(b[6:], 128)
+	binary.LittleEndian.PutUint32(b[8:], 1)
+	binary.LittleEndian.PutUint32(b[12:], sn)
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(data)))
+	return append(b, data...)
+}
+
+// rawUDP opens a UDP socket on loopback that talks to the KCP port
+// without KCP.
+func rawUDP(t testing.TB, s *Server) *net.UDPConn {
+	t.Helper()
+	uc, err := net.DialUDP("udp", nil, s.KCPAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	return uc
+}
+
+// sessionCount returns how many KCP sessions the engine holds.
+func (f *kcpFront) sessionCount() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.sessions)
+}
+
+// TestKCPStraysMakeNoSession sends what is not a client's first segment
+// from an unknown address (an ACK, a later segment, runts, garbage): none
+// may create a session or reach the Handler, and a real client that comes
+// after them is served.
+func TestKCPStraysMakeNoSession(t *testing.T) {
+	h := newTestHandler()
+	// Short: the Bye of the cleanup's Shutdown waits for an ACK this
+	// client never sends.
+	s := startServer(t, h, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	raw := rawUDP(t, s)
+	strays := [][]byte{
+		kcpSegment(7, 82, 0, nil),                     // an ACK (as after the server closed a session)
+		kcpSegment(7, kcpCmdPush, 5, []byte("hello")), // a data segment that is not the first
+		kcpSegment(7, 83, 0, nil),                     // a window probe
+		[]byte("short"),                               // a runt
+		make([]byte, 1400),                            // zeros: conv 0, cmd 0
+	}
+	for _, p := range strays {
+		if _, err := raw.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The engine reads the socket in order: once the client below is
+	// served, the strays were handled.
+	cl, _ := dial(t, s, h, KCP, dialOpts{})
+	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, nil))
+	if f := cl.next(); f.Seq != 2 {
+		t.Fatalf("reply %+v", f.Header)
+	}
+	if n := s.kcp.sessionCount(); n != 1 {
+		t.Fatalf("%d KCP sessions, want 1 (the client's)", n)
+	}
+	if len(h.opens) != 0 {
+		t.Fatalf("OnOpen for a stray")
+	}
+}
+
+// TestKCPRawFirstSegment speaks KCP by hand, from the segment layout
+// alone: a first data segment carrying a ping opens a session, and the
+// server's answer carries an ACK for it and the ping reply.
+func TestKCPRawFirstSegment(t *testing.T) {
+	h := newTestHandler()
+	// Short: the Bye of the cleanup's Shutdown waits for an ACK this
+	// client never sends.
+	s := startServer(t, h, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	raw := rawUDP(t, s)
+	const conv = 0xC0FE
+	ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 9}, nil)
+	if _, err := raw.Write(kcpSegment(conv, kcpCmdPush, 0, ping)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.opens:
+	case <-time.After(waitFor):
+		t.Fatal("no OnOpen for a first segment")
+	}
+	raw.SetReadDeadline(time.Now().Add(waitFor))
+	dec := wire.NewDecoder(wire.Config{})
+	acked := false
+	buf := make([]byte, 2048)
+	for {
+		n, err := raw.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply (acked %v): %v", acked, err)
+		}
+		for p := buf[:n]; len(p) >= kcpOverhead; {
+			if got := binary.LittleEndian.Uint32(p); got != conv {
+				t.Fatalf("segment for conv %#x, want %#x", got, conv)
+			}
+			cmd, sn, size := p[4], binary.LittleEndian.Uint32(p[12:]), int(binary.LittleEndian.Uint32(p[20:]))
+			if size > len(p)-kcpOverhead {
+				t.Fatalf("segment claims %d bytes, %d left", size, len(p)-kcpOverhead)
+			}
+			switch cmd {
+			case 82:
+				acked = acked || sn == 0
+			case kcpCmdPush:
+				dec.Write(p[kcpOverhead : kcpOverhead+size])
+			}
+			p = p[kcpOverhead+size:]
+		}
+		if f, err := dec.Next(); err == nil {
+			if f.Cmd != wire.CmdPing || f.Flags != wire.FlagReply || f.Seq != 9 {
+				t.Fatalf("reply %+v", f.Header)
+			}
+			if !acked {
+				t.Fatal("the reply came before any ACK of segment 0")
+			}
+			return
+		}
+	}
+}
+
+// FuzzKCPDatagram sends each input as a datagram to a live KCP port from
+// a raw socket, then checks that a real client is still served: no input
+// may crash the engine or disturb other sessions.
+func FuzzKCPDatagram(f *testing.F) {
+	ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil)
+	f.Add(kcpSegment(1, kcpCmdPush, 0, ping))
+	f.Add(kcpSegment(1, kcpCmdPush, 0, []byte{0, 0, 0, 255, 1}))
+	f.Add(kcpSegment(2, 82, 0, nil))
+	f.Add(append(kcpSegment(3, kcpCmdPush, 0, ping), kcpSegment(3, kcpCmdPush, 1, ping)...))
+	f.Add([]byte("not kcp at all, not kcp at all"))
+
+	h := newTestHandler()
+	s := startServer(f, h, func(c *Config) { c.IdleTimeout = 2 * time.Second })
+	raw := rawUDP(f, s)
+	cl, _ := dial(f, s, h, KCP, dialOpts{})
+	seq := uint32(100)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if len(p) > kcpPacketMax {
+			p = p[:kcpPacketMax]
+		}
+		if _, err := raw.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		cl.t = t
+		cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: seq}, nil))
+		if fr := cl.next(); fr.Seq != seq {
+			t.Fatalf("probe reply seq %d, want %d", fr.Seq, seq)
+		}
+		for len(h.opens) > 0 { // sessions the input opened (a valid first segment)
+			<-h.opens
+		}
+	})
+}
