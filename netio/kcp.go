@@ -296,14 +296,23 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 		return k // not a KCP packet; nothing changed
 	}
 	got := false
+	done := k.finished || c.closing.Load()
 	for {
 		n := k.kcp.Recv(rbuf)
+		if n == -2 {
+			// A message of several segments (frg > 0): kcp-go clients in
+			// stream mode never send one.
+			c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, "kcp: message mode is not supported", false)
+			break
+		}
 		if n < 0 {
 			break
 		}
-		got = true
-		s.bytesIn.Add(uint64(n))
-		k.dec.Write(rbuf[:n])
+		if !done { // a closing connection's input is read and dropped
+			got = true
+			s.bytesIn.Add(uint64(n))
+			k.dec.Write(rbuf[:n])
+		}
 	}
 	if !got || k.finished {
 		return k
@@ -386,22 +395,30 @@ func (k *kcpConn) pumpLocked() {
 	}
 	sent := 0
 	for sent < len(k.backlog) && (closing || k.kcp.WaitSnd() < kcpMaxWaitSnd) {
+		// A chunk is whole frames, so the backlog always starts at a frame
+		// (a slow consumer's is dropped before its Bye); a frame larger
+		// than kcpChunk goes in kcpChunk pieces (KCP refuses more than 255
+		// segments per Send; in stream mode the pieces join up again).
 		n := chunkLen(k.backlog[sent:])
-		if k.kcp.Send(k.backlog[sent:sent+n]) < 0 {
-			break // cannot happen with chunks of at most kcpChunk (56 segments)
+		for p := k.backlog[sent : sent+n]; len(p) > 0; {
+			m := min(len(p), kcpChunk)
+			k.kcp.Send(p[:m]) // cannot fail: m bytes are at most 56 segments
+			p = p[m:]
 		}
 		sent += n
 	}
 	if sent > 0 {
 		c.writes.Add(1)
 		c.srv.bytesOut.Add(uint64(sent))
-		k.backlog = k.backlog[:copy(k.backlog, k.backlog[sent:])]
+		left := copy(k.backlog, k.backlog[sent:])
+		if left == 0 {
+			k.backlog = keep(k.backlog[:sent], &k.small) // by the size of what was sent
+		} else {
+			k.backlog = k.backlog[:left]
+		}
 		if !closing {
 			c.sent(sent)
 		}
-	}
-	if len(k.backlog) == 0 {
-		k.backlog = keep(k.backlog, &k.small)
 	}
 	k.kcp.Flush(false)
 	if closing && (k.kcp.WaitSnd() == 0 || !time.Now().Before(k.closeBy)) {

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"testing"
@@ -168,4 +169,26 @@ func FuzzKCPDatagram(f *testing.F) {
 			<-h.opens
 		}
 	})
+}
+
+// TestKCPLargeFrame sends one frame larger than a KCP Send takes at once
+// (255 segments, about 293 KiB): it must arrive whole, and the
+// connection must keep working after it.
+func TestKCPLargeFrame(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) { c.MaxOutbound = 4 << 20 })
+	cl, c := dial(t, s, h, KCP, dialOpts{})
+	big := make([]byte, 400<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	c.Deliver(wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 3, Flags: wire.FlagPush}, big))
+	f := cl.next()
+	if f.Cmd != 3 || len(f.Payload) != len(big) || !bytes.Equal(f.Payload, big) {
+		t.Fatalf("got cmd %d with %d bytes, want the %d-byte frame", f.Cmd, len(f.Payload), len(big))
+	}
+	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 5}, nil))
+	if f := cl.next(); f.Seq != 5 {
+		t.Fatalf("reply %+v after the large frame", f.Header)
+	}
 }
