@@ -74,8 +74,10 @@ type connIO interface {
 	// pending (and close the connection if it is closing). It is called
 	// without c.mu held and must not block.
 	wake()
-	// abort interrupts a write blocked on a peer that does not read, so
-	// that a slow consumer is closed promptly. It must not block.
+	// abort tells the transport that the connection is a slow consumer
+	// about to close: what it still holds for the peer may be dropped
+	// so that the Bye leaves promptly (KCP drops its backlog; TCP has
+	// nothing to do). It must not block.
 	abort()
 	// kill closes the connection at once, without flushing, when Shutdown
 	// runs out of time. It must not block.

@@ -238,11 +238,7 @@ func (f *kcpFront) readLoop() {
 		for i, k := range touched {
 			k.touched = false
 			touched[i] = nil
-			k.mu.Lock()
-			k.tx = &f.rtx
-			k.pumpLocked()
-			k.tx = nil
-			k.mu.Unlock()
+			k.pump(&f.rtx)
 		}
 		touched = touched[:0]
 		f.dmu.Lock()
@@ -363,6 +359,15 @@ func (k *kcpConn) output(b []byte, n int) {
 	}
 }
 
+// pump runs pumpLocked with k.mu held, sending into tx.
+func (k *kcpConn) pump(tx *txBatch) {
+	k.mu.Lock()
+	k.tx = tx
+	k.pumpLocked()
+	k.tx = nil
+	k.mu.Unlock()
+}
+
 // pumpLocked moves what is queued to the connection into KCP as far as
 // its window allows and flushes: new data, ACKs and due retransmissions
 // go to k.tx. A closing connection gets OnClose first, then its last
@@ -464,11 +469,7 @@ func (f *kcpFront) flushDirty(tx *txBatch) {
 	f.dmu.Unlock()
 	for i, k := range dirty {
 		dirty[i] = nil
-		k.mu.Lock()
-		k.tx = tx
-		k.pumpLocked()
-		k.tx = nil
-		k.mu.Unlock()
+		k.pump(tx)
 	}
 	f.dmu.Lock()
 	if f.dirty == nil {
@@ -514,15 +515,11 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 		scratch[i] = nil
 		k.mu.Lock()
 		k.active = false
-		if !k.gone {
-			if k.kcp.Dead() {
-				k.c.closeWith(fmt.Errorf("%w: kcp: no acknowledgement", ErrPeerClosed), false, 0, "", false)
-			}
-			k.tx = &f.wtx
-			k.pumpLocked() // re-activates it if it still has data in flight
-			k.tx = nil
+		if !k.gone && k.kcp.Dead() {
+			k.c.closeWith(fmt.Errorf("%w: kcp: no acknowledgement", ErrPeerClosed), false, 0, "", false)
 		}
 		k.mu.Unlock()
+		k.pump(&f.wtx) // re-activates it if it still has data in flight
 	}
 	return scratch
 }

@@ -1089,9 +1089,6 @@ func (kcp *KCP) SetStreamMode(on bool) {
 // Conv returns the conversation ID.
 func (kcp *KCP) Conv() uint32 { return kcp.conv }
 
-// SRTT returns the smoothed round-trip time in milliseconds.
-func (kcp *KCP) SRTT() int32 { return kcp.rx_srtt }
-
 // Dead reports whether a segment was retransmitted dead_link times
 // without an ACK: the peer is gone.
 func (kcp *KCP) Dead() bool { return kcp.state == 0xFFFFFFFF }

@@ -1,9 +1,6 @@
 package kcp
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // mtuLimit is the size of the pooled segment buffers: the largest MTU.
 const mtuLimit = 1500
@@ -23,6 +20,3 @@ type Snmp struct {
 
 // DefaultSnmp is the process's counters.
 var DefaultSnmp Snmp
-
-// Retransmits returns RetransSegs, read atomically.
-func (s *Snmp) Retransmits() uint64 { return atomic.LoadUint64(&s.RetransSegs) }
