@@ -4,21 +4,21 @@ import (
 	"context"
 	"net"
 
-	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/internal/kcpconn"
 )
 
-// Dial opens a transport connection to addr: network "tcp", within ctx,
-// or anything else for KCP, with the settings PROTOCOL.md recommends
-// (kcptune; a KCP dial does not wait, so ctx is not consulted). It is safe
-// for concurrent use.
+// Dial opens a transport connection to addr within ctx: network "tcp", or
+// anything else for KCP (package kcpconn, with the settings PROTOCOL.md
+// recommends; a KCP dial sends nothing, so ctx bounds only the address
+// resolution). It is safe for concurrent use.
 func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if network == "tcp" {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	s, err := kcptune.Dial(addr)
+	c, err := kcpconn.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return c, nil
 }

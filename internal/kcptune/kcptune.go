@@ -22,7 +22,8 @@ const (
 	MTU             = 1200                  // fits any path without fragmentation
 )
 
-// Tune applies the game settings to s with the given update interval
+// Tune applies the game settings to a kcp-go session s (the tests use
+// kcp-go as an independent client and server to check compatibility) with the given update interval
 // (DefaultInterval if zero). Call it before the session carries data.
 func Tune(s *kcp.UDPSession, interval time.Duration) {
 	if interval <= 0 {
@@ -36,8 +37,8 @@ func Tune(s *kcp.UDPSession, interval time.Duration) {
 	s.SetACKNoDelay(true)
 }
 
-// Dial opens a KCP session to addr (no FEC, no block crypt) tuned with
-// DefaultInterval.
+// Dial opens a kcp-go session to addr (no FEC, no block crypt) tuned with
+// DefaultInterval. Covey's own clients use package kcpconn instead.
 func Dial(addr string) (*kcp.UDPSession, error) {
 	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
 	if err != nil {
@@ -48,9 +49,9 @@ func Dial(addr string) (*kcp.UDPSession, error) {
 }
 
 // TuneCore applies the same settings to a bare KCP state machine (the
-// server's engine): stream mode, nodelay with Resend and no congestion
-// window, Window, MTU. The engine flushes after every send and every
-// batch of input itself, which is kcp-go's SetWriteDelay(false) and
+// server's engine and kcpconn): stream mode, nodelay with Resend and no
+// congestion window, Window, MTU. Both flush after every send and every
+// batch of input themselves, which is kcp-go's SetWriteDelay(false) and
 // SetACKNoDelay(true).
 func TuneCore(k *ikcp.KCP, interval time.Duration) {
 	if interval <= 0 {

@@ -1,0 +1,329 @@
+// Package kcpconn is Covey's KCP client connection: a [net.Conn] over a
+// UDP socket of its own, driven by the goroutines that use it instead of
+// goroutines of its own.
+//
+// kcp-go's client session runs three goroutines per connection (a reader,
+// a post-processor that writes each outgoing packet with its own
+// sendmmsg, and timer-scheduler work every update) and hands every packet
+// between them. For a game client that is noise; for the load driver,
+// which runs thousands of clients in one process, it was most of its CPU
+// (bench/README.md). Here:
+//
+//   - Read reads a datagram from the socket on the caller's goroutine,
+//     feeds it to the KCP state machine and writes the ACKs it calls for
+//     right away, on the same goroutine;
+//   - Write hands the bytes to KCP and writes the segments on the caller's
+//     goroutine, waiting only if the send window is full;
+//   - one goroutine per process (see [updater]) runs the retransmission
+//     timers of the connections that have data in flight, and sleeps when
+//     none has.
+//
+// The segments on the wire are KCP's, tuned as in package kcptune (stream
+// mode, nodelay, no congestion window, window 128, MTU 1200), so a
+// Conn talks to the server's KCP engine and to kcp-go peers alike.
+package kcpconn
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	ikcp "github.com/coveyhq/covey/internal/kcp"
+	"github.com/coveyhq/covey/internal/kcptune"
+)
+
+// Limits.
+const (
+	// packetMax is the largest datagram read; the MTU is 1200, a larger
+	// datagram is not ours and fails to parse.
+	packetMax = 1500
+	// maxWaitSnd is how many segments may wait in KCP (unsent or
+	// unacknowledged) before Write waits for acknowledgements.
+	maxWaitSnd = 2 * kcptune.Window
+	// sendChunk is the most bytes handed to one KCP Send: KCP refuses more
+	// than 255 segments at once; in stream mode the pieces join up again.
+	sendChunk = 64 << 10
+)
+
+// ErrNoAck is the error of a connection whose peer stopped acknowledging:
+// a segment was retransmitted KCP's dead-link count of times (20) without
+// an acknowledgement.
+var ErrNoAck = errors.New("kcpconn: the peer stopped acknowledging")
+
+// Conn is a KCP connection: see the package doc. Read and Write may be
+// called concurrently (one reader and one writer at a time, as for any
+// stream); Close and the deadline setters may be called at any time.
+type Conn struct {
+	uc   *net.UDPConn
+	pkt  []byte        // the reader's datagram buffer
+	done chan struct{} // closed by Close
+	wnd  chan struct{} // 1 slot: an ACK arrived (the send window may have room)
+
+	mu      sync.Mutex
+	kcp     *ikcp.KCP
+	err     error  // why the connection stopped (the socket is then closed): ErrNoAck, or net.ErrClosed after Close
+	held    []byte // received data that did not fit the caller's buffer: held[off:]
+	off     int
+	active  bool      // in the updater's list
+	writeDL time.Time // for Write waiting on the window
+}
+
+// Dial opens a KCP connection to addr ("host:port") from a new UDP
+// socket, with a random conversation ID. Nothing is sent until the first
+// Write: the server opens its session on the first data segment. ctx
+// bounds only the address resolution.
+func Dial(ctx context.Context, addr string) (*Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(nc.(*net.UDPConn), rand.Uint32()), nil
+}
+
+// newConn wraps a connected UDP socket.
+func newConn(uc *net.UDPConn, conv uint32) *Conn {
+	c := &Conn{
+		uc:   uc,
+		pkt:  make([]byte, packetMax),
+		done: make(chan struct{}),
+		wnd:  make(chan struct{}, 1),
+	}
+	c.kcp = ikcp.NewKCP(conv, c.output)
+	kcptune.TuneCore(c.kcp, kcptune.DefaultInterval)
+	return c
+}
+
+// output writes one datagram; KCP calls it with c.mu held. A failed write
+// is left to KCP's retransmission: UDP is lossy anyway, and a socket that
+// is gone fails the next Read.
+func (c *Conn) output(b []byte, n int) {
+	if c.err == nil {
+		_, _ = c.uc.Write(b[:n])
+	}
+}
+
+// Read reads stream bytes into p, waiting for a datagram if KCP holds
+// none in order. It returns a timeout error (os.ErrDeadlineExceeded) after
+// the read deadline, ErrNoAck if the peer stopped acknowledging, and an
+// error wrapping net.ErrClosed after Close.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		c.mu.Lock()
+		n := c.recvLocked(p)
+		err := c.err
+		c.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		m, err := c.uc.Read(c.pkt)
+		if err != nil {
+			c.mu.Lock()
+			if c.err != nil { // closed, or dead: say why rather than how
+				err = c.err
+			}
+			c.mu.Unlock()
+			return 0, err
+		}
+		c.input(c.pkt[:m])
+	}
+}
+
+// input feeds one datagram to KCP and sends the ACKs it calls for (and
+// whatever the ACKs let out of the send window).
+func (c *Conn) input(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	before := c.kcp.WaitSnd()
+	if c.kcp.Input(p, true, false) < 0 {
+		return // not a KCP packet of this conversation
+	}
+	c.kcp.Flush(false)
+	if c.kcp.WaitSnd() < before {
+		select {
+		case c.wnd <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// recvLocked moves received data to p: held bytes first, else as many
+// whole KCP messages as fit, keeping the first one that does not fit
+// whole (if nothing else was copied). It returns the bytes copied.
+// c.mu must be held.
+func (c *Conn) recvLocked(p []byte) int {
+	if c.off < len(c.held) {
+		n := copy(p, c.held[c.off:])
+		c.off += n
+		if c.off == len(c.held) {
+			c.held, c.off = c.held[:0], 0
+		}
+		return n
+	}
+	n := 0
+	for n < len(p) {
+		size := c.kcp.PeekSize()
+		if size < 0 {
+			break
+		}
+		if size > len(p)-n {
+			if n > 0 {
+				break
+			}
+			c.held = grow(c.held, size)
+			c.kcp.Recv(c.held)
+			c.off = copy(p, c.held)
+			n = c.off
+			break
+		}
+		n += c.kcp.Recv(p[n:])
+	}
+	if n > 0 {
+		// Taking data may reopen a receive window that was full: KCP then
+		// has a window update to send.
+		c.kcp.Flush(false)
+	}
+	return n
+}
+
+// grow returns b resized to n bytes, reallocated if too small.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// Write queues p to KCP and sends what the send window allows at once;
+// it waits while more than 2×Window segments are unacknowledged. It
+// returns a timeout error after the write deadline, and the errors of
+// Read once the connection has stopped.
+func (c *Conn) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return written, err
+		}
+		if c.kcp.WaitSnd() >= maxWaitSnd {
+			dl := c.writeDL
+			c.mu.Unlock()
+			if err := c.waitWindow(dl); err != nil {
+				return written, err
+			}
+			continue
+		}
+		m := min(len(p)-written, sendChunk)
+		c.kcp.Send(p[written : written+m]) // cannot fail: at most 56 segments
+		written += m
+		c.kcp.Flush(false)
+		if c.kcp.WaitSnd() > 0 && !c.active {
+			c.active = true
+			defaultUpdater.add(c)
+		}
+		c.mu.Unlock()
+	}
+	return written, nil
+}
+
+// waitWindow waits for an ACK, Close or the deadline dl (none if zero).
+func (c *Conn) waitWindow(dl time.Time) error {
+	var expired <-chan time.Time
+	if !dl.IsZero() {
+		d := time.Until(dl)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-c.wnd:
+		return nil
+	case <-c.done:
+		return net.ErrClosed
+	case <-expired:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// update runs KCP's timers: due retransmissions and window probes. The
+// updater calls it every interval while the connection has data in
+// flight; it reports whether it still has.
+func (c *Conn) update() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		c.active = false
+		return false
+	}
+	c.kcp.Flush(false)
+	if c.kcp.Dead() {
+		c.err = ErrNoAck
+		c.active = false
+		c.uc.Close() // wakes the reader, which returns c.err
+		return false
+	}
+	c.active = c.kcp.WaitSnd() > 0
+	return c.active
+}
+
+// Close closes the socket at once: data not yet acknowledged is dropped
+// (Covey's clients close after the server's Bye, which acknowledges
+// theirs). Read and Write then fail with net.ErrClosed. Closing twice
+// returns net.ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+		return net.ErrClosed
+	default:
+	}
+	close(c.done)
+	failed := c.err != nil // the socket is closed already
+	c.err = net.ErrClosed
+	if failed {
+		return nil
+	}
+	return c.uc.Close()
+}
+
+// LocalAddr returns the local UDP address.
+func (c *Conn) LocalAddr() net.Addr { return c.uc.LocalAddr() }
+
+// RemoteAddr returns the server's UDP address.
+func (c *Conn) RemoteAddr() net.Addr { return c.uc.RemoteAddr() }
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.SetReadDeadline(t)
+}
+
+// SetReadDeadline sets the deadline of Read's waits for a datagram.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline of Write's waits for the window.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.writeDL = t
+	c.mu.Unlock()
+	return c.uc.SetWriteDeadline(t)
+}
