@@ -30,9 +30,11 @@ func (t Transport) String() string {
 
 // Defaults applied by [Listen] to zero fields of a [Config].
 const (
-	DefaultMaxOutbound = 4 << 20
-	DefaultIdleTimeout = 15 * time.Second
-	DefaultKCPInterval = 10 * time.Millisecond
+	DefaultMaxConns            = 100_000
+	DefaultMaxOutbound         = 4 << 20
+	DefaultIdleTimeout         = 15 * time.Second
+	DefaultKCPInterval         = 10 * time.Millisecond
+	DefaultKCPHandshakeTimeout = 5 * time.Second
 )
 
 // Config configures a [Server]. Build it from [DefaultConfig]; Listen
@@ -50,6 +52,18 @@ type Config struct {
 	// of frames encoded by [Conn.Send].
 	Wire wire.Config
 
+	// MaxConns is the most connections the server holds, TCP and KCP
+	// together, each counted from when the front end registers it (TCP:
+	// accepted; KCP: first segment) until it is removed (after its last
+	// write, or its linger on KCP). Over it a TCP connection gets a Bye
+	// push (wire.StatusServerOffline, "server full") and is closed on
+	// accept, and a KCP first segment is dropped without a reply; neither
+	// reaches the Handler, and both count in [Stats]. TCP connections are
+	// also kept 256 below the open-file limit (RLIMIT_NOFILE), whatever
+	// MaxConns says: each is a file descriptor, and gnet stops the whole
+	// TCP engine when accept fails with EMFILE. Default 100,000.
+	MaxConns int
+
 	// MaxOutbound is the most bytes queued to one connection (netio's
 	// pending buffer plus gnet's outbound buffer on TCP, or plus what the
 	// KCP window had no room for yet) before it is closed as a slow
@@ -66,6 +80,13 @@ type Config struct {
 	// Idle sessions cost nothing per interval. Default 10ms.
 	KCPInterval time.Duration
 
+	// KCPHandshakeTimeout closes a KCP session that has not delivered one
+	// complete frame (so never reached the Handler) this long after its
+	// first segment, whatever arrived since: a first segment costs no
+	// handshake and its source address can be forged, so this bounds what
+	// one holds. Default 5s.
+	KCPHandshakeTimeout time.Duration
+
 	// Logger receives netio's and gnet's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -74,16 +95,21 @@ type Config struct {
 // and no address: set TCPAddr and/or KCPAddr.
 func DefaultConfig() Config {
 	return Config{
-		Wire:        wire.DefaultConfig(),
-		MaxOutbound: DefaultMaxOutbound,
-		IdleTimeout: DefaultIdleTimeout,
-		KCPInterval: DefaultKCPInterval,
-		Logger:      slog.Default(),
+		Wire:                wire.DefaultConfig(),
+		MaxConns:            DefaultMaxConns,
+		MaxOutbound:         DefaultMaxOutbound,
+		IdleTimeout:         DefaultIdleTimeout,
+		KCPInterval:         DefaultKCPInterval,
+		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
+		Logger:              slog.Default(),
 	}
 }
 
 // withDefaults returns c with zero fields replaced by defaults.
 func (c Config) withDefaults() Config {
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = DefaultMaxOutbound
 	}
@@ -92,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KCPInterval <= 0 {
 		c.KCPInterval = DefaultKCPInterval
+	}
+	if c.KCPHandshakeTimeout <= 0 {
+		c.KCPHandshakeTimeout = DefaultKCPHandshakeTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

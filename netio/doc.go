@@ -9,7 +9,8 @@
 //
 // [Listen] starts the enabled front ends and calls a [Handler] for each
 // connection: OnOpen, then OnFrame for each inbound frame, then OnClose
-// exactly once. Calls for one connection never overlap. On TCP they run on
+// exactly once (OnOpen comes on accept for TCP, with the first complete
+// frame for KCP). Calls for one connection never overlap. On TCP they run on
 // the connection's gnet event loop; on KCP on the KCP engine's reader
 // goroutine, except OnClose, which may run on its writer goroutine (under
 // the session's mutex). Handlers must not block.
@@ -57,7 +58,8 @@
 // # Closing
 //
 // A connection closes when the peer goes away, when it is idle for
-// Config.IdleTimeout, when it sends a bad or oversized frame (Bye
+// Config.IdleTimeout (on KCP also when its handshake times out: see
+// Limits), when it sends a bad or oversized frame (Bye
 // StatusBadRequest or StatusTooLarge), when it is a slow consumer (Bye
 // StatusSlowConsumer), on [Conn.Close], or on [Server.Shutdown] (Bye
 // StatusShuttingDown). When netio closes it, the last batch (what was
@@ -67,6 +69,28 @@
 // the session then stays until its last segments are acknowledged (at
 // most min(IdleTimeout, 2s); 250ms for a slow consumer), so that they are
 // retransmitted if lost.
+//
+// # Limits
+//
+// The server holds at most Config.MaxConns connections, TCP and KCP
+// together (default 100,000), each counted from when its front end
+// registers it until it is removed after its last write (or its linger,
+// on KCP). The count is one atomic integer: a front end takes a place
+// before it allocates anything for a connection, and nothing is counted
+// per frame. Over the limit a TCP connection gets a Bye push
+// (wire.StatusServerOffline, reason "server full") and is closed on
+// accept; a KCP first segment is dropped with no reply (a forged source
+// address must not get datagrams), and kcp-go's retransmission of it
+// opens the session if a place has freed up meanwhile. Neither reaches
+// the Handler; [Stats] counts both.
+//
+// A KCP first segment costs its sender no handshake and may come from a
+// forged address, so a session that has not delivered one complete frame
+// Config.KCPHandshakeTimeout (default 5s) after its first segment is
+// dropped (ErrIdle, no Bye, no Handler call). What a forged segment holds
+// is thus bounded in number by MaxConns and in time by the handshake
+// timeout; one that carries a complete frame reaches the Handler, whose
+// sign-in rules then apply.
 //
 // # Goroutines
 //

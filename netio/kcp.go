@@ -72,7 +72,8 @@ type batchConn interface {
 //   - The writer flushes the sessions that frames were queued to from
 //     other goroutines, again in batches, and every KCP interval updates
 //     the sessions that have data in flight (retransmissions), closes
-//     lingering sessions and sweeps idle ones.
+//     lingering sessions and sweeps idle ones and those whose handshake
+//     timed out.
 //
 // kcp-go's own sessions cost three goroutines, a timer entry and a
 // sendmmsg per session and flush; see bench/README.md for what that did at
@@ -80,11 +81,18 @@ type batchConn interface {
 // connect unchanged.
 //
 // A session is created only by a data segment with sequence number 0 (the
-// first thing a client sends) from an address without a session; other
-// packets from unknown addresses (late ACKs after a close, strays) are
-// dropped. A packet with another conversation ID and sn 0 from the
-// address of a session replaces it (the client restarted on the same
-// port), as in kcp-go.
+// first thing a client sends) from an address without a session, and only
+// while the server holds fewer than Config.MaxConns connections; other
+// packets from unknown addresses (late ACKs after a close, strays, first
+// segments over the limit) are dropped without a reply. A packet with
+// another conversation ID and sn 0 from the address of a session replaces
+// it (the client restarted on the same port), as in kcp-go.
+//
+// Such a first segment costs the sender no handshake, and its source
+// address may be forged, so a new session is on probation: the Handler
+// sees it (OnOpen) only with its first complete frame, and the sweep
+// drops it if that has not come Config.KCPHandshakeTimeout after the
+// first segment.
 type kcpFront struct {
 	s      *Server
 	uc     *net.UDPConn
@@ -120,8 +128,13 @@ type kcpConn struct {
 	f    *kcpFront
 	key  netip.AddrPort
 	addr *net.UDPAddr
+	born int64 // Server.now() at the first segment
 
 	aborted atomic.Bool // slow consumer: drop the backlog
+
+	// opened is set, with mu held, when OnOpen is called: with the
+	// session's first complete frame. The sweep reads it without mu.
+	opened atomic.Bool
 
 	mu       sync.Mutex
 	kcp      *ikcp.KCP
@@ -130,7 +143,6 @@ type kcpConn struct {
 	backlog  []byte        // frames taken from pending that KCP has no room for yet
 	spare    []byte        // swapped with pending
 	small    int           // see keep
-	opened   bool          // OnOpen was called
 	finished bool          // Conn.finish was called
 	gone     bool          // removed from the engine
 	active   bool          // in kcpFront.active
@@ -250,7 +262,8 @@ func (f *kcpFront) readLoop() {
 }
 
 // input feeds one datagram to its session (creating it for a first
-// segment) and hands the frames it completed to the Handler. It returns
+// segment, if the server has room) and hands the frames it completed to
+// the Handler, calling OnOpen before the session's first one. It returns
 // the session, or nil if the packet was dropped. Reader only.
 func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 	key := ua.AddrPort()
@@ -315,10 +328,6 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 	}
 	c.lastRead.Store(s.now())
 	c.holdFlush() // replies wait for the flush at the end of the batch
-	if !k.opened && !c.closing.Load() {
-		k.opened = true
-		s.open(c)
-	}
 	for !c.closing.Load() {
 		fr, err := k.dec.Next()
 		if err != nil {
@@ -327,17 +336,29 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 			}
 			break
 		}
+		if !k.opened.Load() {
+			// The first complete frame ends the probation (see kcpFront).
+			k.opened.Store(true)
+			s.open(c)
+			if c.closing.Load() {
+				break // closed by OnOpen
+			}
+		}
 		s.h.OnFrame(c, fr)
 	}
 	return k
 }
 
 // newSession creates and registers the session of a client's first
-// segment, or returns nil if the server is shutting down. Reader only.
+// segment, or returns nil if the server holds Config.MaxConns connections
+// (then nothing is allocated) or is shutting down. Reader only.
 func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) *kcpConn {
 	s := f.s
+	if !s.admit(KCP) {
+		return nil
+	}
 	c := newConn(s, KCP, ua)
-	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.cfg.Wire)}
+	k := &kcpConn{c: c, f: f, key: key, addr: ua, born: s.now(), dec: wire.NewDecoder(s.cfg.Wire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
 	c.io = k
@@ -391,7 +412,7 @@ func (k *kcpConn) pumpLocked() {
 	}
 	if closing && !k.finished {
 		k.finished = true
-		c.finish(nil, k.opened) // OnClose before the Bye leaves
+		c.finish(nil, k.opened.Load()) // OnClose before the Bye leaves
 		wait := min(c.srv.cfg.IdleTimeout, kcpCloseFlush)
 		if k.aborted.Load() {
 			wait = kcpSlowFlush
@@ -485,6 +506,7 @@ func (f *kcpFront) writeLoop() {
 	defer s.wg.Done()
 	interval := time.NewTicker(s.cfg.KCPInterval)
 	defer interval.Stop()
+	sweepEvery := min(s.tick, max(s.cfg.KCPHandshakeTimeout/4, 10*time.Millisecond))
 	lastSweep := time.Now()
 	var active []*kcpConn
 	for {
@@ -495,7 +517,7 @@ func (f *kcpFront) writeLoop() {
 			f.flushDirty(&f.wtx)
 		case now := <-interval.C:
 			active = f.update(active[:0])
-			if now.Sub(lastSweep) >= s.tick {
+			if now.Sub(lastSweep) >= sweepEvery {
 				lastSweep = now
 				f.sweep()
 			}
@@ -524,20 +546,29 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 	return scratch
 }
 
-// sweep closes the sessions from which no data arrived for IdleTimeout
-// (clients ping every 5s), with ErrIdle and no Bye. Writer only.
+// sweep closes, with ErrIdle and no Bye, the sessions from which no data
+// arrived for IdleTimeout (clients ping every 5s), and those still on
+// probation (no complete frame, so the Handler never saw them)
+// KCPHandshakeTimeout after their first segment, however much arrived
+// since. Writer only.
 func (f *kcpFront) sweep() {
 	s := f.s
-	limit := s.now() - int64(s.cfg.IdleTimeout)
-	var idle []*Conn
+	now := s.now()
+	idle := now - int64(s.cfg.IdleTimeout)
+	handshake := now - int64(s.cfg.KCPHandshakeTimeout)
+	var expired []*Conn
 	f.mu.RLock()
 	for _, k := range f.sessions {
-		if c := k.c; c.lastRead.Load() < limit && !c.closing.Load() {
-			idle = append(idle, c)
+		c := k.c
+		if c.closing.Load() {
+			continue
+		}
+		if c.lastRead.Load() < idle || (k.born < handshake && !k.opened.Load()) {
+			expired = append(expired, c)
 		}
 	}
 	f.mu.RUnlock()
-	for _, c := range idle {
+	for _, c := range expired {
 		c.closeWith(ErrIdle, false, 0, "", false)
 	}
 }
@@ -571,7 +602,7 @@ func (k *kcpConn) kill() {
 	}
 	if !k.finished {
 		k.finished = true
-		k.c.finish(ErrServerClosed, k.opened)
+		k.c.finish(ErrServerClosed, k.opened.Load())
 	}
 	k.removeLocked()
 }

@@ -24,8 +24,10 @@ import (
 // or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
 	// OnOpen is called when a connection is established (TCP: accepted;
-	// KCP: its first bytes of data arrived). c may be used (Deliver, Send,
-	// Close, SetState) from any goroutine from now on.
+	// KCP: its first complete frame arrived, which OnFrame gets next).
+	// Connections refused over Config.MaxConns, and KCP sessions closed
+	// before a complete frame, never get here. c may be used (Deliver,
+	// Send, Close, SetState) from any goroutine from now on.
 	OnOpen(c *Conn)
 
 	// OnFrame is called for each complete frame the peer sent, on the
@@ -63,6 +65,15 @@ type Server struct {
 	wg sync.WaitGroup
 
 	count atomic.Int64 // connections between OnOpen and the end of OnClose
+
+	// held counts the connections from admit to remove, what
+	// Config.MaxConns bounds: a front end takes a place before it
+	// allocates anything for a connection.
+	held       atomic.Int64
+	heldTCP    atomic.Int64     // the TCP part of held, bounded by tcpLimit
+	tcpLimit   int64            // the open-file limit less fdReserve: see admit
+	refused    [3]atomic.Uint64 // by Transport: refused by admit, for Stats
+	refusedLog atomic.Int64     // s.now() of the last "limit reached" warning
 
 	bytesIn, bytesOut atomic.Uint64 // for Stats
 
@@ -137,15 +148,26 @@ func (s *Server) KCPAddr() net.Addr {
 // been called and whose OnClose has not returned yet. Any goroutine.
 func (s *Server) Conns() int { return int(s.count.Load()) }
 
-// Stats counts the bytes the front ends moved.
+// Stats counts what the front ends moved and refused.
 type Stats struct {
 	BytesIn  uint64 // bytes of frames received (as on the wire, before decompression)
 	BytesOut uint64 // bytes handed to the sockets
+
+	// RefusedTCP and RefusedKCP count the connections refused because the
+	// server held Config.MaxConns: TCP connections closed on accept, KCP
+	// first segments dropped (a client's retransmissions of its first
+	// segment count again).
+	RefusedTCP, RefusedKCP uint64
 }
 
-// Stats returns the byte counters since Listen. Any goroutine; atomic reads.
+// Stats returns the counters since Listen. Any goroutine; atomic reads.
 func (s *Server) Stats() Stats {
-	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
+	return Stats{
+		BytesIn:    s.bytesIn.Load(),
+		BytesOut:   s.bytesOut.Load(),
+		RefusedTCP: s.refused[TCP].Load(),
+		RefusedKCP: s.refused[KCP].Load(),
+	}
 }
 
 // Shutdown stops accepting connections, sends every open connection a Bye
@@ -210,11 +232,78 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	}
 }
 
-// register adds a new connection, unless the server is shutting down.
+// refusedLogEvery spaces the warnings that the server is full: a flood of
+// refusals logs one line per period, the counters say the rest.
+const refusedLogEvery = 10 * time.Second
+
+// fdReserve is how many file descriptors the process keeps for other
+// things than TCP players (listeners, epoll and event fds, the UDP socket,
+// HTTP scrapes, logs) when it bounds TCP connections by the open-file
+// limit.
+const fdReserve = 256
+
+// admit takes a place for a new connection on transport t before its
+// front end allocates anything for it. It reports false, and counts a
+// refusal, if the server already holds Config.MaxConns connections, or
+// for TCP if the TCP connections would reach the open-file limit less
+// fdReserve: past that limit accept fails with EMFILE, which stops gnet's
+// whole TCP engine, so TCP is bounded by it whatever MaxConns says. The
+// place is given back by remove, or by register if that fails. Any
+// goroutine; lock-free: one atomic load when full, a compare-and-swap
+// otherwise.
+func (s *Server) admit(t Transport) bool {
+	limit := int64(s.cfg.MaxConns)
+	if t == TCP && s.heldTCP.Add(1) > s.tcpLimit {
+		s.heldTCP.Add(-1)
+		s.refuse(t)
+		return false
+	}
+	for {
+		n := s.held.Load()
+		if n >= limit {
+			if t == TCP {
+				s.heldTCP.Add(-1)
+			}
+			s.refuse(t)
+			return false
+		}
+		if s.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release gives back the place admit took for a connection on t.
+func (s *Server) release(t Transport) {
+	s.held.Add(-1)
+	if t == TCP {
+		s.heldTCP.Add(-1)
+	}
+}
+
+// refuse counts a connection refused by admit and logs a warning, at most
+// once per refusedLogEvery.
+func (s *Server) refuse(t Transport) {
+	s.refused[t].Add(1)
+	now := s.now()
+	last := s.refusedLog.Load()
+	if last != 0 && now-last < int64(refusedLogEvery) {
+		return
+	}
+	if s.refusedLog.CompareAndSwap(last, now) {
+		s.log.Warn("netio: connection limit reached: refusing new connections",
+			"max_conns", s.cfg.MaxConns,
+			"refused_tcp", s.refused[TCP].Load(), "refused_kcp", s.refused[KCP].Load())
+	}
+}
+
+// register adds a new connection, for which admit took a place, unless
+// the server is shutting down (then it gives the place back).
 func (s *Server) register(c *Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
+		s.release(c.transport)
 		return false
 	}
 	s.conns[c.id] = c
@@ -234,6 +323,7 @@ func (s *Server) remove(c *Conn) {
 	delete(s.conns, c.id)
 	s.checkDrainedLocked()
 	s.mu.Unlock()
+	s.release(c.transport)
 }
 
 // checkDrainedLocked closes s.drained once shutting down with no

@@ -113,6 +113,14 @@ type tcpConn struct {
 }
 
 func (s *Server) startTCP() error {
+	// Go raises the soft limit to the hard one at start-up; past it,
+	// accept fails with EMFILE and gnet stops the whole engine, so admit
+	// keeps TCP connections below it.
+	s.tcpLimit = int64(s.cfg.MaxConns)
+	if nofile, ok := openFileLimit(); ok && nofile < uint64(s.cfg.MaxConns)+fdReserve {
+		s.tcpLimit = max(int64(nofile)-fdReserve, 1)
+		s.log.Info("netio: TCP connections bounded by the open-file limit", "max_tcp_conns", s.tcpLimit, "nofile", nofile)
+	}
 	f := &tcpFront{s: s, ready: make(chan struct{}), runDone: make(chan struct{})}
 	s.tcp = f
 	opts := []gnet.Option{
@@ -227,10 +235,33 @@ func listenerAddr(eng gnet.Engine) (net.Addr, error) {
 	return nil, fmt.Errorf("unexpected listener address %T", sa)
 }
 
+// openFileLimit returns the process's open-file limit (the soft
+// RLIMIT_NOFILE). A variable for tests.
+var openFileLimit = func() (uint64, bool) {
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		return 0, false
+	}
+	return nofile.Cur, true
+}
+
+// fullBye is the Bye a TCP connection refused over Config.MaxConns gets.
+// Read-only.
+var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
+
 // OnOpen registers the connection and calls Handler.OnOpen. Frames the
 // Handler queues in OnOpen are written before it returns.
+//
+// Over Config.MaxConns it refuses the connection before allocating
+// anything for it: one write of fullBye (to a new socket: the kernel takes
+// it whole; gnet would keep and flush what it did not) and a close. The
+// Handler never sees it.
 func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := f.s
+	if !s.admit(TCP) {
+		_, _ = gc.Write(fullBye) // on failure gnet has closed it already
+		return nil, gnet.Close
+	}
 	c := newConn(s, TCP, cloneAddr(gc.RemoteAddr()))
 	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop())}
 	c.io = t

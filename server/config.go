@@ -31,6 +31,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxPayload is the largest frame payload accepted or sent, in bytes.
 	MaxPayload uint32
+	// MaxConns is the most client connections the node holds, TCP and KCP
+	// together; over it new ones are refused (TCP: a Bye with
+	// StatusServerOffline on accept; KCP: the first segment is dropped).
+	// TCP connections are also kept below the open-file limit (netio).
+	MaxConns int
 	// MaxOutbound is how many bytes may wait to be sent to one connection
 	// before it is disconnected as a slow consumer.
 	MaxOutbound int
@@ -55,6 +60,7 @@ func DefaultConfig() Config {
 		TokenTTL:    5 * time.Minute,
 		Heartbeat:   5 * time.Second,
 		MaxPayload:  wire.DefaultMaxPayload,
+		MaxConns:    netio.DefaultMaxConns,
 		MaxOutbound: 4 << 20,
 		KCPInterval: 10 * time.Millisecond,
 		Node:        "local",
@@ -80,6 +86,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = d.MaxPayload
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = d.MaxConns
 	}
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = d.MaxOutbound
@@ -132,6 +141,7 @@ func (c Config) netio() netio.Config {
 	n := netio.DefaultConfig()
 	n.TCPAddr, n.KCPAddr = c.TCPAddr, c.KCPAddr
 	n.Wire = c.wire()
+	n.MaxConns = c.MaxConns
 	n.MaxOutbound = c.MaxOutbound
 	n.IdleTimeout = 3 * c.Heartbeat
 	n.KCPInterval = c.KCPInterval

@@ -91,6 +91,7 @@ func newMetrics(s *Server) *metrics {
 	m.descs = map[string]*prometheus.Desc{
 		"conns":      d("covey_connections", "Open client connections.", "transport"),
 		"opened":     d("covey_connections_opened_total", "Client connections accepted.", "transport"),
+		"refused":    d("covey_connections_refused_total", "Client connections refused because the node held its maximum (TCP: closed on accept; KCP: first segment dropped, each retransmission counted).", "transport"),
 		"sessions":   d("covey_sessions", "Sessions held by this node.", "type"),
 		"members":    d("covey_session_members", "Memberships across this node's sessions."),
 		"deliveries": d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
@@ -167,5 +168,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ns := m.srv.net.Stats()
 		counter("bytesIn", float64(ns.BytesIn))
 		counter("bytesOut", float64(ns.BytesOut))
+		counter("refused", float64(ns.RefusedTCP), netio.TCP.String())
+		counter("refused", float64(ns.RefusedKCP), netio.KCP.String())
 	}
 }

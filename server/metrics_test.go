@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/coveyhq/covey/clientsdk"
 	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
 )
 
 // scrape returns the value of the metric line matching pattern (a regexp
@@ -95,5 +97,30 @@ func TestPprofFlag(t *testing.T) {
 		if (resp.StatusCode == http.StatusOK) != on {
 			t.Errorf("pprof %v: status %d", on, resp.StatusCode)
 		}
+	}
+}
+
+// TestMaxConnsRefused fills a node's only place: a second client is
+// refused with a ServerOffline Bye on TCP, and the refusal shows in
+// /metrics.
+func TestMaxConnsRefused(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.MaxConns = 1 })
+	dialSDK(t, srv, "tcp", "a")
+	if got := scrape(t, srv, `covey_connections_refused_total\{transport="tcp"\}`); got != 0 {
+		t.Fatalf("refused before the node was full = %v", got)
+	}
+	_, err := clientsdk.Dial(testCtx(t), clientsdk.Config{Network: "tcp", Addr: srv.addrOf("tcp"), UserID: "b"})
+	var bye *clientsdk.ByeError
+	if !errors.As(err, &bye) || bye.Status != wire.StatusServerOffline {
+		t.Fatalf("second dial: %v, want a Bye with StatusServerOffline", err)
+	}
+	if got := scrape(t, srv, `covey_connections_refused_total\{transport="tcp"\}`); got != 1 {
+		t.Errorf(`covey_connections_refused_total{transport="tcp"} = %v, want 1`, got)
+	}
+	if got := scrape(t, srv, `covey_connections_refused_total\{transport="kcp"\}`); got != 0 {
+		t.Errorf(`covey_connections_refused_total{transport="kcp"} = %v, want 0`, got)
+	}
+	if got := scrape(t, srv, `covey_connections\{transport="tcp"\}`); got != 1 {
+		t.Errorf(`covey_connections{transport="tcp"} = %v, want 1`, got)
 	}
 }

@@ -23,7 +23,7 @@ const (
 	StatusUnauthenticated Status = 3  // a command other than sign-in before signing in
 	StatusAuthFailed      Status = 4  // bad or expired token
 	StatusInternal        Status = 5  // unexpected server error
-	StatusServerOffline   Status = 6  // the node is offline or draining
+	StatusServerOffline   Status = 6  // the node is offline, draining or full
 	StatusTooLarge        Status = 7  // frame or payload too large
 	StatusSlowConsumer    Status = 8  // bye: the client did not read fast enough
 	StatusReplaced        Status = 9  // bye: the user signed in elsewhere

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -116,3 +117,22 @@ func TestBinary(t *testing.T) {
 }
 
 func asBye(err error, target **clientsdk.ByeError) bool { return errors.As(err, target) }
+
+// TestMaxConnsFlag checks how -max-conns and COVEY_MAX_CONNS reach the
+// server's configuration.
+func TestMaxConnsFlag(t *testing.T) {
+	cfg, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConns != netio.DefaultMaxConns {
+		t.Errorf("default MaxConns = %d, want %d", cfg.MaxConns, netio.DefaultMaxConns)
+	}
+	t.Setenv("COVEY_MAX_CONNS", "500")
+	if cfg, err = parseConfig(nil); err != nil || cfg.MaxConns != 500 {
+		t.Errorf("COVEY_MAX_CONNS=500: MaxConns = %d (%v)", cfg.MaxConns, err)
+	}
+	if cfg, err = parseConfig([]string{"-max-conns", "7"}); err != nil || cfg.MaxConns != 7 {
+		t.Errorf("-max-conns 7 (env 500): MaxConns = %d (%v)", cfg.MaxConns, err)
+	}
+}
