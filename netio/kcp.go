@@ -535,11 +535,12 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 	f.amu.Unlock()
 	for i, k := range scratch {
 		scratch[i] = nil
+		// A session whose peer stopped acknowledging is not closed here
+		// (KCP's dead-link count is reached after ~3.5 s, shorter than a
+		// mobile hand-over): as with kcp-go, the sweep closes it after
+		// IdleTimeout of silence.
 		k.mu.Lock()
 		k.active = false
-		if !k.gone && k.kcp.Dead() {
-			k.c.closeWith(fmt.Errorf("%w: kcp: no acknowledgement", ErrPeerClosed), false, 0, "", false)
-		}
 		k.mu.Unlock()
 		k.pump(&f.wtx) // re-activates it if it still has data in flight
 	}

@@ -1088,7 +1088,3 @@ func (kcp *KCP) SetStreamMode(on bool) {
 
 // Conv returns the conversation ID.
 func (kcp *KCP) Conv() uint32 { return kcp.conv }
-
-// Dead reports whether a segment was retransmitted dead_link times
-// without an ACK: the peer is gone.
-func (kcp *KCP) Dead() bool { return kcp.state == 0xFFFFFFFF }

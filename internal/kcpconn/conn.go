@@ -18,6 +18,14 @@
 //     timers of the connections that have data in flight, and sleeps when
 //     none has.
 //
+// The socket is read only inside Read, so a Conn makes progress (takes
+// ACKs, answers data) only while a Read is pending, as Covey's clients
+// always have one (clientconn's reader). A Conn never gives up by itself:
+// like kcp-go it keeps retransmitting to a silent peer, and its user's
+// read deadline is what detects one. The socket is connected, so an ICMP
+// "port unreachable" (no server at the address) fails Read with
+// ECONNREFUSED, where an unconnected socket would wait for the deadline.
+//
 // The segments on the wire are KCP's, tuned as in package kcptune (stream
 // mode, nodelay, no congestion window, window 128, MTU 1200), so a
 // Conn talks to the server's KCP engine and to kcp-go peers alike.
@@ -25,7 +33,6 @@ package kcpconn
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -49,10 +56,9 @@ const (
 	sendChunk = 64 << 10
 )
 
-// ErrNoAck is the error of a connection whose peer stopped acknowledging:
-// a segment was retransmitted KCP's dead-link count of times (20) without
-// an acknowledgement.
-var ErrNoAck = errors.New("kcpconn: the peer stopped acknowledging")
+// Test hooks, called just before Read waits for a datagram and before
+// Write waits for the window.
+var testHookRead, testHookWaitWindow func()
 
 // Conn is a KCP connection: see the package doc. Read and Write may be
 // called concurrently (one reader and one writer at a time, as for any
@@ -62,14 +68,15 @@ type Conn struct {
 	pkt  []byte        // the reader's datagram buffer
 	done chan struct{} // closed by Close
 	wnd  chan struct{} // 1 slot: an ACK arrived (the send window may have room)
+	dlch chan struct{} // 1 slot: the write deadline changed
 
 	mu      sync.Mutex
 	kcp     *ikcp.KCP
-	err     error  // why the connection stopped (the socket is then closed): ErrNoAck, or net.ErrClosed after Close
+	err     error  // net.ErrClosed after Close (the socket is then closed)
 	held    []byte // received data that did not fit the caller's buffer: held[off:]
 	off     int
 	active  bool      // in the updater's list
-	writeDL time.Time // for Write waiting on the window
+	writeDL time.Time // Write's deadline (not the socket's: ACKs must go out)
 }
 
 // Dial opens a KCP connection to addr ("host:port") from a new UDP
@@ -92,6 +99,7 @@ func newConn(uc *net.UDPConn, conv uint32) *Conn {
 		pkt:  make([]byte, packetMax),
 		done: make(chan struct{}),
 		wnd:  make(chan struct{}, 1),
+		dlch: make(chan struct{}, 1),
 	}
 	c.kcp = ikcp.NewKCP(conv, c.output)
 	kcptune.TuneCore(c.kcp, kcptune.DefaultInterval)
@@ -100,7 +108,7 @@ func newConn(uc *net.UDPConn, conv uint32) *Conn {
 
 // output writes one datagram; KCP calls it with c.mu held. A failed write
 // is left to KCP's retransmission: UDP is lossy anyway, and a socket that
-// is gone fails the next Read.
+// is gone fails the next Read. The socket has no write deadline.
 func (c *Conn) output(b []byte, n int) {
 	if c.err == nil {
 		_, _ = c.uc.Write(b[:n])
@@ -109,27 +117,30 @@ func (c *Conn) output(b []byte, n int) {
 
 // Read reads stream bytes into p, waiting for a datagram if KCP holds
 // none in order. It returns a timeout error (os.ErrDeadlineExceeded) after
-// the read deadline, ErrNoAck if the peer stopped acknowledging, and an
-// error wrapping net.ErrClosed after Close.
+// the read deadline, net.ErrClosed after Close (even if data was
+// received), and the socket's errors.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
 		c.mu.Lock()
+		if err := c.err; err != nil {
+			c.mu.Unlock()
+			return 0, err
+		}
 		n := c.recvLocked(p)
-		err := c.err
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil
 		}
-		if err != nil {
-			return 0, err
+		if testHookRead != nil {
+			testHookRead()
 		}
 		m, err := c.uc.Read(c.pkt)
 		if err != nil {
 			c.mu.Lock()
-			if c.err != nil { // closed, or dead: say why rather than how
+			if c.err != nil { // closed: say so rather than how
 				err = c.err
 			}
 			c.mu.Unlock()
@@ -148,10 +159,14 @@ func (c *Conn) input(p []byte) {
 		return
 	}
 	before := c.kcp.WaitSnd()
-	if c.kcp.Input(p, true, false) < 0 {
-		return // not a KCP packet of this conversation
+	// With ackNoDelay, Input flushes itself: everything if the send window
+	// moved, else the ACKs.
+	if c.kcp.Input(p, true, true) < 0 {
+		// Not (all) a KCP packet of this conversation: send the ACKs of
+		// the segments before the bad part, so that they cannot pile up.
+		c.kcp.Flush(true)
+		return
 	}
-	c.kcp.Flush(false)
 	if c.kcp.WaitSnd() < before {
 		select {
 		case c.wnd <- struct{}{}:
@@ -209,8 +224,9 @@ func grow(b []byte, n int) []byte {
 
 // Write queues p to KCP and sends what the send window allows at once;
 // it waits while more than 2×Window segments are unacknowledged. It
-// returns a timeout error after the write deadline, and the errors of
-// Read once the connection has stopped.
+// returns os.ErrDeadlineExceeded once the write deadline has passed (a
+// wait ends when the deadline is moved into the past), and net.ErrClosed
+// after Close.
 func (c *Conn) Write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
@@ -220,12 +236,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return written, err
 		}
+		if dl := c.writeDL; !dl.IsZero() && !time.Now().Before(dl) {
+			c.mu.Unlock()
+			return written, os.ErrDeadlineExceeded
+		}
 		if c.kcp.WaitSnd() >= maxWaitSnd {
 			dl := c.writeDL
 			c.mu.Unlock()
-			if err := c.waitWindow(dl); err != nil {
-				return written, err
-			}
+			c.waitWindow(dl)
 			continue
 		}
 		m := min(len(p)-written, sendChunk)
@@ -241,25 +259,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// waitWindow waits for an ACK, Close or the deadline dl (none if zero).
-func (c *Conn) waitWindow(dl time.Time) error {
+// waitWindow waits for an ACK, Close, a change of the write deadline, or
+// the deadline dl (none if zero). The caller looks again at everything.
+func (c *Conn) waitWindow(dl time.Time) {
 	var expired <-chan time.Time
 	if !dl.IsZero() {
-		d := time.Until(dl)
-		if d <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		t := time.NewTimer(d)
+		t := time.NewTimer(time.Until(dl))
 		defer t.Stop()
 		expired = t.C
 	}
+	if testHookWaitWindow != nil {
+		testHookWaitWindow()
+	}
 	select {
 	case <-c.wnd:
-		return nil
+	case <-c.dlch:
 	case <-c.done:
-		return net.ErrClosed
 	case <-expired:
-		return os.ErrDeadlineExceeded
 	}
 }
 
@@ -274,12 +290,6 @@ func (c *Conn) update() bool {
 		return false
 	}
 	c.kcp.Flush(false)
-	if c.kcp.Dead() {
-		c.err = ErrNoAck
-		c.active = false
-		c.uc.Close() // wakes the reader, which returns c.err
-		return false
-	}
 	c.active = c.kcp.WaitSnd() > 0
 	return c.active
 }
@@ -297,11 +307,7 @@ func (c *Conn) Close() error {
 	default:
 	}
 	close(c.done)
-	failed := c.err != nil // the socket is closed already
 	c.err = net.ErrClosed
-	if failed {
-		return nil
-	}
 	return c.uc.Close()
 }
 
@@ -320,10 +326,16 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline of Read's waits for a datagram.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline of Write's waits for the window.
+// SetWriteDeadline sets Write's deadline. It is not the socket's: the
+// ACKs and retransmissions that Read and the updater send are not bound
+// by it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.writeDL = t
 	c.mu.Unlock()
-	return c.uc.SetWriteDeadline(t)
+	select {
+	case c.dlch <- struct{}{}:
+	default:
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package kcpconn
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -74,7 +75,7 @@ func roundTrip(t *testing.T, c *Conn, data []byte, readSize int) {
 	go func() {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for p := data; len(p) > 0; {
-			n := min(len(p), 1+rng.IntN(100<<10))
+			n := min(len(p), 1+rng.IntN(1<<20))
 			if _, err := c.Write(p[:n]); err != nil {
 				werr <- err
 				return
@@ -110,9 +111,9 @@ func randomBytes(n int) []byte {
 }
 
 // TestEchoWithKCPGo streams 3 MiB through a kcp-go echo server: far more
-// than the send window, in writes up to 100 KiB (over KCP's 255-segment
-// limit per Send), read back with a buffer smaller than a segment and
-// with a large one.
+// than the send window, in writes up to 1 MiB (over KCP's limit of 255
+// segments, ~293 KiB, per Send), read back with a buffer smaller than a
+// segment and with a large one.
 func TestEchoWithKCPGo(t *testing.T) {
 	addr := echoServer(t)
 	for _, readSize := range []int{100, 64 << 10} {
@@ -121,9 +122,11 @@ func TestEchoWithKCPGo(t *testing.T) {
 	}
 }
 
-// lossyRelay forwards datagrams between one client and target, dropping
-// one in every `every` in each direction, deterministically.
-func lossyRelay(t *testing.T, target string, every int) (addr string, dropped *atomic.Int64) {
+// relay forwards datagrams between one client and target. drop is
+// called with every datagram (toServer says its direction, i counts the
+// datagrams of that direction from 1) and drops it if it returns true;
+// it runs on the relay's goroutines.
+func relay(t *testing.T, target string, drop func(toServer bool, i int, p []byte) bool) string {
 	t.Helper()
 	front, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -137,7 +140,6 @@ func lossyRelay(t *testing.T, target string, every int) (addr string, dropped *a
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropped = new(atomic.Int64)
 	var client atomic.Pointer[net.Addr]
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -155,11 +157,9 @@ func lossyRelay(t *testing.T, target string, every int) (addr string, dropped *a
 				return
 			}
 			client.Store(&from)
-			if i%every == 0 {
-				dropped.Add(1)
-				continue
+			if !drop(true, i, buf[:n]) {
+				back.Write(buf[:n])
 			}
-			back.Write(buf[:n])
 		}
 	}()
 	go func() { // server -> client
@@ -170,28 +170,178 @@ func lossyRelay(t *testing.T, target string, every int) (addr string, dropped *a
 			if err != nil {
 				return
 			}
-			if i%every == 0 {
-				dropped.Add(1)
-				continue
-			}
-			if to := client.Load(); to != nil {
+			if to := client.Load(); to != nil && !drop(false, i, buf[:n]) {
 				front.WriteTo(buf[:n], *to)
 			}
 		}
 	}()
-	return front.LocalAddr().String(), dropped
+	return front.LocalAddr().String()
+}
+
+// segments calls f with the command and window of each KCP segment in a
+// datagram.
+func segments(p []byte, f func(cmd byte, wnd uint16)) {
+	for len(p) >= 24 {
+		f(p[4], binary.LittleEndian.Uint16(p[6:]))
+		n := 24 + int(binary.LittleEndian.Uint32(p[20:]))
+		if n > len(p) {
+			return
+		}
+		p = p[n:]
+	}
 }
 
 // TestEchoThroughLoss drops one datagram in seven each way: every byte
-// must still come back, which takes the updater's retransmissions.
+// must still come back.
 func TestEchoThroughLoss(t *testing.T) {
-	addr, dropped := lossyRelay(t, echoServer(t), 7)
+	var dropped atomic.Int64
+	addr := relay(t, echoServer(t), func(_ bool, i int, _ []byte) bool {
+		if i%7 == 0 {
+			dropped.Add(1)
+			return true
+		}
+		return false
+	})
 	c := dial(t, addr)
 	roundTrip(t, c, randomBytes(1<<20), 4096)
 	if dropped.Load() == 0 {
 		t.Fatal("the relay dropped nothing: the test proved nothing")
 	}
 	t.Logf("%d datagrams dropped", dropped.Load())
+}
+
+// TestUpdaterRetransmits drops the client's first datagram while the
+// client waits in Read: only the updater can send the data again.
+func TestUpdaterRetransmits(t *testing.T) {
+	addr := relay(t, echoServer(t), func(toServer bool, i int, _ []byte) bool {
+		return toServer && i == 1
+	})
+	c := dial(t, addr)
+	roundTrip(t, c, []byte("hello"), 64)
+}
+
+// TestSurvivesOutage: after a first exchange (so that the RTO is loopback
+// short), the client's next 25 datagrams are dropped, more than KCP's
+// dead-link count of 20 transmissions of one segment (about 4 s): the
+// connection must not give up on its own, and the echo arrives once the
+// path is back.
+func TestSurvivesOutage(t *testing.T) {
+	var outage atomic.Bool
+	var dropped atomic.Int32
+	addr := relay(t, echoServer(t), func(toServer bool, _ int, _ []byte) bool {
+		return toServer && outage.Load() && dropped.Add(1) <= 25
+	})
+	c := dial(t, addr)
+	roundTrip(t, c, []byte("first"), 64)
+	outage.Store(true)
+	roundTrip(t, c, []byte("second"), 64)
+	if n := dropped.Load(); n < 25 {
+		t.Fatalf("only %d datagrams dropped: the outage did not last", n)
+	}
+}
+
+// pushServer is a kcp-go listener that, to each client, answers its first
+// byte with data and then only acknowledges.
+func pushServer(t *testing.T, data []byte) string {
+	t.Helper()
+	ln, err := kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s, err := ln.AcceptKCP()
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		kcptune.Tune(s, 0)
+		s.SetDeadline(time.Now().Add(testTimeout))
+		if _, err := io.ReadFull(s, make([]byte, 1)); err == nil {
+			s.Write(data)
+			io.Copy(io.Discard, s) // until closed
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestWindowReopens: the server sends more than the client's receive
+// window while the application does not read; once the client has
+// advertised a zero window (and has nothing in flight, so no ACK or
+// retransmission of its own could carry news), the application reads
+// everything. The client must tell the server that its window reopened (a
+// WINS segment) rather than leave it to its 7 s window probes.
+func TestWindowReopens(t *testing.T) {
+	data := randomBytes(200 << 10) // ~175 segments: more than the window of 128
+	full := make(chan struct{})
+	var fullOnce sync.Once
+	var told atomic.Bool
+	addr := relay(t, pushServer(t, data), func(toServer bool, _ int, p []byte) bool {
+		if toServer {
+			segments(p, func(cmd byte, wnd uint16) {
+				if wnd == 0 {
+					fullOnce.Do(func() { close(full) })
+				}
+				if cmd == 84 { // IKCP_CMD_WINS
+					told.Store(true)
+				}
+			})
+		}
+		return false
+	})
+	c := dial(t, addr)
+	if _, err := c.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	// Take datagrams as Read does, without taking data out of KCP, until
+	// the client advertises a zero window; then stop by the read deadline.
+	fed := make(chan error, 1)
+	go func() {
+		pkt := make([]byte, packetMax)
+		for {
+			n, err := c.uc.Read(pkt)
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = nil
+				}
+				fed <- err
+				return
+			}
+			c.input(pkt[:n])
+		}
+	}()
+	select {
+	case <-full:
+	case <-time.After(testTimeout):
+		t.Fatal("the client never advertised a zero window")
+	}
+	c.uc.SetReadDeadline(time.Now())
+	if err := <-fed; err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	inFlight := c.kcp.WaitSnd()
+	c.mu.Unlock()
+	if inFlight != 0 {
+		t.Fatalf("the client's first byte is still unacknowledged (%d segments)", inFlight)
+	}
+	c.SetReadDeadline(time.Now().Add(testTimeout))
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data differs")
+	}
+	if !told.Load() {
+		t.Fatal("the client never sent a window update (WINS) after its window reopened")
+	}
 }
 
 // silentPeer is a UDP socket that reads and never answers.
@@ -232,6 +382,37 @@ func TestDeadlines(t *testing.T) {
 	}
 }
 
+// blockedHooks sets the test hooks to report on the returned channels
+// when Read is about to wait for a datagram and Write for the window.
+func blockedHooks(t *testing.T) (reading, waiting chan struct{}) {
+	reading, waiting = make(chan struct{}, 16), make(chan struct{}, 16)
+	testHookRead = func() { reading <- struct{}{} }
+	testHookWaitWindow = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { testHookRead, testHookWaitWindow = nil, nil })
+	return reading, waiting
+}
+
+func waitSignal(t *testing.T, ch chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(testTimeout):
+		t.Fatalf("%s never happened", what)
+	}
+}
+
+func wantErr(t *testing.T, ch chan error, want error, what string) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("%s still blocked", what)
+	}
+}
+
 // TestCloseWakesReadAndWrite: a Read waiting for data and a Write waiting
 // for the window both return net.ErrClosed when the Conn is closed.
 func TestCloseWakesReadAndWrite(t *testing.T) {
@@ -239,24 +420,60 @@ func TestCloseWakesReadAndWrite(t *testing.T) {
 	if _, err := c.Write(make([]byte, maxWaitSnd*kcptune.MTU)); err != nil {
 		t.Fatal(err) // fills the window
 	}
+	reading, waiting := blockedHooks(t)
 	rerr, werr := make(chan error, 1), make(chan error, 1)
 	go func() { _, err := c.Read(make([]byte, 10)); rerr <- err }()
 	go func() { _, err := c.Write(make([]byte, 10)); werr <- err }()
+	waitSignal(t, reading, "Read waiting")
+	waitSignal(t, waiting, "Write waiting for the window")
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for name, ch := range map[string]chan error{"Read": rerr, "Write": werr} {
-		select {
-		case err := <-ch:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("%s after Close: %v, want net.ErrClosed", name, err)
-			}
-		case <-time.After(testTimeout):
-			t.Fatalf("%s still blocked after Close", name)
-		}
-	}
+	wantErr(t, rerr, net.ErrClosed, "Read after Close")
+	wantErr(t, werr, net.ErrClosed, "Write after Close")
 	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("second Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestWriteDeadlineMoved: a Write waiting for the window with no deadline
+// returns os.ErrDeadlineExceeded when the deadline is moved into the past,
+// and so does any Write after it.
+func TestWriteDeadlineMoved(t *testing.T) {
+	c := dial(t, silentPeer(t))
+	c.SetWriteDeadline(time.Time{})
+	if _, err := c.Write(make([]byte, maxWaitSnd*kcptune.MTU)); err != nil {
+		t.Fatal(err) // fills the window
+	}
+	_, waiting := blockedHooks(t)
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(make([]byte, 10)); werr <- err }()
+	waitSignal(t, waiting, "Write waiting for the window")
+	c.SetWriteDeadline(time.Now().Add(-time.Second))
+	wantErr(t, werr, os.ErrDeadlineExceeded, "Write after the deadline moved")
+	if _, err := c.Write([]byte{1}); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past the deadline: %v", err)
+	}
+}
+
+// TestWriteDeadlineKeepsACKs: once the write deadline has passed, Read
+// still acknowledges what arrives. 290 KiB are written, then the deadline
+// is set in the past, then the echo is read: the echo server's window is
+// 128 segments (~150 KiB), so it can send it all only if ACKs go out.
+func TestWriteDeadlineKeepsACKs(t *testing.T) {
+	c := dial(t, echoServer(t))
+	data := randomBytes(maxWaitSnd*kcptune.MTU - 10<<10)
+	c.SetWriteDeadline(time.Time{})
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	c.SetWriteDeadline(time.Now().Add(-time.Second))
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("echo differs")
 	}
 }
 
