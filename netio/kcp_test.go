@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,5 +192,98 @@ func TestKCPLargeFrame(t *testing.T) {
 	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 5}, nil))
 	if f := cl.next(); f.Seq != 5 {
 		t.Fatalf("reply %+v after the large frame", f.Header)
+	}
+}
+
+// udpRelay forwards datagrams between one client and the server's KCP
+// port; drop decides, for each datagram and direction, whether it is
+// lost. It runs on the relay's goroutines.
+func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool) bool) string {
+	t.Helper()
+	front, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp", nil, target.(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client atomic.Pointer[net.Addr]
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		wg.Wait()
+	})
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := front.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			client.Store(&from)
+			if !drop(true) {
+				back.Write(buf[:n])
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			if to := client.Load(); to != nil && !drop(false) {
+				front.WriteTo(buf[:n], *to)
+			}
+		}
+	}()
+	return front.LocalAddr().String()
+}
+
+// TestKCPSurvivesOutage: the client's packets stop reaching the server
+// while the server has a push in flight, until the server has sent it 22
+// times (KCP's dead-link count is 20 transmissions: about 4 s here, after
+// 20 pings have brought the server's RTO down to loopback values). The session must not be closed for that: a mobile
+// client's hand-over takes as long. Once the path is back, the client's
+// ping is answered on the same session.
+func TestKCPSurvivesOutage(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, nil)
+	var outage atomic.Bool
+	var fromServer atomic.Int32
+	addr := udpRelay(t, s.KCPAddr(), func(toServer bool) bool {
+		if !outage.Load() {
+			return false
+		}
+		if !toServer && fromServer.Add(1) >= 22 {
+			outage.Store(false)
+		}
+		return toServer
+	})
+	cl, c := dial(t, s, h, KCP, dialOpts{via: addr})
+	for i := range 20 { // RTT samples, so that the server's RTO is loopback short
+		cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: uint32(10 + i)}, nil))
+		cl.next()
+	}
+	outage.Store(true)
+	c.Deliver(wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 7, Flags: wire.FlagPush}, []byte("in flight")))
+	if f := cl.next(); f.Cmd != 7 || string(f.Payload) != "in flight" {
+		t.Fatalf("push %+v", f.Header)
+	}
+	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, nil))
+	if f := cl.next(); f.Cmd != wire.CmdPing || f.Seq != 2 {
+		t.Fatalf("ping reply %+v", f.Header)
+	}
+	if n := fromServer.Load(); n < 22 {
+		t.Fatalf("the server sent %d datagrams during the outage, want 22", n)
+	}
+	if h.closedNow(c) {
+		t.Fatal("the session was closed during the outage")
 	}
 }
