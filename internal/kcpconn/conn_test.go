@@ -21,9 +21,10 @@ import (
 
 const testTimeout = 20 * time.Second
 
-// echoServer is a kcp-go listener on 127.0.0.1 tuned as Covey's server,
-// echoing every byte back: an independent KCP implementation to talk to.
-func echoServer(t *testing.T) string {
+// kcpServer is a kcp-go listener on 127.0.0.1 tuned as Covey's server
+// (an independent KCP implementation to talk to), running serve on a
+// goroutine of its own for each session it accepts.
+func kcpServer(t *testing.T, serve func(s *kcp.UDPSession)) string {
 	t.Helper()
 	ln, err := kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
 	if err != nil {
@@ -48,11 +49,16 @@ func echoServer(t *testing.T) string {
 				defer wg.Done()
 				defer s.Close()
 				s.SetDeadline(time.Now().Add(testTimeout))
-				io.Copy(s, s)
+				serve(s)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// echoServer echoes every byte back.
+func echoServer(t *testing.T) string {
+	return kcpServer(t, func(s *kcp.UDPSession) { io.Copy(s, s) })
 }
 
 func dial(t *testing.T, addr string) *Conn {
@@ -240,35 +246,15 @@ func TestSurvivesOutage(t *testing.T) {
 	}
 }
 
-// pushServer is a kcp-go listener that, to each client, answers its first
-// byte with data and then only acknowledges.
+// pushServer answers a client's first byte with data, then only
+// acknowledges.
 func pushServer(t *testing.T, data []byte) string {
-	t.Helper()
-	ln, err := kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s, err := ln.AcceptKCP()
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		kcptune.Tune(s, 0)
-		s.SetDeadline(time.Now().Add(testTimeout))
+	return kcpServer(t, func(s *kcp.UDPSession) {
 		if _, err := io.ReadFull(s, make([]byte, 1)); err == nil {
 			s.Write(data)
 			io.Copy(io.Discard, s) // until closed
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestWindowReopens: the server sends more than the client's receive
