@@ -47,7 +47,8 @@
 // # Lifetime
 //
 // A client owns two goroutines, a reader and a writer that also sends the
-// heartbeat pings; outgoing frames are written in batches, one write for
+// heartbeat pings (on KCP, one more goroutine per process runs the
+// retransmission timers while any client has data in flight); outgoing frames are written in batches, one write for
 // everything queued since the previous one. The client closes when Close
 // is called (it then sends a Bye request, so that the server signs the
 // user out at once), when the server says goodbye ([*ByeError], for example
