@@ -198,7 +198,7 @@ func TestKCPLargeFrame(t *testing.T) {
 // udpRelay forwards datagrams between one client and the server's KCP
 // port; drop decides, for each datagram and direction, whether it is
 // lost. It runs on the relay's goroutines.
-func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool) bool) string {
+func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool, p []byte) bool) string {
 	t.Helper()
 	front, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -225,7 +225,7 @@ func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool) bool) stri
 				return
 			}
 			client.Store(&from)
-			if !drop(true) {
+			if !drop(true, buf[:n]) {
 				back.Write(buf[:n])
 			}
 		}
@@ -238,7 +238,7 @@ func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool) bool) stri
 			if err != nil {
 				return
 			}
-			if to := client.Load(); to != nil && !drop(false) {
+			if to := client.Load(); to != nil && !drop(false, buf[:n]) {
 				front.WriteTo(buf[:n], *to)
 			}
 		}
@@ -257,7 +257,7 @@ func TestKCPSurvivesOutage(t *testing.T) {
 	s := startServer(t, h, nil)
 	var outage atomic.Bool
 	var fromServer atomic.Int32
-	addr := udpRelay(t, s.KCPAddr(), func(toServer bool) bool {
+	addr := udpRelay(t, s.KCPAddr(), func(toServer bool, _ []byte) bool {
 		if !outage.Load() {
 			return false
 		}

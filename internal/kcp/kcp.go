@@ -49,8 +49,8 @@ const (
 	IKCP_DEADLINK    = 20
 	IKCP_THRESH_INIT = 2
 	IKCP_THRESH_MIN  = 2
-	IKCP_PROBE_INIT  = 7000   // 7 secs to probe window size
-	IKCP_PROBE_LIMIT = 120000 // up to 120 secs to probe window
+	IKCP_PROBE_INIT  = 100  // Covey: 100 ms to probe window size (upstream: 7 s)
+	IKCP_PROBE_LIMIT = 1000 // Covey: up to 1 s between probes (upstream: 120 s)
 	IKCP_SN_OFFSET   = 12
 )
 
@@ -1085,6 +1085,11 @@ func (kcp *KCP) SetStreamMode(on bool) {
 		kcp.stream = 0
 	}
 }
+
+// ProbePending reports whether a window probe (WASK) or a window update
+// (WINS) waits for the next full Flush: a peer's WASK asks for an answer
+// that Input's ACK-only flush does not send.
+func (kcp *KCP) ProbePending() bool { return kcp.probe != 0 }
 
 // Conv returns the conversation ID.
 func (kcp *KCP) Conv() uint32 { return kcp.conv }

@@ -167,6 +167,11 @@ func (c *Conn) input(p []byte) {
 		c.kcp.Flush(true)
 		return
 	}
+	if c.kcp.ProbePending() {
+		// The peer asked for our window (WASK): answer now, not with
+		// whatever we send next.
+		c.kcp.Flush(false)
+	}
 	if c.kcp.WaitSnd() < before {
 		select {
 		case c.wnd <- struct{}{}:

@@ -526,3 +526,30 @@ func FuzzInput(f *testing.F) {
 		}
 	})
 }
+
+// TestAnswersWindowProbe: a window probe (WASK) from the peer is answered
+// with a window update (WINS) at once, not with whatever the client sends
+// next.
+func TestAnswersWindowProbe(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := dial(t, pc.LocalAddr().String())
+	conv := c.kcp.Conv()
+	wask := []byte{byte(conv), byte(conv >> 8), byte(conv >> 16), byte(conv >> 24), 83, 0, 128, 0}
+	wask = append(wask, make([]byte, 16)...) // ts, sn, una, len: 0
+	c.input(wask)
+	pc.SetReadDeadline(time.Now().Add(testTimeout))
+	buf := make([]byte, 2048)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer to the probe: %v", err)
+	}
+	var got []byte
+	segments(buf[:n], func(cmd byte, _ uint16) { got = append(got, cmd) })
+	if !bytes.Contains(got, []byte{84}) {
+		t.Fatalf("answer to the probe has segments %v, want a WINS (84)", got)
+	}
+}
