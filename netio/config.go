@@ -59,9 +59,14 @@ type Config struct {
 	// push (wire.StatusServerOffline, "server full") and is closed on
 	// accept, and a KCP first segment is dropped without a reply; neither
 	// reaches the Handler, and both count in [Stats]. TCP connections are
-	// also kept 256 below the open-file limit (RLIMIT_NOFILE), whatever
+	// also kept 1,280 below the open-file limit (RLIMIT_NOFILE), whatever
 	// MaxConns says: each is a file descriptor, and gnet stops the whole
-	// TCP engine when accept fails with EMFILE. Default 100,000.
+	// TCP engine when accept fails with EMFILE (the reserve covers the
+	// accept backlog, which netio sets to 1,024, and the HTTP side; a flood
+	// faster than the event loops can still exhaust it). At most MaxConns/10
+	// KCP sessions may be in their handshake (see KCPHandshakeTimeout) at
+	// once; more first segments are refused like those over MaxConns.
+	// Zero or less means the default, 100,000.
 	MaxConns int
 
 	// MaxOutbound is the most bytes queued to one connection (netio's

@@ -156,6 +156,9 @@ func startServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 		if n := s.Conns(); n != 0 {
 			t.Errorf("Conns() = %d after Shutdown", n)
 		}
+		if held, tcp, pending := s.held.Load(), s.heldTCP.Load(), s.kcpPending.Load(); held != 0 || tcp != 0 || pending != 0 {
+			t.Errorf("after Shutdown: %d places held (%d TCP), %d KCP handshakes: some were not given back", held, tcp, pending)
+		}
 		h.check(t)
 	})
 	return s

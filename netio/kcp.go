@@ -339,6 +339,7 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 		if !k.opened.Load() {
 			// The first complete frame ends the probation (see kcpFront).
 			k.opened.Store(true)
+			s.kcpPending.Add(-1)
 			s.open(c)
 			if c.closing.Load() {
 				break // closed by OnOpen
@@ -354,6 +355,10 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 // (then nothing is allocated) or is shutting down. Reader only.
 func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) *kcpConn {
 	s := f.s
+	if s.kcpPending.Load() >= s.kcpPendingLimit() {
+		s.refuse(KCP, "kcp handshakes")
+		return nil
+	}
 	if !s.admit(KCP) {
 		return nil
 	}
@@ -365,6 +370,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) 
 	if !s.register(c) {
 		return nil
 	}
+	s.kcpPending.Add(1) // until its first frame (input) or its removal (removeLocked)
 	c.lastRead.Store(s.now())
 	f.mu.Lock()
 	f.sessions[key] = k
@@ -472,6 +478,9 @@ func (k *kcpConn) activateLocked() {
 // its address are then dropped (unless they start a new session).
 func (k *kcpConn) removeLocked() {
 	k.gone = true
+	if !k.opened.Load() {
+		k.f.s.kcpPending.Add(-1)
+	}
 	k.backlog, k.spare = nil, nil
 	f := k.f
 	f.mu.Lock()
@@ -557,20 +566,31 @@ func (f *kcpFront) sweep() {
 	now := s.now()
 	idle := now - int64(s.cfg.IdleTimeout)
 	handshake := now - int64(s.cfg.KCPHandshakeTimeout)
-	var expired []*Conn
+	var idleConns []*Conn
+	var unopened []*kcpConn
 	f.mu.RLock()
 	for _, k := range f.sessions {
 		c := k.c
-		if c.closing.Load() {
-			continue
-		}
-		if c.lastRead.Load() < idle || (k.born < handshake && !k.opened.Load()) {
-			expired = append(expired, c)
+		switch {
+		case c.closing.Load():
+		case c.lastRead.Load() < idle:
+			idleConns = append(idleConns, c)
+		case k.born < handshake && !k.opened.Load():
+			unopened = append(unopened, k)
 		}
 	}
 	f.mu.RUnlock()
-	for _, c := range expired {
+	for _, c := range idleConns {
 		c.closeWith(ErrIdle, false, 0, "", false)
+	}
+	for _, k := range unopened {
+		// Checked again under k.mu: the reader may have opened it since,
+		// and a session the Handler has seen is not closed for this.
+		k.mu.Lock()
+		if !k.gone && !k.opened.Load() {
+			k.c.closeWith(ErrIdle, false, 0, "", false)
+		}
+		k.mu.Unlock()
 	}
 }
 

@@ -2,6 +2,7 @@ package netio
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -222,6 +223,9 @@ func TestKCPHandshakeTimeout(t *testing.T) {
 	if el < handshake {
 		t.Fatalf("the session without a frame was dropped after %v, before the %v timeout", el, handshake)
 	}
+	if el > 8*handshake { // the sweep runs every handshake/4 here, not every second
+		t.Fatalf("the session without a frame was dropped only after %v (handshake timeout %v)", el, handshake)
+	}
 	t.Logf("dropped after %v (handshake timeout %v)", el, handshake)
 	if len(h.opens) != 0 {
 		t.Fatal("OnOpen for a session without a complete frame")
@@ -311,5 +315,90 @@ func TestTCPBoundedByOpenFiles(t *testing.T) {
 	dial(t, s, h, KCP, dialOpts{}) // fails the test if not served
 	if n := s.held.Load(); n != 2 {
 		t.Fatalf("server holds %d connections, want 2", n)
+	}
+}
+
+// partialFirstSegment is a client's first KCP segment carrying the start
+// of a frame that never completes: a session in its handshake.
+func partialFirstSegment(conv uint32) []byte {
+	frame := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 3}, make([]byte, 1000))
+	return kcpSegment(conv, kcpCmdPush, 0, frame[:wire.HeaderSize+2])
+}
+
+// TestKCPHandshakeBudget: with MaxConns 20, at most 2 KCP sessions may be
+// in their handshake at once. A third first segment is refused, while TCP
+// and a session that completes a frame are still served: a flood of
+// first segments cannot take every place.
+func TestKCPHandshakeBudget(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) {
+		c.MaxConns = 20
+		c.IdleTimeout = time.Second // bounds the Shutdown of the raw sessions
+	})
+	probe, _ := dial(t, s, h, KCP, dialOpts{}) // open: not in its handshake
+	for i := range 2 {
+		raw := rawUDP(t, s)
+		if _, err := raw.Write(partialFirstSegment(0x100 + uint32(i))); err != nil {
+			t.Fatal(err)
+		}
+		waitACK(t, raw, 0x100+uint32(i))
+	}
+	if n := s.kcpPending.Load(); n != 2 {
+		t.Fatalf("%d KCP sessions in their handshake, want 2", n)
+	}
+	third := rawUDP(t, s)
+	if _, err := third.Write(partialFirstSegment(0x200)); err != nil {
+		t.Fatal(err)
+	}
+	// The engine reads its socket in order: once the probe is answered,
+	// the third first segment was handled.
+	probe.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, nil))
+	if f := probe.next(); f.Seq != 2 {
+		t.Fatalf("probe reply %+v", f.Header)
+	}
+	if st := s.Stats(); st.RefusedKCP != 1 {
+		t.Fatalf("refused KCP %d, want 1", st.RefusedKCP)
+	}
+	if s.kcp.hasSession(third.LocalAddr()) {
+		t.Fatal("a session over the handshake budget")
+	}
+	if n := s.kcp.sessionCount(); n != 3 {
+		t.Fatalf("%d KCP sessions, want the probe's and the 2 in their handshake", n)
+	}
+	dial(t, s, h, TCP, dialOpts{}) // TCP is still served
+}
+
+// TestShutdownNoByeToUnopened: at Shutdown a KCP session still in its
+// handshake (its address may be forged) is dropped without a Bye, while
+// an open session gets one.
+func TestShutdownNoByeToUnopened(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, nil)
+	open, _ := dial(t, s, h, KCP, dialOpts{})
+	raw := rawUDP(t, s)
+	if _, err := raw.Write(partialFirstSegment(0x77)); err != nil {
+		t.Fatal(err)
+	}
+	waitACK(t, raw, 0x77)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.Shutdown(ctx, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	open.expectBye(wire.StatusShuttingDown, "bye")
+	// Whatever reached the raw client after its ACK, none of it is data.
+	buf := make([]byte, 2048)
+	for {
+		_ = raw.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := raw.Read(buf)
+		if err != nil {
+			break
+		}
+		for p := buf[:n]; len(p) >= kcpOverhead; {
+			if p[kcpCmdOff] == kcpCmdPush {
+				t.Fatal("a session in its handshake got data (a Bye) at Shutdown")
+			}
+			p = p[min(len(p), kcpOverhead+int(binary.LittleEndian.Uint32(p[20:]))):]
+		}
 	}
 }

@@ -71,6 +71,7 @@ type Server struct {
 	// allocates anything for a connection.
 	held       atomic.Int64
 	heldTCP    atomic.Int64     // the TCP part of held, bounded by tcpLimit
+	kcpPending atomic.Int64     // KCP sessions before their first frame, bounded by kcpPendingLimit
 	tcpLimit   int64            // the open-file limit less fdReserve: see admit
 	refused    [3]atomic.Uint64 // by Transport: refused by admit, for Stats
 	refusedLog atomic.Int64     // s.now() of the last "limit reached" warning
@@ -154,9 +155,10 @@ type Stats struct {
 	BytesOut uint64 // bytes handed to the sockets
 
 	// RefusedTCP and RefusedKCP count the connections refused because the
-	// server held Config.MaxConns: TCP connections closed on accept, KCP
-	// first segments dropped (a client's retransmissions of its first
-	// segment count again).
+	// server was full (Config.MaxConns, the open-file bound on TCP, the
+	// handshake budget on KCP): TCP connections closed on accept, KCP first
+	// segments dropped (a client's retransmissions of its first segment
+	// count again).
 	RefusedTCP, RefusedKCP uint64
 }
 
@@ -190,7 +192,10 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	s.mu.Unlock()
 
 	for _, c := range conns {
-		c.closeWith(ErrServerClosed, true, wire.StatusShuttingDown, reason, false)
+		// A KCP session still in its handshake gets no Bye: its address may
+		// be forged, and it would wait for the acknowledgement.
+		bye := c.transport != KCP || c.io.(*kcpConn).opened.Load()
+		c.closeWith(ErrServerClosed, bye, wire.StatusShuttingDown, reason, false)
 	}
 
 	var err error
@@ -236,26 +241,34 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 // refusals logs one line per period, the counters say the rest.
 const refusedLogEvery = 10 * time.Second
 
+// tcpBacklog is the TCP listener's accept backlog, set in OnBoot (gnet
+// uses somaxconn, 4096 or more): connections gnet has accepted but not yet
+// handed to OnOpen hold descriptors admit does not count, as many as the
+// backlog and what arrives while gnet drains it.
+const tcpBacklog = 1024
+
 // fdReserve is how many file descriptors the process keeps for other
-// things than TCP players (listeners, epoll and event fds, the UDP socket,
-// HTTP scrapes, logs) when it bounds TCP connections by the open-file
-// limit.
-const fdReserve = 256
+// things than admitted TCP players when it bounds them by the open-file
+// limit: the accepted connections not yet through OnOpen (tcpBacklog), and
+// 256 for listeners, epoll and event fds, the UDP socket, HTTP (which
+// package server caps at 128 connections) and logs.
+const fdReserve = tcpBacklog + 256
 
 // admit takes a place for a new connection on transport t before its
 // front end allocates anything for it. It reports false, and counts a
 // refusal, if the server already holds Config.MaxConns connections, or
 // for TCP if the TCP connections would reach the open-file limit less
 // fdReserve: past that limit accept fails with EMFILE, which stops gnet's
-// whole TCP engine, so TCP is bounded by it whatever MaxConns says. The
-// place is given back by remove, or by register if that fails. Any
-// goroutine; lock-free: one atomic load when full, a compare-and-swap
-// otherwise.
+// whole TCP engine, so TCP is bounded by it whatever MaxConns says (this
+// makes EMFILE unlikely, not impossible: a flood faster than the event
+// loops can still fill the reserve). The place is given back by remove,
+// or by register if that fails. Any goroutine; lock-free: atomic adds and
+// a compare-and-swap.
 func (s *Server) admit(t Transport) bool {
 	limit := int64(s.cfg.MaxConns)
 	if t == TCP && s.heldTCP.Add(1) > s.tcpLimit {
 		s.heldTCP.Add(-1)
-		s.refuse(t)
+		s.refuse(t, "open files")
 		return false
 	}
 	for {
@@ -264,7 +277,7 @@ func (s *Server) admit(t Transport) bool {
 			if t == TCP {
 				s.heldTCP.Add(-1)
 			}
-			s.refuse(t)
+			s.refuse(t, "max conns")
 			return false
 		}
 		if s.held.CompareAndSwap(n, n+1) {
@@ -272,6 +285,12 @@ func (s *Server) admit(t Transport) bool {
 		}
 	}
 }
+
+// kcpPendingLimit is how many KCP sessions may be in their handshake
+// (before their first complete frame) at once: a tenth of MaxConns, so
+// that a flood of first segments from forged addresses cannot take every
+// place from established players and TCP.
+func (s *Server) kcpPendingLimit() int64 { return max(int64(s.cfg.MaxConns)/10, 1) }
 
 // release gives back the place admit took for a connection on t.
 func (s *Server) release(t Transport) {
@@ -281,9 +300,10 @@ func (s *Server) release(t Transport) {
 	}
 }
 
-// refuse counts a connection refused by admit and logs a warning, at most
+// refuse counts a connection refused by admit (or a KCP session refused
+// over the handshake budget) and logs a warning naming the limit, at most
 // once per refusedLogEvery.
-func (s *Server) refuse(t Transport) {
+func (s *Server) refuse(t Transport, limit string) {
 	s.refused[t].Add(1)
 	now := s.now()
 	last := s.refusedLog.Load()
@@ -292,7 +312,8 @@ func (s *Server) refuse(t Transport) {
 	}
 	if s.refusedLog.CompareAndSwap(last, now) {
 		s.log.Warn("netio: connection limit reached: refusing new connections",
-			"max_conns", s.cfg.MaxConns,
+			"limit", limit, "transport", t.String(), "max_conns", s.cfg.MaxConns, "max_tcp_conns", s.tcpLimit,
+			"max_kcp_handshakes", s.kcpPendingLimit(),
 			"refused_tcp", s.refused[TCP].Load(), "refused_kcp", s.refused[KCP].Load())
 	}
 }

@@ -195,9 +195,18 @@ func (f *tcpFront) stop() {
 	_ = f.eng.Stop(ctx)
 }
 
-// OnBoot records the engine and the listener's bound address.
+// OnBoot records the engine and the listener's bound address, and sets
+// the listener's backlog to tcpBacklog (see fdReserve).
 func (f *tcpFront) OnBoot(eng gnet.Engine) gnet.Action {
 	f.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		// listen on a listening socket only changes its backlog; the
+		// duplicate shares the socket.
+		if err := syscall.Listen(fd, tcpBacklog); err != nil {
+			f.s.log.Warn("netio: tcp backlog", "err", err)
+		}
+		syscall.Close(fd)
+	}
 	addr, err := listenerAddr(eng)
 	if err != nil {
 		f.bootErr = err

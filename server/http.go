@@ -12,6 +12,14 @@ import (
 
 const httpHeaderTimeout = 5 * time.Second
 
+// HTTP connection bounds: at most httpMaxConns at once (more wait in the
+// listen backlog), and idle keep-alive connections closed after
+// httpIdleTimeout.
+const (
+	httpMaxConns    = 128
+	httpIdleTimeout = 60 * time.Second
+)
+
 // httpMux serves the HTTP API:
 //
 //	POST /v1/token  a game backend exchanges its API key and a user ID for a

@@ -91,7 +91,7 @@ func newMetrics(s *Server) *metrics {
 	m.descs = map[string]*prometheus.Desc{
 		"conns":      d("covey_connections", "Open client connections.", "transport"),
 		"opened":     d("covey_connections_opened_total", "Client connections accepted.", "transport"),
-		"refused":    d("covey_connections_refused_total", "Client connections refused because the node held its maximum (TCP: closed on accept; KCP: first segment dropped, each retransmission counted).", "transport"),
+		"refused":    d("covey_connections_refused_total", "Client connections refused because the node was full (max connections, the open-file bound on TCP, the handshake budget on KCP; TCP: closed on accept; KCP: first segment dropped, each retransmission counted).", "transport"),
 		"sessions":   d("covey_sessions", "Sessions held by this node.", "type"),
 		"members":    d("covey_session_members", "Memberships across this node's sessions."),
 		"deliveries": d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/coveyhq/covey/auth"
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/session"
@@ -100,7 +102,10 @@ func (s *Server) startHTTP() error {
 		return err
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout}
+	// The HTTP side is bounded so that it cannot take the descriptors
+	// netio keeps in reserve for itself (netio's fdReserve).
+	ln = netutil.LimitListener(ln, httpMaxConns)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout, IdleTimeout: httpIdleTimeout}
 	s.httpWG.Add(1)
 	go func() {
 		defer s.httpWG.Done()

@@ -121,6 +121,8 @@ func asBye(err error, target **clientsdk.ByeError) bool { return errors.As(err, 
 // TestMaxConnsFlag checks how -max-conns and COVEY_MAX_CONNS reach the
 // server's configuration.
 func TestMaxConnsFlag(t *testing.T) {
+	t.Setenv("COVEY_MAX_CONNS", "") // restored after the test
+	os.Unsetenv("COVEY_MAX_CONNS")
 	cfg, err := parseConfig(nil)
 	if err != nil {
 		t.Fatal(err)
