@@ -75,21 +75,23 @@
 // The server holds at most Config.MaxConns connections, TCP and KCP
 // together (default 100,000), each counted from when its front end
 // registers it until it is removed after its last write (or its linger,
-// on KCP). The count is one atomic integer: a front end takes a place
-// before it allocates anything for a connection, and nothing is counted
-// per frame. Over the limit a TCP connection gets a Bye push
-// (wire.StatusServerOffline, reason "server full") and is closed on
-// accept; a KCP first segment is dropped with no reply (a forged source
-// address must not get datagrams), and kcp-go's retransmission of it
-// opens the session if a place has freed up meanwhile. Neither reaches
-// the Handler; [Stats] counts both.
+// on KCP). TCP connections are also kept 1,280 below the open-file limit
+// (gnet stops its whole engine when accept fails with EMFILE), and at most
+// MaxConns/10 KCP sessions may be in their handshake at once (below). The
+// counts are atomic integers: a front end takes a place before it
+// allocates anything for a connection, and nothing is counted per frame.
+// Over a limit a TCP connection gets a Bye push (wire.StatusServerOffline,
+// reason "server full") and is closed on accept; a KCP first segment is
+// dropped with no reply (a forged source address must not get datagrams),
+// and the client's retransmission of it opens the session if a place has
+// freed up meanwhile. Neither reaches the Handler; [Stats] counts both.
 //
 // A KCP first segment costs its sender no handshake and may come from a
 // forged address, so a session that has not delivered one complete frame
 // Config.KCPHandshakeTimeout (default 5s) after its first segment is
-// dropped (ErrIdle, no Bye, no Handler call). What a forged segment holds
-// is thus bounded in number by MaxConns and in time by the handshake
-// timeout; one that carries a complete frame reaches the Handler, whose
+// dropped (ErrIdle, no Bye, no Handler call); nor does Shutdown send it a
+// Bye. What forged segments hold is thus bounded in number by MaxConns/10
+// and in time by the handshake timeout; one that carries a complete frame reaches the Handler, whose
 // sign-in rules then apply.
 //
 // # Goroutines

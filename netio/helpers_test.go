@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -211,7 +211,7 @@ func dial(t testing.TB, s *Server, h *testHandler, tr Transport, o dialOpts) (*c
 		if o.via != "" {
 			addr = o.via
 		}
-		sess, err := kcptune.Dial(addr)
+		sess, err := kcptest.Dial(addr)
 		if err != nil {
 			t.Fatal(err)
 		}

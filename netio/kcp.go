@@ -545,7 +545,7 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 	for i, k := range scratch {
 		scratch[i] = nil
 		// A session whose peer stopped acknowledging is not closed here
-		// (KCP's dead-link count is reached after ~3.5 s, shorter than a
+		// (KCP's dead-link count is reached after 3.5-4 s, shorter than a
 		// mobile hand-over): as with kcp-go, the sweep closes it after
 		// IdleTimeout of silence.
 		k.mu.Lock()

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -195,57 +195,6 @@ func TestKCPLargeFrame(t *testing.T) {
 	}
 }
 
-// udpRelay forwards datagrams between one client and the server's KCP
-// port; drop decides, for each datagram and direction, whether it is
-// lost. It runs on the relay's goroutines.
-func udpRelay(t *testing.T, target net.Addr, drop func(toServer bool, p []byte) bool) string {
-	t.Helper()
-	front, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := net.DialUDP("udp", nil, target.(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client atomic.Pointer[net.Addr]
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		front.Close()
-		back.Close()
-		wg.Wait()
-	})
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := front.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			client.Store(&from)
-			if !drop(true, buf[:n]) {
-				back.Write(buf[:n])
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for {
-			n, err := back.Read(buf)
-			if err != nil {
-				return
-			}
-			if to := client.Load(); to != nil && !drop(false, buf[:n]) {
-				front.WriteTo(buf[:n], *to)
-			}
-		}
-	}()
-	return front.LocalAddr().String()
-}
-
 // TestKCPSurvivesOutage: the client's packets stop reaching the server
 // while the server has a push in flight, until the server has sent it 22
 // times (KCP's dead-link count is 20 transmissions: about 4 s here, after
@@ -257,7 +206,7 @@ func TestKCPSurvivesOutage(t *testing.T) {
 	s := startServer(t, h, nil)
 	var outage atomic.Bool
 	var fromServer atomic.Int32
-	addr := udpRelay(t, s.KCPAddr(), func(toServer bool, _ []byte) bool {
+	addr := kcptest.Relay(t, s.KCPAddr().String(), func(toServer bool, _ []byte) bool {
 		if !outage.Load() {
 			return false
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -155,7 +156,7 @@ func TestMaxConnsKCP(t *testing.T) {
 	_ = raw.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, err := raw.Read(make([]byte, 2048)); err == nil {
 		t.Fatalf("the refused address got a %d-byte reply", n)
-	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+	} else if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("raw read: %v", err)
 	}
 
@@ -394,11 +395,10 @@ func TestShutdownNoByeToUnopened(t *testing.T) {
 		if err != nil {
 			break
 		}
-		for p := buf[:n]; len(p) >= kcpOverhead; {
-			if p[kcpCmdOff] == kcpCmdPush {
+		kcptest.Segments(buf[:n], func(cmd byte, _ uint16) {
+			if cmd == kcptest.CmdPush {
 				t.Fatal("a session in its handshake got data (a Bye) at Shutdown")
 			}
-			p = p[min(len(p), kcpOverhead+int(binary.LittleEndian.Uint32(p[20:]))):]
-		}
+		})
 	}
 }

@@ -199,11 +199,13 @@ func (f *tcpFront) stop() {
 // the listener's backlog to tcpBacklog (see fdReserve).
 func (f *tcpFront) OnBoot(eng gnet.Engine) gnet.Action {
 	f.eng = eng
-	if fd, err := eng.Dup(); err == nil {
+	if fd, err := eng.Dup(); err != nil {
+		f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
+	} else {
 		// listen on a listening socket only changes its backlog; the
 		// duplicate shares the socket.
 		if err := syscall.Listen(fd, tcpBacklog); err != nil {
-			f.s.log.Warn("netio: tcp backlog", "err", err)
+			f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
 		}
 		syscall.Close(fd)
 	}
@@ -254,17 +256,18 @@ var openFileLimit = func() (uint64, bool) {
 	return nofile.Cur, true
 }
 
-// fullBye is the Bye a TCP connection refused over Config.MaxConns gets.
+// fullBye is the Bye a TCP connection refused by admit (Config.MaxConns,
+// or the open-file bound) gets.
 // Read-only.
 var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
 
 // OnOpen registers the connection and calls Handler.OnOpen. Frames the
 // Handler queues in OnOpen are written before it returns.
 //
-// Over Config.MaxConns it refuses the connection before allocating
-// anything for it: one write of fullBye (to a new socket: the kernel takes
-// it whole; gnet would keep and flush what it did not) and a close. The
-// Handler never sees it.
+// When admit refuses it (Config.MaxConns, or the open-file bound), the
+// connection is refused before anything is allocated for it: one write of
+// fullBye (to a new socket: the kernel takes it whole; gnet would keep and
+// flush what it did not) and a close. The Handler never sees it.
 func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := f.s
 	if !s.admit(TCP) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -73,7 +73,7 @@ func dialRaw(t testing.TB, network, addr string) *rawClient {
 	var err error
 	if network == "kcp" {
 		var s *kcp.UDPSession
-		if s, err = kcptune.Dial(addr); err == nil {
+		if s, err = kcptest.Dial(addr); err == nil {
 			c = s
 		}
 	} else {

@@ -9,21 +9,27 @@ import (
 // pair is two KCP state machines wired to each other in memory: what one
 // outputs the other gets as input, unless drop says otherwise.
 type pair struct {
-	a, b *KCP
-	drop func(fromA bool, seg []byte) bool
+	a, b  *KCP
+	drop  func(fromA bool, seg []byte) bool
+	queue []datagram // output waiting for run: Input is kept out of output
 }
 
-func newPair(t *testing.T) *pair {
+// datagram is one output of a KCP, on its way to the other.
+type datagram struct {
+	to *KCP
+	p  []byte
+}
+
+func newPair() *pair {
 	p := &pair{drop: func(bool, []byte) bool { return false }}
-	var queue [][2]any // (to, datagram), delivered by run to keep Input out of output
 	p.a = NewKCP(1, func(b []byte, n int) {
 		if !p.drop(true, b[:n]) {
-			queue = append(queue, [2]any{p.b, bytes.Clone(b[:n])})
+			p.queue = append(p.queue, datagram{p.b, bytes.Clone(b[:n])})
 		}
 	})
 	p.b = NewKCP(1, func(b []byte, n int) {
 		if !p.drop(false, b[:n]) {
-			queue = append(queue, [2]any{p.a, bytes.Clone(b[:n])})
+			p.queue = append(p.queue, datagram{p.a, bytes.Clone(b[:n])})
 		}
 	})
 	for _, k := range []*KCP{p.a, p.b} {
@@ -32,23 +38,21 @@ func newPair(t *testing.T) *pair {
 		k.WndSize(128, 128)
 		k.SetMtu(1200)
 	}
-	runQueue = func() {
-		for len(queue) > 0 {
-			d := queue[0]
-			queue = queue[1:]
-			k := d[0].(*KCP)
-			k.Input(d[1].([]byte), true, true)
-			if k.ProbePending() {
-				k.Flush(false)
-			}
-		}
-	}
 	return p
 }
 
-// runQueue delivers the datagrams in flight until none is left (set by
-// newPair; tests are not parallel).
-var runQueue func()
+// run delivers the datagrams in flight until none is left, answering a
+// window probe at once as Covey's engines do.
+func (p *pair) run() {
+	for len(p.queue) > 0 {
+		d := p.queue[0]
+		p.queue = p.queue[1:]
+		d.to.Input(d.p, true, true)
+		if d.to.ProbePending() {
+			d.to.Flush(false)
+		}
+	}
+}
 
 // cmds lists the commands of the segments in a datagram.
 func cmds(p []byte) []byte {
@@ -67,7 +71,7 @@ func cmds(p []byte) []byte {
 // (WASK) within a second, where upstream waits 7 s, and B must answer at
 // once, so that the rest flows.
 func TestWindowProbeAfterLostUpdate(t *testing.T) {
-	p := newPair(t)
+	p := newPair()
 	var winsLost bool
 	p.drop = func(fromA bool, seg []byte) bool {
 		if !fromA && !winsLost && bytes.IndexByte(cmds(seg), IKCP_CMD_WINS) >= 0 {
@@ -81,7 +85,7 @@ func TestWindowProbeAfterLostUpdate(t *testing.T) {
 		t.Fatal("Send refused the data")
 	}
 	p.a.Flush(false)
-	runQueue()
+	p.run()
 	if p.a.rmt_wnd != 0 || p.a.snd_buf.Len() != 0 || p.a.snd_queue.Len() == 0 {
 		t.Fatalf("setup: A sees window %d with %d in flight and %d queued; want 0, 0, >0",
 			p.a.rmt_wnd, p.a.snd_buf.Len(), p.a.snd_queue.Len())
@@ -97,7 +101,7 @@ func TestWindowProbeAfterLostUpdate(t *testing.T) {
 		got = append(got, buf[:n]...)
 	}
 	p.b.Flush(false) // the window update, lost
-	runQueue()
+	p.run()
 	if !winsLost {
 		t.Fatal("B sent no window update after reading: the test proves nothing")
 	}
@@ -111,7 +115,7 @@ func TestWindowProbeAfterLostUpdate(t *testing.T) {
 		}
 		<-tick.C
 		p.a.Flush(false)
-		runQueue()
+		p.run()
 		for {
 			n := p.b.Recv(buf)
 			if n < 0 {
@@ -119,7 +123,7 @@ func TestWindowProbeAfterLostUpdate(t *testing.T) {
 			}
 			got = append(got, buf[:n]...)
 			p.b.Flush(false)
-			runQueue()
+			p.run()
 		}
 	}
 	if !bytes.Equal(got, data) {

@@ -1,34 +1,3 @@
-// Package kcpconn is Covey's KCP client connection: a [net.Conn] over a
-// UDP socket of its own, driven by the goroutines that use it instead of
-// goroutines of its own.
-//
-// kcp-go's client session runs three goroutines per connection (a reader,
-// a post-processor that writes each outgoing packet with its own
-// sendmmsg, and timer-scheduler work every update) and hands every packet
-// between them. For a game client that is noise; for the load driver,
-// which runs thousands of clients in one process, it was most of its CPU
-// (bench/README.md). Here:
-//
-//   - Read reads a datagram from the socket on the caller's goroutine,
-//     feeds it to the KCP state machine and writes the ACKs it calls for
-//     right away, on the same goroutine;
-//   - Write hands the bytes to KCP and writes the segments on the caller's
-//     goroutine, waiting only if the send window is full;
-//   - one goroutine per process (see [updater]) runs the retransmission
-//     timers of the connections that have data in flight, and sleeps when
-//     none has.
-//
-// The socket is read only inside Read, so a Conn makes progress (takes
-// ACKs, answers data) only while a Read is pending, as Covey's clients
-// always have one (clientconn's reader). A Conn never gives up by itself:
-// like kcp-go it keeps retransmitting to a silent peer, and its user's
-// read deadline is what detects one. The socket is connected, so an ICMP
-// "port unreachable" (no server at the address) fails Read with
-// ECONNREFUSED, where an unconnected socket would wait for the deadline.
-//
-// The segments on the wire are KCP's, tuned as in package kcptune (stream
-// mode, nodelay, no congestion window, window 128, MTU 1200), so a
-// Conn talks to the server's KCP engine and to kcp-go peers alike.
 package kcpconn
 
 import (
@@ -211,9 +180,9 @@ func (c *Conn) recvLocked(p []byte) int {
 		}
 		n += c.kcp.Recv(p[n:])
 	}
-	if n > 0 {
-		// Taking data may reopen a receive window that was full: KCP then
-		// has a window update to send.
+	if n > 0 && c.kcp.ProbePending() {
+		// Taking data reopened a receive window that was full: KCP has a
+		// window update (WINS) to send.
 		c.kcp.Flush(false)
 	}
 	return n
@@ -228,7 +197,7 @@ func grow(b []byte, n int) []byte {
 }
 
 // Write queues p to KCP and sends what the send window allows at once;
-// it waits while more than 2×Window segments are unacknowledged. It
+// it waits while 2×Window segments or more are unsent or unacknowledged. It
 // returns os.ErrDeadlineExceeded once the write deadline has passed (a
 // wait ends when the deadline is moved into the past), and net.ErrClosed
 // after Close.

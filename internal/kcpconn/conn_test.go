@@ -3,7 +3,6 @@ package kcpconn
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/internal/kcptune"
 )
 
@@ -43,7 +43,7 @@ func kcpServer(t *testing.T, serve func(s *kcp.UDPSession)) string {
 			if err != nil {
 				return
 			}
-			kcptune.Tune(s, 0)
+			kcptest.Tune(s, 0)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -128,81 +128,17 @@ func TestEchoWithKCPGo(t *testing.T) {
 	}
 }
 
-// relay forwards datagrams between one client and target. drop is
-// called with every datagram (toServer says its direction, i counts the
-// datagrams of that direction from 1) and drops it if it returns true;
-// it runs on the relay's goroutines.
-func relay(t *testing.T, target string, drop func(toServer bool, i int, p []byte) bool) string {
-	t.Helper()
-	front, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, err := net.ResolveUDPAddr("udp", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := net.DialUDP("udp", nil, ta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client atomic.Pointer[net.Addr]
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		front.Close()
-		back.Close()
-		wg.Wait()
-	})
-	wg.Add(2)
-	go func() { // client -> server
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for i := 1; ; i++ {
-			n, from, err := front.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			client.Store(&from)
-			if !drop(true, i, buf[:n]) {
-				back.Write(buf[:n])
-			}
-		}
-	}()
-	go func() { // server -> client
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for i := 1; ; i++ {
-			n, err := back.Read(buf)
-			if err != nil {
-				return
-			}
-			if to := client.Load(); to != nil && !drop(false, i, buf[:n]) {
-				front.WriteTo(buf[:n], *to)
-			}
-		}
-	}()
-	return front.LocalAddr().String()
-}
-
-// segments calls f with the command and window of each KCP segment in a
-// datagram.
-func segments(p []byte, f func(cmd byte, wnd uint16)) {
-	for len(p) >= 24 {
-		f(p[4], binary.LittleEndian.Uint16(p[6:]))
-		n := 24 + int(binary.LittleEndian.Uint32(p[20:]))
-		if n > len(p) {
-			return
-		}
-		p = p[n:]
-	}
-}
-
 // TestEchoThroughLoss drops one datagram in seven each way: every byte
 // must still come back.
 func TestEchoThroughLoss(t *testing.T) {
+	var seen [2]atomic.Int64 // datagrams by direction
 	var dropped atomic.Int64
-	addr := relay(t, echoServer(t), func(_ bool, i int, _ []byte) bool {
-		if i%7 == 0 {
+	addr := kcptest.Relay(t, echoServer(t), func(toServer bool, _ []byte) bool {
+		dir := 0
+		if toServer {
+			dir = 1
+		}
+		if seen[dir].Add(1)%7 == 0 {
 			dropped.Add(1)
 			return true
 		}
@@ -219,8 +155,9 @@ func TestEchoThroughLoss(t *testing.T) {
 // TestUpdaterRetransmits drops the client's first datagram while the
 // client waits in Read: only the updater can send the data again.
 func TestUpdaterRetransmits(t *testing.T) {
-	addr := relay(t, echoServer(t), func(toServer bool, i int, _ []byte) bool {
-		return toServer && i == 1
+	var first atomic.Bool
+	addr := kcptest.Relay(t, echoServer(t), func(toServer bool, _ []byte) bool {
+		return toServer && first.CompareAndSwap(false, true)
 	})
 	c := dial(t, addr)
 	roundTrip(t, c, []byte("hello"), 64)
@@ -234,7 +171,7 @@ func TestUpdaterRetransmits(t *testing.T) {
 func TestSurvivesOutage(t *testing.T) {
 	var outage atomic.Bool
 	var dropped atomic.Int32
-	addr := relay(t, echoServer(t), func(toServer bool, _ int, _ []byte) bool {
+	addr := kcptest.Relay(t, echoServer(t), func(toServer bool, _ []byte) bool {
 		return toServer && outage.Load() && dropped.Add(1) <= 25
 	})
 	c := dial(t, addr)
@@ -267,18 +204,18 @@ func TestWindowReopens(t *testing.T) {
 	data := randomBytes(200 << 10) // ~175 segments: more than the window of 128
 	full := make(chan struct{})
 	var fullOnce sync.Once
-	var told atomic.Bool
-	addr := relay(t, pushServer(t, data), func(toServer bool, _ int, p []byte) bool {
-		if toServer {
-			segments(p, func(cmd byte, wnd uint16) {
-				if wnd == 0 {
-					fullOnce.Do(func() { close(full) })
-				}
-				if cmd == 84 { // IKCP_CMD_WINS
-					told.Store(true)
-				}
-			})
-		}
+	var told, probed atomic.Bool
+	addr := kcptest.Relay(t, pushServer(t, data), func(toServer bool, p []byte) bool {
+		kcptest.Segments(p, func(cmd byte, wnd uint16) {
+			switch {
+			case toServer && wnd == 0:
+				fullOnce.Do(func() { close(full) })
+			case toServer && cmd == kcptest.CmdWins:
+				told.Store(true)
+			case !toServer && cmd == kcptest.CmdWask:
+				probed.Store(true)
+			}
+		})
 		return false
 	})
 	c := dial(t, addr)
@@ -327,6 +264,9 @@ func TestWindowReopens(t *testing.T) {
 	}
 	if !told.Load() {
 		t.Fatal("the client never sent a window update (WINS) after its window reopened")
+	}
+	if probed.Load() {
+		t.Fatal("the server had to probe the window (WASK): the client did not tell it in time")
 	}
 }
 
@@ -491,8 +431,10 @@ func TestManyConnsConcurrently(t *testing.T) {
 }
 
 // FuzzInput feeds arbitrary datagrams to a Conn, as a hostile or broken
-// peer could send them, then checks that the Conn still reads well-formed
-// data: no panic, no wedged state.
+// peer could send them, then a well-formed first segment: nothing may
+// panic, and reading what KCP then holds must end. (A crafted segment can
+// wedge the stream of its own connection, see the package doc; that is
+// not checked here.)
 func FuzzInput(f *testing.F) {
 	// Seeds: a data segment, an ACK and a window probe of conversation 7.
 	seg := func(cmd byte, sn uint32, data string) []byte {
@@ -507,14 +449,17 @@ func FuzzInput(f *testing.F) {
 	f.Add(seg(83, 0, ""))
 	f.Add(append(seg(81, 1, "b"), seg(81, 0, "a")...))
 	f.Add([]byte{})
-	peer := silentPeer(f)
+	peer, err := net.ResolveUDPAddr("udp", silentPeer(f))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		c, err := Dial(context.Background(), peer)
+		uc, err := net.DialUDP("udp", nil, peer)
 		if err != nil {
 			t.Fatal(err)
 		}
+		c := newConn(uc, 7) // a known conversation ID
 		defer c.Close()
-		c.kcp = newConn(c.uc, 7).kcp // a known conversation ID
 		c.input(p)
 		// Whatever p did, a well-formed first segment is then taken or
 		// ignored as a duplicate, and reading what KCP holds ends.
@@ -548,7 +493,7 @@ func TestAnswersWindowProbe(t *testing.T) {
 		t.Fatalf("no answer to the probe: %v", err)
 	}
 	var got []byte
-	segments(buf[:n], func(cmd byte, _ uint16) { got = append(got, cmd) })
+	kcptest.Segments(buf[:n], func(cmd byte, _ uint16) { got = append(got, cmd) })
 	if !bytes.Contains(got, []byte{84}) {
 		t.Fatalf("answer to the probe has segments %v, want a WINS (84)", got)
 	}

@@ -9,8 +9,6 @@ package kcptune
 import (
 	"time"
 
-	"github.com/xtaci/kcp-go/v5"
-
 	ikcp "github.com/coveyhq/covey/internal/kcp"
 )
 
@@ -22,35 +20,10 @@ const (
 	MTU             = 1200                  // fits any path without fragmentation
 )
 
-// Tune applies the game settings to a kcp-go session s (the tests use
-// kcp-go as an independent client and server to check compatibility) with the given update interval
-// (DefaultInterval if zero). Call it before the session carries data.
-func Tune(s *kcp.UDPSession, interval time.Duration) {
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
-	s.SetStreamMode(true)
-	s.SetWriteDelay(false)
-	s.SetNoDelay(1, int(interval/time.Millisecond), Resend, 1)
-	s.SetWindowSize(Window, Window)
-	s.SetMtu(MTU)
-	s.SetACKNoDelay(true)
-}
-
-// Dial opens a kcp-go session to addr (no FEC, no block crypt) tuned with
-// DefaultInterval. Covey's own clients use package kcpconn instead.
-func Dial(addr string) (*kcp.UDPSession, error) {
-	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	Tune(s, DefaultInterval)
-	return s, nil
-}
-
-// TuneCore applies the same settings to a bare KCP state machine (the
-// server's engine and kcpconn): stream mode, nodelay with Resend and no
-// congestion window, Window, MTU. Both flush after every send and every
+// TuneCore applies the settings to a bare KCP state machine (the server's
+// engine and kcpconn; package kcptest applies them to kcp-go for the
+// tests): stream mode, nodelay with Resend and no congestion window,
+// Window, MTU. Both flush after every send and every
 // batch of input themselves, which is kcp-go's SetWriteDelay(false) and
 // SetACKNoDelay(true).
 func TuneCore(k *ikcp.KCP, interval time.Duration) {
