@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,5 +497,24 @@ func TestAnswersWindowProbe(t *testing.T) {
 	kcptest.Segments(buf[:n], func(cmd byte, _ uint16) { got = append(got, cmd) })
 	if !bytes.Contains(got, []byte{84}) {
 		t.Fatalf("answer to the probe has segments %v, want a WINS (84)", got)
+	}
+}
+
+// TestRefusedWhenNoServer: with no socket at the address, the connected
+// socket gets ICMP "port unreachable", and Read fails with ECONNREFUSED
+// instead of waiting for its deadline.
+func TestRefusedWhenNoServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // nothing listens there now
+	c := dial(t, addr)
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Read: %v, want ECONNREFUSED", err)
 	}
 }
