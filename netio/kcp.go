@@ -250,7 +250,7 @@ func (f *kcpFront) readLoop() {
 		for i, k := range touched {
 			k.touched = false
 			touched[i] = nil
-			k.pump(&f.rtx)
+			k.pump(&f.rtx, false)
 		}
 		touched = touched[:0]
 		f.dmu.Lock()
@@ -386,9 +386,14 @@ func (k *kcpConn) output(b []byte, n int) {
 	}
 }
 
-// pump runs pumpLocked with k.mu held, sending into tx.
-func (k *kcpConn) pump(tx *txBatch) {
+// pump runs pumpLocked with k.mu held, sending into tx. offList says
+// the session was just taken off the writer's active list (update), so
+// that pumpLocked puts it back if it still has data in flight.
+func (k *kcpConn) pump(tx *txBatch, offList bool) {
 	k.mu.Lock()
+	if offList {
+		k.active = false
+	}
 	k.tx = tx
 	k.pumpLocked()
 	k.tx = nil
@@ -499,7 +504,7 @@ func (f *kcpFront) flushDirty(tx *txBatch) {
 	f.dmu.Unlock()
 	for i, k := range dirty {
 		dirty[i] = nil
-		k.pump(tx)
+		k.pump(tx, false)
 	}
 	f.dmu.Lock()
 	if f.dirty == nil {
@@ -548,10 +553,7 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 		// (KCP's dead-link count is reached after 3.5-4 s, shorter than a
 		// mobile hand-over): as with kcp-go, the sweep closes it after
 		// IdleTimeout of silence.
-		k.mu.Lock()
-		k.active = false
-		k.mu.Unlock()
-		k.pump(&f.wtx) // re-activates it if it still has data in flight
+		k.pump(&f.wtx, true)
 	}
 	return scratch
 }

@@ -246,23 +246,21 @@ func (s *Stats) reset() {
 
 // delivered returns the deliveries counted so far.
 func (s *Stats) delivered() uint64 {
-	var n uint64
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.delivered
-		sh.mu.Unlock()
-	}
-	return n
+	return s.sumShards(func(sh *statShard) uint64 { return sh.delivered })
 }
 
 // sentTotal returns the messages, pings and requests sent so far.
 func (s *Stats) sentTotal() uint64 {
-	n := s.sent.Load()
+	return s.sent.Load() + s.sumShards(func(sh *statShard) uint64 { return sh.requests })
+}
+
+// sumShards adds up field over the shards, each read under its lock.
+func (s *Stats) sumShards(field func(*statShard) uint64) uint64 {
+	var n uint64
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += sh.requests
+		n += field(sh)
 		sh.mu.Unlock()
 	}
 	return n
