@@ -88,9 +88,6 @@ func (s *sender) sendLocked(d *driver) bool {
 		s.remaining[s.seq%uint32(len(s.remaining))].Store(s.receivers)
 	}
 	ts := d.stats.now()
-	if h := d.cfg.hooks.backdate; h != nil {
-		ts -= int64(h(s.p.idx, s.seq))
-	}
 	s.frame = appendBroadcastFrame(s.frame[:0], ts, uint32(s.p.idx), s.seq, s.size)
 	if err := s.p.c.queueBroadcast(s.frame); err != nil {
 		d.stats.countError(err)
@@ -141,9 +138,6 @@ func (d *driver) onBroadcast(p *player, f wire.Frame) {
 	slot := int(from) - base
 	if !ok || slot < 0 || slot >= len(p.sess.members) || slot == p.slot {
 		d.stats.addError(kindBadMessage)
-		return
-	}
-	if h := d.cfg.hooks.dropReceipt; h != nil && h(p.idx, int(from), seq) {
 		return
 	}
 	lat := time.Duration(d.stats.now() - ts)

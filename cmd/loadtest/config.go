@@ -68,19 +68,6 @@ type Config struct {
 
 	cpuProfile string // main only: where to write the driver's CPU profile
 
-	hooks testHooks
-}
-
-// testHooks let tests inject faults into the accounting. They are nil in
-// real runs.
-type testHooks struct {
-	// dropReceipt is asked about every driver message a receiver decodes;
-	// true discards it as if it had never arrived. Called on the
-	// receiver's reader goroutine.
-	dropReceipt func(receiver, sender int, seq uint32) bool
-	// backdate returns how much earlier than the real send time the
-	// message's timestamp is written. Called by the sender.
-	backdate func(sender int, seq uint32) time.Duration
 }
 
 // DefaultConfig returns the flags' defaults.

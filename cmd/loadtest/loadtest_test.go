@@ -109,23 +109,21 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
-// TestDroppedMessageIsLost discards one message at one receiver, as if the
-// server had not delivered it: exactly one loss.
+// TestDroppedMessageIsLost loses one message between the server and one
+// of its two receivers (a relay drops the push): exactly one loss.
 func TestDroppedMessageIsLost(t *testing.T) {
 	srv := startServer(t)
-	cfg := testConfig(srv, scenarioBroadcast)
-	cfg.Drain = 300 * time.Millisecond // the lost message never comes
 	var dropped atomic.Int32
-	cfg.hooks.dropReceipt = func(receiver, sender int, seq uint32) bool {
-		if receiver == 1 && sender == 0 && seq == 5 {
-			dropped.Add(1)
-			return true
-		}
-		return false
-	}
+	relay := startRelay(t, srv.TCPAddr().String(), func(sender, seq uint32) relayAction {
+		// Only at the first receiver it reaches.
+		return relayAction{drop: sender == 0 && seq == 5 && dropped.Add(1) == 1}
+	})
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.Addrs = []string{relay.addr()}
+	cfg.Drain = 300 * time.Millisecond // the lost message never comes
 	res := runTest(t, cfg)
-	if dropped.Load() != 1 {
-		t.Fatalf("the hook dropped %d messages, want 1", dropped.Load())
+	if n := dropped.Load(); n != 2 {
+		t.Fatalf("message 0/5 reached the relay %d times, want 2 (one per receiver)", n)
 	}
 	if res.Lost != 1 {
 		t.Errorf("lost %d, want exactly 1", res.Lost)
@@ -141,21 +139,27 @@ func TestDroppedMessageIsLost(t *testing.T) {
 	}
 }
 
-// TestDelayedMessageShowsInLatency stamps one message 50ms in the past, as
-// if it had been delayed that long: the maximum shows it, the median not.
+// TestDelayedMessageShowsInLatency holds one message for 50ms between the
+// server and one receiver (a relay): the maximum shows it, the median not.
 func TestDelayedMessageShowsInLatency(t *testing.T) {
+	const delay = 50 * time.Millisecond
 	srv := startServer(t)
-	cfg := testConfig(srv, scenarioBroadcast)
-	cfg.hooks.backdate = func(sender int, seq uint32) time.Duration {
-		if sender == 0 && seq == 5 {
-			return 50 * time.Millisecond
+	var held atomic.Int32
+	relay := startRelay(t, srv.TCPAddr().String(), func(sender, seq uint32) relayAction {
+		if sender == 0 && seq == 5 && held.Add(1) == 1 {
+			return relayAction{delay: delay}
 		}
-		return 0
-	}
+		return relayAction{}
+	})
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.Addrs = []string{relay.addr()}
 	res := runTest(t, cfg)
 	wantClean(t, res)
-	if res.Latency.Max < 50_000 {
-		t.Errorf("max latency %dµs, want at least 50ms", res.Latency.Max)
+	if held.Load() == 0 {
+		t.Fatal("message 0/5 never reached the relay")
+	}
+	if res.Latency.Max < delay.Microseconds() {
+		t.Errorf("max latency %dµs, want at least %v", res.Latency.Max, delay)
 	}
 	if res.Latency.P50 >= 20_000 {
 		t.Errorf("p50 latency %dµs, want well under the delay", res.Latency.P50)
