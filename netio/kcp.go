@@ -301,16 +301,22 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 	}
 	k.tx = &f.rtx
 	defer func() { k.tx = nil }()
-	if k.kcp.Input(p, true, false) < 0 {
-		return k // not a KCP packet; nothing changed
+	switch k.kcp.Input(p, true, false) {
+	case ikcp.InputFragment:
+		// A message of several segments (frg > 0): kcp-go clients in
+		// stream mode never send one, and it could block the stream.
+		c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, "kcp: message mode is not supported", false)
+		return k
+	case -1, -2, -3:
+		return k // not a KCP packet; what came before the bad part was taken
 	}
 	got := false
 	done := k.finished || c.closing.Load()
 	for {
 		n := k.kcp.Recv(rbuf)
 		if n == -2 {
-			// A message of several segments (frg > 0): kcp-go clients in
-			// stream mode never send one.
+			// Larger than rbuf: only a message of several segments, which
+			// Input refuses.
 			c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, "kcp: message mode is not supported", false)
 			break
 		}

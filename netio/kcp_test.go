@@ -3,6 +3,7 @@ package netio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -147,6 +148,9 @@ func FuzzKCPDatagram(f *testing.F) {
 	f.Add(kcpSegment(1, kcpCmdPush, 0, []byte{0, 0, 0, 255, 1}))
 	f.Add(kcpSegment(2, 82, 0, nil))
 	f.Add(append(kcpSegment(3, kcpCmdPush, 0, ping), kcpSegment(3, kcpCmdPush, 1, ping)...))
+	frag := kcpSegment(4, kcpCmdPush, 1, ping)
+	frag[5] = 200 // message mode, more fragments than the window
+	f.Add(append(kcpSegment(4, kcpCmdPush, 0, ping), frag...))
 	f.Add([]byte("not kcp at all, not kcp at all"))
 
 	h := newTestHandler()
@@ -234,5 +238,36 @@ func TestKCPSurvivesOutage(t *testing.T) {
 	}
 	if h.closedNow(c) {
 		t.Fatal("the session was closed during the outage")
+	}
+}
+
+// TestKCPFragmentCloses sends, after a first segment, a data segment with
+// a fragment count (message mode): 150 fragments could never be assembled
+// in a 128-segment window and would block the session's stream. The
+// server must close the session as a bad frame at once.
+func TestKCPFragmentCloses(t *testing.T) {
+	h := newTestHandler()
+	// Short, since the Bye waits for an ACK this client never sends; long
+	// enough not to close the session as idle before the fragment.
+	s := startServer(t, h, func(c *Config) { c.IdleTimeout = time.Second })
+	raw := rawUDP(t, s)
+	const conv = 0xF4A6
+	ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil)
+	if _, err := raw.Write(kcpSegment(conv, kcpCmdPush, 0, ping)); err != nil {
+		t.Fatal(err)
+	}
+	var c *Conn
+	select {
+	case c = <-h.opens:
+	case <-time.After(waitFor):
+		t.Fatal("no OnOpen for a first segment")
+	}
+	frag := kcpSegment(conv, kcpCmdPush, 1, []byte("x"))
+	frag[5] = 149 // frg: the first of 150 fragments
+	if _, err := raw.Write(frag); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.waitClose(t, c); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("OnClose(%v), want ErrBadFrame", err)
 	}
 }

@@ -17,5 +17,8 @@
 // receive window is zero) after 100 ms backing off to 1 s, where upstream
 // waits 7 s backing off to 120 s: a lost window update (WINS) stalled a
 // session for that long, and under overload on loopback (the load test's
-// KCP 1000×8) UDP datagrams are lost by the million.
+// KCP 1000×8) UDP datagrams are lost by the million. In stream mode, Input
+// refuses a data segment with a fragment count (InputFragment): upstream
+// stores it, and a message of more fragments than the receive window is
+// never assembled and blocks the stream for good.
 package kcp

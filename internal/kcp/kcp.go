@@ -539,7 +539,17 @@ func (kcp *KCP) parse_data(newseg segment) bool {
 	return repeat
 }
 
+// InputFragment is what Input returns when a KCP in stream mode receives a
+// data segment with a fragment count (frg > 0): the peer is in message
+// mode, which a stream-mode receiver does not support. The segment is not
+// taken; the segments before it in the datagram were. Callers close the
+// session. (Covey; upstream takes it, and a message of more fragments than
+// the receive window then blocks the stream for good.)
+const InputFragment = -4
+
 // Input a packet into kcp state machine.
+//
+// Covey: it returns InputFragment for a fragment in stream mode.
 //
 // 'regular' indicates it's a real data packet from remote, and it means it's not generated from ReedSolomon
 // codecs.
@@ -584,6 +594,13 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 		if cmd != IKCP_CMD_PUSH && cmd != IKCP_CMD_ACK &&
 			cmd != IKCP_CMD_WASK && cmd != IKCP_CMD_WINS {
 			return -3
+		}
+		// Covey: in stream mode a fragment (frg > 0) is a peer in message
+		// mode, or a forged segment. A message of more segments than the
+		// receive window would never be assembled, and would block
+		// everything after it: refuse it before it is stored.
+		if cmd == IKCP_CMD_PUSH && frg != 0 && kcp.stream != 0 {
+			return InputFragment
 		}
 
 		// only trust window updates from regular packets. i.e: latest update

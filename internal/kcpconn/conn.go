@@ -2,6 +2,7 @@ package kcpconn
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -24,6 +25,11 @@ const (
 	// than 255 segments at once; in stream mode the pieces join up again.
 	sendChunk = 64 << 10
 )
+
+// ErrMessageMode is the error of Read and Write after the server sent a
+// KCP message of several segments (frg > 0): the connection is in stream
+// mode, and could not read anything after it.
+var ErrMessageMode = errors.New("kcpconn: the server sent a KCP message in message mode (fragment count > 0); the connection is in stream mode")
 
 // Test hooks, called just before Read waits for a datagram and before
 // Write waits for the window.
@@ -130,10 +136,15 @@ func (c *Conn) input(p []byte) {
 	before := c.kcp.WaitSnd()
 	// With ackNoDelay, Input flushes itself: everything if the send window
 	// moved, else the ACKs.
-	if c.kcp.Input(p, true, true) < 0 {
+	if rc := c.kcp.Input(p, true, true); rc < 0 {
 		// Not (all) a KCP packet of this conversation: send the ACKs of
 		// the segments before the bad part, so that they cannot pile up.
 		c.kcp.Flush(true)
+		if rc == ikcp.InputFragment {
+			// A server in message mode: nothing after this segment
+			// could be read.
+			c.err = ErrMessageMode
+		}
 		return
 	}
 	if c.kcp.ProbePending() {

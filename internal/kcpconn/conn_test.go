@@ -518,3 +518,30 @@ func TestRefusedWhenNoServer(t *testing.T) {
 		t.Fatalf("Read: %v, want ECONNREFUSED", err)
 	}
 }
+
+// TestMessageModeServer: the server sends a data segment with a fragment
+// count (frg 1: message mode). The client is in stream mode, where a
+// message of more fragments than its window would block the stream for
+// good: Read must fail with ErrMessageMode, not wait for its deadline, and
+// so must Write after it.
+func TestMessageModeServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := dial(t, pc.LocalAddr().String())
+	conv := c.kcp.Conv()
+	seg := []byte{byte(conv), byte(conv >> 8), byte(conv >> 16), byte(conv >> 24), 81, 1, 128, 0}
+	seg = append(seg, make([]byte, 12)...) // ts, sn, una: 0
+	seg = append(seg, 1, 0, 0, 0, 'x')     // len 1, data
+	if _, err := pc.WriteTo(seg, c.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, ErrMessageMode) {
+		t.Fatalf("Read: %v, want ErrMessageMode", err)
+	}
+	if _, err := c.Write([]byte("more")); !errors.Is(err, ErrMessageMode) {
+		t.Fatalf("Write after: %v, want ErrMessageMode", err)
+	}
+}
