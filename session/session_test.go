@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -730,6 +731,53 @@ func TestTicks(t *testing.T) {
 	waitFor(t, probe, "tick after restart")
 	if len(fast) != 0 || len(slow) != 0 {
 		t.Fatal("a stopped tick fired")
+	}
+}
+
+// TestTickStopWaitsForRunningTick stops a tick from another goroutine
+// while its callback runs, and from within the callback: OnTickStop must
+// come after the callback has returned, both times.
+func TestTickStopWaitsForRunningTick(t *testing.T) {
+	for _, fromInside := range []bool{false, true} {
+		tb, clk := newTestTable(t)
+		alice, _ := player(tb, "alice")
+		s := mustCreate(t, tb, alice, 1, 4)
+		var mu sync.Mutex
+		var order []string
+		record := func(what string) {
+			mu.Lock()
+			order = append(order, what)
+			mu.Unlock()
+		}
+		started, release, stopped := make(chan string, 1), make(chan struct{}), make(chan string, 1)
+		s.SetOnTick(time.Second, func(id string) {
+			started <- id
+			if fromInside {
+				s.StopAllTicks()
+			} else {
+				<-release
+			}
+			record("tick returns")
+		})
+		s.SetOnTickStop(time.Second, func(id string) {
+			record("stop")
+			stopped <- id
+		})
+		clk.advance(tb, time.Second)
+		waitFor(t, started, "tick")
+		if !fromInside {
+			if !s.StopAllTicks() {
+				t.Fatal("StopAllTicks found nothing running")
+			}
+			close(release)
+		}
+		waitFor(t, stopped, "tick stop")
+		mu.Lock()
+		got := slices.Clone(order)
+		mu.Unlock()
+		if !slices.Equal(got, []string{"tick returns", "stop"}) {
+			t.Fatalf("from inside the callback %v: order %v, want the callback's return before OnTickStop", fromInside, got)
+		}
 	}
 }
 

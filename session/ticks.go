@@ -7,6 +7,10 @@ type tick struct {
 	interval time.Duration
 	fn       func(id string)
 	timer    *timer // s.mu
+	// running is set while fn runs (s.mu); a stop that comes then leaves
+	// its OnTickStop callback in stop, for runTick to call when fn returns.
+	running bool
+	stop    func(id string)
 }
 
 // SetOnTick calls fn every interval on the table's scheduler goroutine for
@@ -41,15 +45,21 @@ func (s *Session) armLocked(tk *tick, due time.Time) {
 }
 
 // runTick calls tk's callback, if tk still runs, and schedules the next.
+// If the tick is stopped while the callback runs, it calls the tick's
+// OnTickStop callback when the callback returns.
 func (s *Session) runTick(tk *tick) {
 	s.mu.Lock()
-	live := s.ticks[tk.interval] == tk
-	s.mu.Unlock()
-	if !live {
+	if s.ticks[tk.interval] != tk {
+		s.mu.Unlock()
 		return
 	}
+	tk.running = true
+	s.mu.Unlock()
 	tk.fn(s.id)
 	s.mu.Lock()
+	tk.running = false
+	stop := tk.stop
+	tk.stop = nil
 	if s.ticks[tk.interval] == tk {
 		// Due times come from the previous due time, not from when fn
 		// returned, so a slow callback does not make the ticks drift.
@@ -60,6 +70,9 @@ func (s *Session) runTick(tk *tick) {
 		s.armLocked(tk, due)
 	}
 	s.mu.Unlock()
+	if stop != nil {
+		stop(s.id)
+	}
 }
 
 // SetOnTickStop sets the callback called when the tick of the given
@@ -82,9 +95,12 @@ func (s *Session) SetOnTickStop(interval time.Duration, fn func(id string)) bool
 }
 
 // StopAllTicks stops every tick of the session and calls their OnTickStop
-// callbacks. It reports whether any tick was running. A tick callback that
-// had already started on the scheduler goroutine may still be running, and
-// finish after OnTickStop; no tick starts afterwards.
+// callbacks. It reports whether any tick was running. No tick callback
+// starts afterwards, and a tick's OnTickStop runs after its last callback:
+// if that callback is still running on the scheduler goroutine (StopAllTicks
+// called from another goroutine, or from the callback itself), OnTickStop
+// runs on the scheduler goroutine when it returns, so StopAllTicks may
+// return before it.
 func (s *Session) StopAllTicks() bool {
 	s.mu.Lock()
 	running := len(s.ticks) > 0
@@ -97,13 +113,19 @@ func (s *Session) StopAllTicks() bool {
 }
 
 // stopTicksLocked stops every tick and returns the OnTickStop callbacks of
-// the ticks that were running, for the caller to call after unlocking.
-// s.mu must be held.
+// the ticks that were running, for the caller to call after unlocking;
+// those of ticks whose callback is running are left to runTick. s.mu must
+// be held.
 func (s *Session) stopTicksLocked() []func(id string) {
 	var stops []func(id string)
 	for interval, tk := range s.ticks {
 		s.t.sched.cancel(tk.timer)
-		if stop := s.tickStops[interval]; stop != nil {
+		stop := s.tickStops[interval]
+		switch {
+		case stop == nil:
+		case tk.running:
+			tk.stop = stop
+		default:
 			stops = append(stops, stop)
 		}
 	}
