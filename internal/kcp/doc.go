@@ -20,5 +20,8 @@
 // KCP 1000×8) UDP datagrams are lost by the million. In stream mode, Input
 // refuses a data segment with a fragment count (InputFragment): upstream
 // stores it, and a message of more fragments than the receive window is
-// never assembled and blocks the stream for good.
+// never assembled and blocks the stream for good. Receiving a segment no
+// longer allocates: the receive heap is typed (container/heap boxed every
+// segment pushed and popped) and the buffer pool holds array pointers (a
+// slice put in a sync.Pool is boxed).
 package kcp

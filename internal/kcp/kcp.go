@@ -23,7 +23,6 @@
 package kcp
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"sync/atomic"
 	"time"
@@ -152,37 +151,66 @@ func (seg *segment) encode(ptr []byte) []byte {
 }
 
 // segmentHeap is a min-heap of segments, used for receiving segments in order
+//
+// Covey: typed push and pop in place of container/heap, whose interface
+// values allocated a copy of every segment pushed or popped.
 type segmentHeap struct {
 	segments []segment
 	marks    map[uint32]struct{} // to avoid duplicates
 }
 
 func newSegmentHeap() *segmentHeap {
-	h := &segmentHeap{
-		marks: make(map[uint32]struct{}),
-	}
-	heap.Init(h)
-	return h
+	return &segmentHeap{marks: make(map[uint32]struct{})}
 }
 
 func (h *segmentHeap) Len() int { return len(h.segments) }
 
-func (h *segmentHeap) Less(i, j int) bool {
+func (h *segmentHeap) less(i, j int) bool {
 	return _itimediff(h.segments[j].sn, h.segments[i].sn) > 0
 }
 
-func (h *segmentHeap) Swap(i, j int) { h.segments[i], h.segments[j] = h.segments[j], h.segments[i] }
-func (h *segmentHeap) Push(x interface{}) {
-	h.segments = append(h.segments, x.(segment))
-	h.marks[x.(segment).sn] = struct{}{}
+// push adds seg.
+func (h *segmentHeap) push(seg segment) {
+	h.segments = append(h.segments, seg)
+	h.marks[seg.sn] = struct{}{}
+	for i := len(h.segments) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		h.segments[i], h.segments[parent] = h.segments[parent], h.segments[i]
+		i = parent
+	}
 }
 
-func (h *segmentHeap) Pop() interface{} {
-	n := len(h.segments)
-	x := h.segments[n-1]
-	h.segments = h.segments[0 : n-1]
-	delete(h.marks, x.sn)
-	return x
+// min returns the segment with the lowest sn; the heap must not be empty.
+func (h *segmentHeap) min() *segment { return &h.segments[0] }
+
+// pop removes and returns the segment with the lowest sn; the heap must
+// not be empty.
+func (h *segmentHeap) pop() segment {
+	n := len(h.segments) - 1
+	top := h.segments[0]
+	h.segments[0] = h.segments[n]
+	h.segments[n] = segment{}
+	h.segments = h.segments[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		small := l
+		if r := l + 1; r < n && h.less(r, l) {
+			small = r
+		}
+		if !h.less(small, i) {
+			break
+		}
+		h.segments[i], h.segments[small] = h.segments[small], h.segments[i]
+		i = small
+	}
+	delete(h.marks, top.sn)
+	return top
 }
 
 func (h *segmentHeap) Has(sn uint32) bool {
@@ -252,14 +280,14 @@ func NewKCP(conv uint32, output output_callback) *KCP {
 
 // newSegment creates a KCP segment
 func (kcp *KCP) newSegment(size int) (seg segment) {
-	seg.data = xmitBuf.Get().([]byte)[:size]
+	seg.data = getBuf()[:size]
 	return
 }
 
 // recycleSegment recycles a KCP segment
 func (kcp *KCP) recycleSegment(seg *segment) {
 	if seg.data != nil {
-		xmitBuf.Put(seg.data)
+		putBuf(seg.data)
 		seg.data = nil
 	}
 }
@@ -327,16 +355,9 @@ func (kcp *KCP) Recv(buffer []byte) (n int) {
 	}
 
 	// move available data from rcv_buf -> rcv_queue
-	for kcp.rcv_buf.Len() > 0 {
-		seg := heap.Pop(kcp.rcv_buf).(segment)
-		if seg.sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
-			kcp.rcv_queue.Push(seg)
-			kcp.rcv_nxt++
-		} else {
-			// push back segment
-			heap.Push(kcp.rcv_buf, seg)
-			break
-		}
+	for kcp.rcv_buf.Len() > 0 && kcp.rcv_buf.min().sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
+		kcp.rcv_queue.Push(kcp.rcv_buf.pop())
+		kcp.rcv_nxt++
 	}
 
 	// fast recover
@@ -515,25 +536,18 @@ func (kcp *KCP) parse_data(newseg segment) bool {
 	repeat := false
 	if !kcp.rcv_buf.Has(sn) {
 		// replicate the content if it's new
-		dataCopy := xmitBuf.Get().([]byte)[:len(newseg.data)]
+		dataCopy := getBuf()[:len(newseg.data)]
 		copy(dataCopy, newseg.data)
 		newseg.data = dataCopy
 
 		// insert the new segment into rcv_buf
-		heap.Push(kcp.rcv_buf, newseg)
+		kcp.rcv_buf.push(newseg)
 	}
 
 	// move available data from rcv_buf -> rcv_queue
-	for kcp.rcv_buf.Len() > 0 {
-		seg := heap.Pop(kcp.rcv_buf).(segment)
-		if seg.sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
-			kcp.rcv_queue.Push(seg)
-			kcp.rcv_nxt++
-		} else {
-			// push back segment
-			heap.Push(kcp.rcv_buf, seg)
-			break
-		}
+	for kcp.rcv_buf.Len() > 0 && kcp.rcv_buf.min().sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
+		kcp.rcv_queue.Push(kcp.rcv_buf.pop())
+		kcp.rcv_nxt++
 	}
 
 	return repeat
