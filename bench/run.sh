@@ -10,6 +10,7 @@ out=bench/results
 mkdir -p "$out"
 go build -o /tmp/covey-bench-server ./cmd/server
 go build -o /tmp/covey-bench-loadtest ./cmd/loadtest
+go build -o /tmp/covey-bench-floor ./bench/floor
 
 # name | server flags | driver flags
 scenarios=(
@@ -35,5 +36,25 @@ for s in "${scenarios[@]}"; do
   echo "== $name"
   # shellcheck disable=SC2086
   /tmp/covey-bench-loadtest $dflags -server-pid "$pid" -quiet -json "$out/$name.json" | tee "$out/$name.txt" || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+# The floor (bench/floor): the same traffic through a server and a client
+# that make only the system calls. name | loops on each side | client flags
+floors=(
+  "floor-tcp-100x8-10|2|-rate 10"
+  "floor-tcp-100x8-50|2|-rate 50"
+  "floor-tcp-100x8-50-1loop|1|-rate 50"
+)
+for s in "${floors[@]}"; do
+  IFS='|' read -r name loops cflags <<<"$s"
+  if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
+  /tmp/covey-bench-floor -mode server -loops "$loops" 2>/dev/null &
+  pid=$!
+  # A probe connection sends no index: the server drops it.
+  for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/7790) 2>/dev/null && break; sleep 0.1; done
+  echo "== $name"
+  # shellcheck disable=SC2086
+  /tmp/covey-bench-floor -mode client -loops "$loops" -server-pid "$pid" -duration 20s $cflags | tee "$out/$name.txt" || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
