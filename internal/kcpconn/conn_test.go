@@ -473,20 +473,34 @@ func FuzzInput(f *testing.F) {
 	})
 }
 
-// TestAnswersWindowProbe: a window probe (WASK) from the peer is answered
-// with a window update (WINS) at once, not with whatever the client sends
-// next.
-func TestAnswersWindowProbe(t *testing.T) {
+// rawPeer returns a UDP socket on loopback standing in for the server,
+// and a Conn dialled to it.
+func rawPeer(t *testing.T) (net.PacketConn, *Conn) {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	c := dial(t, pc.LocalAddr().String())
-	conv := c.kcp.Conv()
-	wask := []byte{byte(conv), byte(conv >> 8), byte(conv >> 16), byte(conv >> 24), 83, 0, 128, 0}
-	wask = append(wask, make([]byte, 16)...) // ts, sn, una, len: 0
-	c.input(wask)
+	t.Cleanup(func() { pc.Close() })
+	return pc, dial(t, pc.LocalAddr().String())
+}
+
+// rawSegment encodes one KCP segment: conv, cmd, frg, window 128, ts, sn
+// and una 0, then len and data.
+func rawSegment(conv uint32, cmd, frg byte, data []byte) []byte {
+	b := []byte{byte(conv), byte(conv >> 8), byte(conv >> 16), byte(conv >> 24), cmd, frg, 128, 0}
+	b = append(b, make([]byte, 12)...) // ts, sn, una
+	n := len(data)
+	b = append(b, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+	return append(b, data...)
+}
+
+// TestAnswersWindowProbe: a window probe (WASK) from the peer is answered
+// with a window update (WINS) at once, not with whatever the client sends
+// next.
+func TestAnswersWindowProbe(t *testing.T) {
+	pc, c := rawPeer(t)
+	c.input(rawSegment(c.kcp.Conv(), 83, 0, nil)) // WASK
 	pc.SetReadDeadline(time.Now().Add(testTimeout))
 	buf := make([]byte, 2048)
 	n, _, err := pc.ReadFrom(buf)
@@ -525,16 +539,8 @@ func TestRefusedWhenNoServer(t *testing.T) {
 // good: Read must fail with ErrMessageMode, not wait for its deadline, and
 // so must Write after it.
 func TestMessageModeServer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	c := dial(t, pc.LocalAddr().String())
-	conv := c.kcp.Conv()
-	seg := []byte{byte(conv), byte(conv >> 8), byte(conv >> 16), byte(conv >> 24), 81, 1, 128, 0}
-	seg = append(seg, make([]byte, 12)...) // ts, sn, una: 0
-	seg = append(seg, 1, 0, 0, 0, 'x')     // len 1, data
+	pc, c := rawPeer(t)
+	seg := rawSegment(c.kcp.Conv(), 81, 1, []byte("x")) // PUSH, frg 1
 	if _, err := pc.WriteTo(seg, c.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
