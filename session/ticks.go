@@ -78,6 +78,12 @@ func (s *Session) runTick(tk *tick) {
 // SetOnTickStop sets the callback called when the tick of the given
 // interval stops (StopAllTicks or session deletion). One per interval: it
 // reports false if one was already set, or if fn is nil.
+//
+// fn runs after the tick's last callback has returned. If that callback
+// is running when the tick stops, fn runs on the scheduler goroutine when
+// it returns, and so after whatever the callback did next: after OnDeleted
+// if it deleted the session, after a new tick's start if it called
+// SetOnTick again for the same interval.
 func (s *Session) SetOnTickStop(interval time.Duration, fn func(id string)) bool {
 	if fn == nil {
 		return false

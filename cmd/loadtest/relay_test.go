@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,9 +29,10 @@ type pushRelay struct {
 	target string
 	act    func(sender, seq uint32) relayAction
 
-	wg sync.WaitGroup
-	mu sync.Mutex
-	nc []net.Conn // every connection the relay made or accepted
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	nc     []net.Conn // every connection the relay made or accepted
+	closed bool       // the test is over: close what comes
 }
 
 // startRelay listens on a loopback port and relays each connection to
@@ -46,6 +48,7 @@ func startRelay(t *testing.T, target string, act func(sender, seq uint32) relayA
 	t.Cleanup(func() {
 		ln.Close()
 		r.mu.Lock()
+		r.closed = true
 		for _, c := range r.nc {
 			c.Close()
 		}
@@ -58,10 +61,22 @@ func startRelay(t *testing.T, target string, act func(sender, seq uint32) relayA
 // addr returns the address the driver should dial.
 func (r *pushRelay) addr() string { return r.ln.Addr().String() }
 
+// track records c for the cleanup, or closes it if the cleanup has run.
 func (r *pushRelay) track(c net.Conn) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		c.Close()
+		return
+	}
 	r.nc = append(r.nc, c)
-	r.mu.Unlock()
+}
+
+// closing reports whether err is how a relayed connection ends: closed by
+// either side, or by the relay's cleanup.
+func closing(err error) bool {
+	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (r *pushRelay) accept() {
@@ -83,7 +98,7 @@ func (r *pushRelay) accept() {
 			srv.Close()
 		})
 		r.wg.Go(func() {
-			if err := r.forward(client, srv); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			if err := r.forward(client, srv); !closing(err) {
 				r.t.Errorf("relay: %v", err)
 			}
 			client.Close()

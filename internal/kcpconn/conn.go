@@ -93,21 +93,25 @@ func (c *Conn) output(b []byte, n int) {
 // Read reads stream bytes into p, waiting for a datagram if KCP holds
 // none in order. It returns a timeout error (os.ErrDeadlineExceeded) after
 // the read deadline, net.ErrClosed after Close (even if data was
-// received), and the socket's errors.
+// received), ErrMessageMode once the bytes received before the server's
+// fragment are read, and the socket's errors.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
 		c.mu.Lock()
-		if err := c.err; err != nil {
-			c.mu.Unlock()
-			return 0, err
+		n := 0
+		if c.err == nil || c.err == ErrMessageMode {
+			n = c.recvLocked(p)
 		}
-		n := c.recvLocked(p)
+		err := c.err
 		c.mu.Unlock()
 		if n > 0 {
 			return n, nil
+		}
+		if err != nil {
+			return 0, err
 		}
 		if testHookRead != nil {
 			testHookRead()
@@ -142,8 +146,13 @@ func (c *Conn) input(p []byte) {
 		c.kcp.Flush(true)
 		if rc == ikcp.InputFragment {
 			// A server in message mode: nothing after this segment
-			// could be read.
+			// could be read. Wake a Write waiting for the window, which
+			// no ACK will open now.
 			c.err = ErrMessageMode
+			select {
+			case c.wnd <- struct{}{}:
+			default:
+			}
 		}
 		return
 	}
@@ -210,8 +219,8 @@ func grow(b []byte, n int) []byte {
 // Write queues p to KCP and sends what the send window allows at once;
 // it waits while 2×Window segments or more are unsent or unacknowledged. It
 // returns os.ErrDeadlineExceeded once the write deadline has passed (a
-// wait ends when the deadline is moved into the past), and net.ErrClosed
-// after Close.
+// wait ends when the deadline is moved into the past), net.ErrClosed
+// after Close, and ErrMessageMode once the server sent a fragment.
 func (c *Conn) Write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {

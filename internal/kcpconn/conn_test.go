@@ -533,20 +533,37 @@ func TestRefusedWhenNoServer(t *testing.T) {
 	}
 }
 
-// TestMessageModeServer: the server sends a data segment with a fragment
-// count (frg 1: message mode). The client is in stream mode, where a
-// message of more fragments than its window would block the stream for
-// good: Read must fail with ErrMessageMode, not wait for its deadline, and
-// so must Write after it.
+// TestMessageModeServer: the server sends data, then a data segment with
+// a fragment count (frg 1: message mode), while a Write waits for the
+// window. The client is in stream mode, where a message of more fragments
+// than its window would block the stream for good: Read must return the
+// data, then fail with ErrMessageMode, not wait for its deadline; the
+// waiting Write must fail with it too, and so must Writes after it.
 func TestMessageModeServer(t *testing.T) {
 	pc, c := rawPeer(t)
-	seg := rawSegment(c.kcp.Conv(), 81, 1, []byte("x")) // PUSH, frg 1
-	if _, err := pc.WriteTo(seg, c.LocalAddr()); err != nil {
+	c.SetWriteDeadline(time.Time{})
+	if _, err := c.Write(make([]byte, maxWaitSnd*kcptune.MTU)); err != nil {
+		t.Fatal(err) // fills the window: the peer never acknowledges
+	}
+	_, waiting := blockedHooks(t)
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write([]byte("more")); werr <- err }()
+	waitSignal(t, waiting, "Write waiting for the window")
+	conv := c.kcp.Conv()
+	data := rawSegment(conv, 81, 0, []byte("ok")) // PUSH sn 0
+	frag := rawSegment(conv, 81, 1, []byte("x"))  // PUSH frg 1
+	frag[12] = 1                                  // sn 1
+	if _, err := pc.WriteTo(append(data, frag...), c.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, ErrMessageMode) {
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "ok" {
+		t.Fatalf("Read = %q, %v; want the data before the fragment", buf[:n], err)
+	}
+	if _, err := c.Read(buf); !errors.Is(err, ErrMessageMode) {
 		t.Fatalf("Read: %v, want ErrMessageMode", err)
 	}
+	wantErr(t, werr, ErrMessageMode, "the waiting Write")
 	if _, err := c.Write([]byte("more")); !errors.Is(err, ErrMessageMode) {
 		t.Fatalf("Write after: %v, want ErrMessageMode", err)
 	}
