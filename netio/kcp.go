@@ -55,9 +55,8 @@ const (
 )
 
 // batchConn is the part of ipv4.PacketConn and ipv6.PacketConn the engine
-// uses: recvmmsg and sendmmsg.
+// uses: sendmmsg (the reader is a udpReader).
 type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
@@ -189,10 +188,6 @@ func (s *Server) startKCP() error {
 // ipv6BatchConn adapts ipv6.PacketConn (whose Message is the same type).
 type ipv6BatchConn struct{ p *ipv6.PacketConn }
 
-func (b ipv6BatchConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
-	return b.p.ReadBatch(ms, flags)
-}
-
 func (b ipv6BatchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	return b.p.WriteBatch(ms, flags)
 }
@@ -214,14 +209,15 @@ func (f *kcpFront) stop() {
 func (f *kcpFront) readLoop() {
 	s := f.s
 	defer s.wg.Done()
-	msgs := make([]ipv4.Message, kcpBatch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, kcpPacketMax)}
+	rd, err := newUDPReader(f.uc, kcpBatch, kcpPacketMax)
+	if err != nil {
+		s.log.Error("netio: kcp reader; no KCP traffic", "err", err)
+		return
 	}
 	rbuf := make([]byte, 2*kcptune.MTU)
 	var touched []*kcpConn
 	for {
-		n, err := f.bc.ReadBatch(msgs, 0)
+		n, err := rd.read()
 		if err != nil {
 			if f.closed.Load() {
 				return
@@ -237,12 +233,11 @@ func (f *kcpFront) readLoop() {
 		f.readerBusy = true
 		f.dmu.Unlock()
 		for i := range n {
-			m := &msgs[i]
-			ua, _ := m.Addr.(*net.UDPAddr)
-			if ua == nil || m.N < kcpOverhead {
+			p, from, ok := rd.datagram(i)
+			if !ok || len(p) < kcpOverhead {
 				continue
 			}
-			if k := f.input(m.Buffers[0][:m.N], ua, rbuf); k != nil && !k.touched {
+			if k := f.input(p, from, rbuf); k != nil && !k.touched {
 				k.touched = true
 				touched = append(touched, k)
 			}
@@ -265,8 +260,7 @@ func (f *kcpFront) readLoop() {
 // segment, if the server has room) and hands the frames it completed to
 // the Handler, calling OnOpen before the session's first one. It returns
 // the session, or nil if the packet was dropped. Reader only.
-func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
-	key := ua.AddrPort()
+func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 	conv := binary.LittleEndian.Uint32(p)
 	first := p[kcpCmdOff] == kcpCmdPush && binary.LittleEndian.Uint32(p[kcpSnOff:]) == 0
 	f.mu.RLock()
@@ -288,7 +282,7 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 		if !first {
 			return nil
 		}
-		if k = f.newSession(conv, key, ua); k == nil {
+		if k = f.newSession(conv, key); k == nil {
 			return nil
 		}
 	}
@@ -359,7 +353,7 @@ func (f *kcpFront) input(p []byte, ua *net.UDPAddr, rbuf []byte) *kcpConn {
 // newSession creates and registers the session of a client's first
 // segment, or returns nil if the server holds Config.MaxConns connections
 // (then nothing is allocated) or is shutting down. Reader only.
-func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) *kcpConn {
+func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	s := f.s
 	if s.kcpPending.Load() >= s.kcpPendingLimit() {
 		s.refuse(KCP, "kcp handshakes")
@@ -368,6 +362,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, ua *net.UDPAddr) 
 	if !s.admit(KCP) {
 		return nil
 	}
+	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
 	c := newConn(s, KCP, ua)
 	k := &kcpConn{c: c, f: f, key: key, addr: ua, born: s.now(), dec: wire.NewDecoder(s.cfg.Wire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)

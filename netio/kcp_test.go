@@ -271,3 +271,26 @@ func TestKCPFragmentCloses(t *testing.T) {
 		t.Fatalf("OnClose(%v), want ErrBadFrame", err)
 	}
 }
+
+// TestKCPOverIPv6 serves a kcp-go client over ::1: the engine's reader
+// parses IPv6 sources, and its replies find the client.
+func TestKCPOverIPv6(t *testing.T) {
+	if uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		uc.Close()
+	}
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) {
+		c.TCPAddr, c.KCPAddr = "[::1]:0", "[::1]:0"
+		c.IdleTimeout = time.Second // the Bye at Shutdown waits for an ACK from a closed client
+	})
+	cl, c := dial(t, s, h, KCP, dialOpts{})
+	if got := c.RemoteAddr().(*net.UDPAddr); !got.IP.Equal(net.IPv6loopback) {
+		t.Fatalf("RemoteAddr %v, want ::1", got)
+	}
+	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, []byte("v6")))
+	if f := cl.next(); f.Seq != 2 || string(f.Payload) != "v6" {
+		t.Fatalf("reply %+v %q", f.Header, f.Payload)
+	}
+}

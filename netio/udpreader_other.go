@@ -1,0 +1,36 @@
+//go:build !linux
+
+package netio
+
+import (
+	"net"
+	"net/netip"
+)
+
+// udpReader reads one datagram at a time where recvmmsg is not available;
+// see the Linux version for the contract.
+type udpReader struct {
+	uc   *net.UDPConn
+	buf  []byte
+	n    int
+	from netip.AddrPort
+}
+
+func newUDPReader(uc *net.UDPConn, _, size int) (*udpReader, error) {
+	return &udpReader{uc: uc, buf: make([]byte, size)}, nil
+}
+
+// read waits for the next datagram; it returns 1.
+func (r *udpReader) read() (int, error) {
+	n, from, err := r.uc.ReadFromUDPAddrPort(r.buf)
+	if err != nil {
+		return 0, err
+	}
+	r.n, r.from = n, from
+	return 1, nil
+}
+
+// datagram returns the datagram read last and its source.
+func (r *udpReader) datagram(int) ([]byte, netip.AddrPort, bool) {
+	return r.buf[:r.n], r.from, true
+}
