@@ -3,7 +3,6 @@ package clientsdk
 import (
 	"errors"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/coveyhq/covey/internal/stacks"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -481,15 +481,6 @@ func (fc *fakeConn) nextFrame(t *testing.T) wire.Frame {
 // clientGoroutines counts the goroutines running a client's loops (its
 // KCP connection runs none of its own).
 func clientGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	s := string(buf)
+	s := string(stacks.All())
 	return strings.Count(s, "clientsdk.(*Client).readLoop") + strings.Count(s, "clientsdk.(*Client).writeLoop")
 }

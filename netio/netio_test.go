@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/internal/stacks"
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
 )
@@ -551,17 +552,8 @@ func TestGoroutines(t *testing.T) {
 // serverGoroutines counts the goroutines running netio's or gnet's code, leaving out the
 // tests' own (under testing.tRunner, or started by test code).
 func serverGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+	for _, g := range stacks.Each() {
 		if bytes.Contains(g, []byte("testing.tRunner")) || bytes.Contains(g, []byte("_test.go:")) {
 			continue
 		}
