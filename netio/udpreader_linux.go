@@ -35,8 +35,10 @@ type mmsghdr struct {
 	len uint32
 }
 
-// newUDPReader prepares batches of n datagrams of at most size bytes.
+// newUDPReader prepares batches of n datagrams of at most size bytes
+// (both at least 1).
 func newUDPReader(uc *net.UDPConn, n, size int) (*udpReader, error) {
+	n, size = max(n, 1), max(size, 1)
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -68,18 +70,20 @@ func (r *udpReader) recv(fd uintptr) bool {
 		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		r.hdrs[i].len = 0
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-	switch errno {
-	case 0:
-		r.n, r.err = int(n), nil
-	case unix.EAGAIN:
-		return false
-	case unix.EINTR:
-		r.n, r.err = 0, nil // read again
-	default:
-		r.n, r.err = 0, errno
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			r.n, r.err = int(n), nil
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+			continue
+		default:
+			r.n, r.err = 0, errno
+		}
+		return true
 	}
-	return true
 }
 
 // read waits for and reads the next batch, returning how many datagrams
@@ -96,11 +100,16 @@ func (r *udpReader) read() (int, error) {
 }
 
 // datagram returns the i-th datagram of the last batch (valid until the
-// next read) and its source; ok is false for a source that is neither
-// IPv4 nor IPv6.
+// next read) and its source; ok is false for a datagram to drop: one
+// larger than the buffer (not a KCP packet: the MTU is smaller), or from
+// a source that is neither IPv4 nor IPv6. An IPv6 link-local source's zone
+// is its interface index (see zoneName).
 func (r *udpReader) datagram(i int) (p []byte, from netip.AddrPort, ok bool) {
 	h := &r.hdrs[i]
 	p = r.bufs[i][:h.len]
+	if h.hdr.Flags&unix.MSG_TRUNC != 0 || h.hdr.Namelen == 0 {
+		return p, netip.AddrPort{}, false
+	}
 	sa := &r.names[i]
 	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 	switch sa.Family {
@@ -115,4 +124,19 @@ func (r *udpReader) datagram(i int) (p []byte, from netip.AddrPort, ok bool) {
 		return p, netip.AddrPortFrom(a, port), true
 	}
 	return p, netip.AddrPort{}, false
+}
+
+// zoneName turns the numeric zone the reader gives a link-local IPv6
+// source into its interface's name, once per session: x/net's WriteBatch
+// looks zones up by name, and a number made it list the interfaces again
+// for every datagram sent.
+func zoneName(ua *net.UDPAddr) {
+	if ua.Zone == "" {
+		return
+	}
+	if idx, err := strconv.Atoi(ua.Zone); err == nil {
+		if ifi, err := net.InterfaceByIndex(idx); err == nil {
+			ua.Zone = ifi.Name
+		}
+	}
 }

@@ -2,8 +2,12 @@ package netio
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -114,5 +118,111 @@ func TestUDPReaderClosed(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("read did not end when the socket closed")
+	}
+}
+
+// TestUDPReaderDualStack reads, on an IPv6 socket that also takes IPv4
+// (as Go opens one for a wildcard address), a datagram from an IPv4
+// client: its source comes as an IPv4-mapped IPv6 address, as x/net gave
+// it. The socket is bound to ::ffff:127.0.0.1, so the test stays on
+// loopback.
+func TestUDPReaderDualStack(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no IPv6: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "dual-stack")
+	defer f.Close()
+	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
+		t.Skipf("IPV6_V6ONLY: %v", err)
+	}
+	mapped := netip.AddrFrom16(netip.MustParseAddr("::ffff:127.0.0.1").As16())
+	if err := syscall.Bind(fd, &syscall.SockaddrInet6{Addr: mapped.As16()}); err != nil {
+		t.Skipf("bind %v: %v", mapped, err)
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	uc := pc.(*net.UDPConn)
+	uc.SetReadDeadline(time.Now().Add(waitFor))
+	rd, err := newUDPReader(uc, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := listenUDP(t, "127.0.0.1:0")
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uc.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	if _, err := src.WriteToUDPAddrPort([]byte("v4"), to); err != nil {
+		t.Fatal(err)
+	}
+	n, err := rd.read()
+	if err != nil || n != 1 {
+		t.Fatalf("read = %d, %v", n, err)
+	}
+	p, from, ok := rd.datagram(0)
+	want := src.LocalAddr().(*net.UDPAddr).AddrPort()
+	if !ok || string(p) != "v4" || !from.Addr().Is4In6() || from.Addr().Unmap() != want.Addr() || from.Port() != want.Port() {
+		t.Fatalf("datagram %q from %v (ok %v); want \"v4\" from %v, IPv4-mapped", p, from, ok, want)
+	}
+	// The session's send address reaches the client through this socket.
+	if _, err := uc.WriteTo([]byte("back"), net.UDPAddrFromAddrPort(from)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if m, _, err := src.ReadFromUDPAddrPort(buf); err != nil || string(buf[:m]) != "back" {
+		t.Fatalf("reply %q, %v", buf[:m], err)
+	}
+}
+
+// TestUDPReaderDropsTruncated: a datagram larger than the buffer is
+// reported as one to drop, not handed on cut.
+func TestUDPReaderDropsTruncated(t *testing.T) {
+	uc := listenUDP(t, "127.0.0.1:0")
+	rd, err := newUDPReader(uc, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := listenUDP(t, "127.0.0.1:0")
+	to := uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	for _, p := range [][]byte{make([]byte, 100), []byte("fits")} {
+		if _, err := src.WriteToUDPAddrPort(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for len(got) < 2 {
+		n, err := rd.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			p, _, ok := rd.datagram(i)
+			got = append(got, fmt.Sprintf("%d/%v", len(p), ok))
+		}
+	}
+	if got[0] != "64/false" || got[1] != "4/true" {
+		t.Fatalf("datagrams %v, want the 100-byte one dropped (64/false) and 4/true", got)
+	}
+}
+
+// TestZoneName: a numeric zone becomes the interface's name; a name, or
+// no zone, is left as it is.
+func TestZoneName(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skipf("no lo: %v", err)
+	}
+	for _, c := range []struct{ zone, want string }{
+		{strconv.Itoa(lo.Index), "lo"},
+		{"lo", "lo"},
+		{"", ""},
+		{"99999", "99999"}, // no such interface: left numeric
+	} {
+		ua := &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: c.zone}
+		zoneName(ua)
+		if ua.Zone != c.want {
+			t.Errorf("zone %q: got %q, want %q", c.zone, ua.Zone, c.want)
+		}
 	}
 }

@@ -34,3 +34,6 @@ func (r *udpReader) read() (int, error) {
 func (r *udpReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 	return r.buf[:r.n], r.from, true
 }
+
+// zoneName has nothing to do: ReadFromUDPAddrPort names zones already.
+func zoneName(*net.UDPAddr) {}
