@@ -304,7 +304,7 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 	case -1, -2, -3:
 		return k // not a KCP packet; what came before the bad part was taken
 	}
-	got := false
+	got := 0
 	done := k.finished || c.closing.Load()
 	for {
 		n := k.kcp.Recv(rbuf)
@@ -318,14 +318,14 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 			break
 		}
 		if !done { // a closing connection's input is read and dropped
-			got = true
-			s.bytesIn.Add(uint64(n))
+			got += n
 			k.dec.Write(rbuf[:n])
 		}
 	}
-	if !got || k.finished {
+	if got == 0 || k.finished {
 		return k
 	}
+	s.bytesIn.Add(uint64(got))
 	c.lastRead.Store(s.now())
 	c.holdFlush() // replies wait for the flush at the end of the batch
 	for !c.closing.Load() {

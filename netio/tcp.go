@@ -199,15 +199,15 @@ func (f *tcpFront) stop() {
 // the listener's backlog to tcpBacklog (see fdReserve).
 func (f *tcpFront) OnBoot(eng gnet.Engine) gnet.Action {
 	f.eng = eng
-	if fd, err := eng.Dup(); err != nil {
-		f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
-	} else {
-		// listen on a listening socket only changes its backlog; the
-		// duplicate shares the socket.
-		if err := syscall.Listen(fd, tcpBacklog); err != nil {
-			f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
-		}
+	// listen on a listening socket only changes its backlog; the
+	// duplicate shares the socket.
+	fd, err := eng.Dup()
+	if err == nil {
+		err = syscall.Listen(fd, tcpBacklog)
 		syscall.Close(fd)
+	}
+	if err != nil {
+		f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
 	}
 	addr, err := listenerAddr(eng)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 const (
 	slotConn    = 0 // 0x0001..0x0003 -> 1..3
 	slotSession = 3 // 0x0101..0x0116 -> 4..25
-	slotUnknown = slotSession + 0x16 + 1
+	slotUnknown = slotSession + int(wire.CmdAcceptInvite-wire.CmdCreate) + 2
 	slotApp     = slotUnknown + 1
 	cmdSlots    = slotApp + 1
 	statusSlots = 64 // statuses >= 63 share the last slot
@@ -31,8 +31,8 @@ func cmdSlot(ver uint8, cmd wire.Cmd) int {
 		return slotApp
 	case cmd >= wire.CmdSignIn && cmd <= wire.CmdBye:
 		return slotConn + int(cmd)
-	case cmd > 0x0100 && cmd <= 0x0116:
-		return slotSession + int(cmd-0x0100)
+	case cmd >= wire.CmdCreate && cmd <= wire.CmdAcceptInvite:
+		return slotSession + int(cmd-wire.CmdCreate+1)
 	}
 	return slotUnknown
 }
@@ -41,12 +41,12 @@ func slotName(slot int) string {
 	switch {
 	case slot == slotApp:
 		return "app"
-	case slot == slotUnknown || slot == 0:
+	case slot == slotUnknown:
 		return "unknown"
 	case slot <= slotSession:
 		return wire.Cmd(slot - slotConn).String()
 	}
-	return wire.Cmd(0x0100 + slot - slotSession).String()
+	return wire.Cmd(int(wire.CmdCreate) - 1 + slot - slotSession).String()
 }
 
 // statusLabels are the status label values: the status text in
@@ -70,7 +70,6 @@ type metrics struct {
 	conns    [3]atomic.Int64 // by netio.Transport
 	opened   [3]atomic.Uint64
 	slow     atomic.Uint64
-	bytesIn  atomic.Uint64 // frame bytes received, as decoded
 	descs    map[string]*prometheus.Desc
 	registry *prometheus.Registry
 }

@@ -24,13 +24,13 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 	if err != nil {
 		return opErr(OpSend, id, err)
 	}
-	if len(msg) > int(t.cfg.Wire.MaxPayload) {
+	if !t.fits(len(msg)) {
 		return opErr(OpSend, id, ErrTooLarge)
 	}
 	sn := s.snap.Load()
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
-	t.deliver(sn.members, *fb, "")
+	t.deliver(sn.members, *fb, nil)
 	t.putBuf(fb)
 	t.propagated(ver, cmd, msg, sn.sids)
 	return nil
@@ -71,19 +71,12 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 	if !allMembers(sn, recipientUIDs) {
 		return opErr(OpSend, id, ErrRecipientNotFound)
 	}
-	if len(msg) > int(t.cfg.Wire.MaxPayload) {
+	if !t.fits(len(msg)) {
 		return opErr(OpSend, id, ErrTooLarge)
 	}
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
-	n := 0
-	for _, m := range sn.members {
-		if m.Conn != nil && contains(recipientUIDs, m.ID) {
-			m.Conn.Deliver(*fb)
-			n++
-		}
-	}
-	t.deliveries.Add(uint64(n))
+	t.deliver(sn.members, *fb, func(m *User) bool { return contains(recipientUIDs, m.ID) })
 	t.putBuf(fb)
 	return nil
 }
@@ -206,14 +199,14 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 	}
 	expires := t.sched.now().Add(ttl)
 
-	payload := t.getBuf()
 	push := wire.InvitePush{
 		Type: typ, SessionID: id, FromUserID: u.ID, Ver: spec.Ver, Cmd: wire.Cmd(spec.Cmd),
 		ExpiresUnixMillis: uint64(expires.UnixMilli()), Msg: spec.Msg,
 	}
-	if push.Size() > int(t.cfg.Wire.MaxPayload) {
+	if !t.fits(push.Size()) {
 		return opErr(OpInvite, id, ErrTooLarge)
 	}
+	payload := t.getBuf()
 	*payload = push.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdInviteReceived, Flags: wire.FlagPush}, *payload)
@@ -221,6 +214,8 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 	defer t.putBuf(fb)
 
 	var failed error
+	delivered := 0
+	defer func() { t.deliveries.Add(uint64(delivered)) }()
 	for i, uid := range targetUIDs {
 		if slices.Contains(targetUIDs[:i], uid) {
 			continue // one invite per target, however often it is named
@@ -235,7 +230,7 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 		}
 		if target.Conn != nil {
 			target.Conn.Deliver(*fb)
-			t.deliveries.Add(1)
+			delivered++
 		}
 	}
 	return opErr(OpInvite, id, failed)
@@ -277,18 +272,23 @@ func (s *Session) hasInviteLocked(uid string, now time.Time) bool {
 	return ok && now.Before(exp)
 }
 
-// deliver hands frame to every member with a connection except the one
-// named except, and counts the deliveries.
-func (t *Table) deliver(members []*User, frame []byte, except string) {
+// deliver hands frame to every member with a connection that want
+// reports true for (every one if want is nil), and counts the deliveries
+// with one atomic add.
+func (t *Table) deliver(members []*User, frame []byte, want func(*User) bool) {
 	n := 0
 	for _, m := range members {
-		if m.Conn != nil && m.ID != except {
+		if m.Conn != nil && (want == nil || want(m)) {
 			m.Conn.Deliver(frame)
 			n++
 		}
 	}
 	t.deliveries.Add(uint64(n))
 }
+
+// fits reports whether a payload of size bytes is within the wire's
+// payload limit.
+func (t *Table) fits(size int) bool { return size <= int(t.cfg.Wire.MaxPayload) }
 
 // pushMessage encodes a MessagePush once and delivers it to the members
 // that want reports true for. It fails with ErrTooLarge, sending nothing,
@@ -297,7 +297,7 @@ func (t *Table) deliver(members []*User, frame []byte, except string) {
 func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID string, msg []byte, want func(*User) bool) error {
 	p := wire.MessagePush{Type: s.typ, SessionID: s.id, SenderID: senderID, Msg: msg}
 	size := p.Size()
-	if size > int(t.cfg.Wire.MaxPayload) {
+	if !t.fits(size) {
 		return ErrTooLarge
 	}
 	fb := t.getBuf()
@@ -311,14 +311,7 @@ func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID 
 		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
 		t.putBuf(payload)
 	}
-	n := 0
-	for _, m := range members {
-		if m.Conn != nil && want(m) {
-			m.Conn.Deliver(*fb)
-			n++
-		}
-	}
-	t.deliveries.Add(uint64(n))
+	t.deliver(members, *fb, want)
 	t.putBuf(fb)
 	return nil
 }
@@ -334,7 +327,7 @@ func (t *Table) pushMemberEvent(members []*User, cmd wire.Cmd, s *Session, uid s
 	*payload = ev.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
-	t.deliver(members, *fb, "")
+	t.deliver(members, *fb, nil)
 	t.putBuf(fb)
 	t.putBuf(payload)
 }

@@ -943,6 +943,9 @@ func TestReviewRegressions(t *testing.T) {
 		for i := range tb.cfg.MaxProperties + 1 {
 			big[strings.Repeat("k", 1+i%100)+string(rune('a'+i/100))] = i
 		}
+		// A value checkProperty refuses: checked first, it would make the
+		// error ErrBadProperty.
+		big["bad"] = []int{1}
 		if err := s.SetProperties(big); !errors.Is(err, ErrTooManyProperties) {
 			t.Fatalf("err = %v", err)
 		}

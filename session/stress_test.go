@@ -80,7 +80,7 @@ func TestStressInvariants(t *testing.T) {
 	var (
 		logMu     sync.Mutex
 		intervals []interval
-		kicks     []interval // start = kick start; user, session
+		kicks     int // successful kicks
 		sent      []sentBroadcast
 		nextBID   atomic.Uint64
 		wg        sync.WaitGroup
@@ -132,11 +132,9 @@ func TestStressInvariants(t *testing.T) {
 					if rng.IntN(4) == 0 { // kick someone else, as a member
 						if ids := s.MemberIDs(); len(ids) > 1 {
 							target := ids[rng.IntN(len(ids))]
-							kstart := clock.Add(1)
 							if tb.KickAsMember(bg, 1, u, target) == nil {
-								kend := clock.Add(1)
 								logMu.Lock()
-								kicks = append(kicks, interval{session: s.ID(), user: target, start: kstart, end: kend})
+								kicks++
 								logMu.Unlock()
 							}
 						}
@@ -227,7 +225,7 @@ func TestStressInvariants(t *testing.T) {
 		}
 	}
 	t.Logf("%d broadcasts, %d member intervals, %d kicks, %d present-throughout deliveries checked",
-		len(sent), len(intervals), len(kicks), checked)
+		len(sent), len(intervals), kicks, checked)
 	if checked == 0 {
 		t.Fatal("the stress produced no broadcast with a churning member present throughout: the check checked nothing")
 	}

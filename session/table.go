@@ -634,7 +634,7 @@ func (t *Table) deleteLocked(s *Session) {
 		*payload = p.Append((*payload)[:0])
 		fb := t.getBuf()
 		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
-		t.deliver(members, *fb, "")
+		t.deliver(members, *fb, nil)
 		t.putBuf(fb)
 		t.putBuf(payload)
 	}

@@ -24,7 +24,6 @@ package kcp
 
 import (
 	"encoding/binary"
-	"sync/atomic"
 	"time"
 )
 
@@ -354,11 +353,7 @@ func (kcp *KCP) Recv(buffer []byte) (n int) {
 		}
 	}
 
-	// move available data from rcv_buf -> rcv_queue
-	for kcp.rcv_buf.Len() > 0 && kcp.rcv_buf.min().sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
-		kcp.rcv_queue.Push(kcp.rcv_buf.pop())
-		kcp.rcv_nxt++
-	}
+	kcp.moveReceived()
 
 	// fast recover
 	if kcp.rcv_queue.Len() < int(kcp.rcv_wnd) && fast_recover {
@@ -525,6 +520,16 @@ func (kcp *KCP) ack_push(sn, ts uint32) {
 	kcp.acklist = append(kcp.acklist, ackItem{sn, ts})
 }
 
+// moveReceived moves the segments that are next in order from rcv_buf to
+// rcv_queue, as far as the receive window allows. (Covey: one copy of
+// upstream's loop, in Recv and parse_data.)
+func (kcp *KCP) moveReceived() {
+	for kcp.rcv_buf.Len() > 0 && kcp.rcv_buf.min().sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
+		kcp.rcv_queue.Push(kcp.rcv_buf.pop())
+		kcp.rcv_nxt++
+	}
+}
+
 // returns true if data has repeated
 func (kcp *KCP) parse_data(newseg segment) bool {
 	sn := newseg.sn
@@ -544,11 +549,7 @@ func (kcp *KCP) parse_data(newseg segment) bool {
 		kcp.rcv_buf.push(newseg)
 	}
 
-	// move available data from rcv_buf -> rcv_queue
-	for kcp.rcv_buf.Len() > 0 && kcp.rcv_buf.min().sn == kcp.rcv_nxt && kcp.rcv_queue.Len() < int(kcp.rcv_wnd) {
-		kcp.rcv_queue.Push(kcp.rcv_buf.pop())
-		kcp.rcv_nxt++
-	}
+	kcp.moveReceived()
 
 	return repeat
 }
@@ -577,7 +578,6 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 
 	var latest uint32 // the latest ack packet
 	var flag int
-	var inSegs uint64
 	var windowSlides bool
 
 	for {
@@ -632,7 +632,6 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 			flag |= 1
 			latest = ts
 		} else if cmd == IKCP_CMD_PUSH {
-			repeat := true
 			if _itimediff(sn, kcp.rcv_nxt+kcp.rcv_wnd) < 0 {
 				kcp.ack_push(sn, ts)
 				if _itimediff(sn, kcp.rcv_nxt) >= 0 {
@@ -645,11 +644,8 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 					seg.sn = sn
 					seg.una = una
 					seg.data = data[:length] // delayed data copying
-					repeat = kcp.parse_data(seg)
+					kcp.parse_data(seg)
 				}
-			}
-			if regular && repeat {
-				atomic.AddUint64(&DefaultSnmp.RepeatSegs, 1)
 			}
 		} else if cmd == IKCP_CMD_WASK {
 			// ready to send back IKCP_CMD_WINS in Ikcp_flush
@@ -661,10 +657,8 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 			return -3
 		}
 
-		inSegs++
 		data = data[length:]
 	}
-	_ = inSegs
 
 	// update rtt with the latest ts
 	// ignore the FEC packet
@@ -838,7 +832,7 @@ func (kcp *KCP) flush(ackOnly bool) uint32 {
 
 	// check for retransmissions
 	current := currentMs()
-	var change, lostSegs, fastRetransSegs, earlyRetransSegs uint64
+	var change, lostSegs uint64
 	minrto := int32(kcp.interval)
 
 	for segment := range kcp.snd_buf.ForEach {
@@ -856,14 +850,12 @@ func (kcp *KCP) flush(ackOnly bool) uint32 {
 			segment.rto = kcp.rx_rto
 			segment.resendts = current + segment.rto
 			change++
-			fastRetransSegs++
 		} else if segment.fastack > 0 && newSegsCount == 0 { // early retransmit
 			needsend = true
 			segment.fastack = 0
 			segment.rto = kcp.rx_rto
 			segment.resendts = current + segment.rto
 			change++
-			earlyRetransSegs++
 		} else if _itimediff(current, segment.resendts) >= 0 { // RTO
 			needsend = true
 			if kcp.nodelay == 0 {
@@ -902,23 +894,6 @@ func (kcp *KCP) flush(ackOnly bool) uint32 {
 
 	// flash remain segments
 	flushBuffer()
-
-	// counter updates
-	sum := lostSegs
-	if lostSegs > 0 {
-		atomic.AddUint64(&DefaultSnmp.LostSegs, lostSegs)
-	}
-	if fastRetransSegs > 0 {
-		atomic.AddUint64(&DefaultSnmp.FastRetransSegs, fastRetransSegs)
-		sum += fastRetransSegs
-	}
-	if earlyRetransSegs > 0 {
-		atomic.AddUint64(&DefaultSnmp.EarlyRetransSegs, earlyRetransSegs)
-		sum += earlyRetransSegs
-	}
-	if sum > 0 {
-		atomic.AddUint64(&DefaultSnmp.RetransSegs, sum)
-	}
 
 	// cwnd update
 	if kcp.nocwnd == 0 {

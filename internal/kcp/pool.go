@@ -19,16 +19,3 @@ func putBuf(b []byte) {
 		xmitBuf.Put((*[mtuLimit]byte)(b[:mtuLimit]))
 	}
 }
-
-// Snmp counts retransmissions and duplicates across every KCP of the
-// process. Its fields are updated atomically.
-type Snmp struct {
-	LostSegs         uint64 // segments retransmitted after their RTO
-	FastRetransSegs  uint64 // segments retransmitted after skipped ACKs
-	EarlyRetransSegs uint64 // fast retransmissions of the last segments
-	RetransSegs      uint64 // all retransmissions
-	RepeatSegs       uint64 // duplicate segments received
-}
-
-// DefaultSnmp is the process's counters.
-var DefaultSnmp Snmp

@@ -138,28 +138,26 @@ func (c *Conn) input(p []byte) {
 		return
 	}
 	before := c.kcp.WaitSnd()
-	// With ackNoDelay, Input flushes itself: everything if the send window
-	// moved, else the ACKs.
-	if rc := c.kcp.Input(p, true, true); rc < 0 {
-		// Not (all) a KCP packet of this conversation: send the ACKs of
-		// the segments before the bad part, so that they cannot pile up.
-		c.kcp.Flush(true)
-		if rc == ikcp.InputFragment {
-			// A server in message mode: nothing after this segment
-			// could be read. Wake a Write waiting for the window, which
-			// no ACK will open now.
-			c.err = ErrMessageMode
-			select {
-			case c.wnd <- struct{}{}:
-			default:
-			}
+	rc := c.kcp.Input(p, true, false)
+	// Input flushed everything if the send window moved. Otherwise send
+	// the ACKs now (for a bad packet, those of the segments before the bad
+	// part, so that they cannot pile up), or everything if the peer asked
+	// for our window (WASK): answer at once, not with whatever we send
+	// next.
+	c.kcp.Flush(!c.kcp.ProbePending())
+	if rc == ikcp.InputFragment {
+		// A server in message mode: nothing after this segment could be
+		// read. Wake a Write waiting for the window, which no ACK will
+		// open now.
+		c.err = ErrMessageMode
+		select {
+		case c.wnd <- struct{}{}:
+		default:
 		}
 		return
 	}
-	if c.kcp.ProbePending() {
-		// The peer asked for our window (WASK): answer now, not with
-		// whatever we send next.
-		c.kcp.Flush(false)
+	if rc < 0 {
+		return
 	}
 	if c.kcp.WaitSnd() < before {
 		select {
