@@ -48,7 +48,7 @@ type Client struct {
 
 	events chan Event // written only by the reader, closed by it on exit
 
-	errMu sync.Mutex // guards err; never held with mu
+	errMu sync.Mutex // guards err
 	err   error      // cc's cause mapped to this package's errors, once closed
 }
 

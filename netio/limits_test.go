@@ -3,7 +3,6 @@ package netio
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -271,15 +270,12 @@ func waitACK(t testing.TB, raw *net.UDPConn, conv uint32) {
 			}
 			t.Fatal(err)
 		}
-		for p := buf[:n]; len(p) >= kcpOverhead; {
-			size := int(binary.LittleEndian.Uint32(p[20:]))
-			if binary.LittleEndian.Uint32(p) == conv && p[4] == 82 && binary.LittleEndian.Uint32(p[kcpSnOff:]) == 0 {
-				return
-			}
-			if size > len(p)-kcpOverhead {
-				break
-			}
-			p = p[kcpOverhead+size:]
+		acked := false
+		kcptest.Segments(buf[:n], func(sg kcptest.Segment) {
+			acked = acked || sg.Conv == conv && sg.Cmd == kcptest.CmdAck && sg.Sn == 0
+		})
+		if acked {
+			return
 		}
 	}
 }
@@ -393,8 +389,8 @@ func TestShutdownNoByeToUnopened(t *testing.T) {
 		if err != nil {
 			break
 		}
-		kcptest.Segments(buf[:n], func(cmd byte, _ uint16) {
-			if cmd == kcptest.CmdPush {
+		kcptest.Segments(buf[:n], func(sg kcptest.Segment) {
+			if sg.Cmd == kcptest.CmdPush {
 				t.Fatal("a session in its handshake got data (a Bye) at Shutdown")
 			}
 		})

@@ -25,14 +25,14 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/coveyhq/covey/internal/procstat"
 )
 
 // msgSize is the size of every message: a 12-byte header and a 64-byte
@@ -145,10 +145,19 @@ func serve(addr string, loops, members int, ready func(bound string)) {
 		l := ls[i]
 		out := map[int][]byte{}
 		var dirty []int
+		// A group no longer changes once its members have their go byte:
+		// each loop keeps what it looked up, and locks only for a new fd.
+		known := map[int][]int{}
 		go l.run(func(fd int, m []byte) {
-			mu.Lock()
-			others := groupOf[fd]
-			mu.Unlock()
+			others, ok := known[fd]
+			if !ok {
+				mu.Lock()
+				others = groupOf[fd]
+				mu.Unlock()
+				if others != nil {
+					known[fd] = others
+				}
+			}
 			for _, o := range others {
 				if len(out[o]) == 0 {
 					dirty = append(dirty, o)
@@ -394,10 +403,10 @@ func runClient(cfg clientConfig) *result {
 		})
 	}
 	time.Sleep(cfg.warmup) // the window starts
-	cpu0, srv0 := selfCPU(), procCPU(cfg.serverPID)
+	cpu0, srv0 := procstat.SelfCPU(), serverCPU(cfg.serverPID)
 	wg.Wait()
 	r := &result{cfg: cfg, sent: sent.Load(), expected: sent.Load() * int64(cfg.members-1)}
-	r.clientCPU, r.serverCPU = selfCPU()-cpu0, procCPU(cfg.serverPID)-srv0 // over the window
+	r.clientCPU, r.serverCPU = procstat.SelfCPU()-cpu0, serverCPU(cfg.serverPID)-srv0 // over the window
 	// The drain: what was sent in the window may still be on its way.
 	for deadline := time.Now().Add(2 * time.Second); received.Load() < r.expected && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
@@ -412,25 +421,11 @@ func runClient(cfg clientConfig) *result {
 	return r
 }
 
-// selfCPU returns this process's user+system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU returns the user+system CPU time of pid from /proc (0 if pid is 0).
-func procCPU(pid int) time.Duration {
+// serverCPU returns the CPU time of pid (0 if pid is 0 or unreadable).
+func serverCPU(pid int) time.Duration {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	smp, _ := procstat.Read(pid)
+	return smp.CPU
 }

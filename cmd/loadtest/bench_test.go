@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/internal/procstat"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -52,9 +53,10 @@ func BenchmarkReceive(b *testing.B) {
 func benchmarkReceive(b *testing.B, mode, client string) {
 	f := startFeeder(b)
 	var got atomic.Int64
+	all := make(chan struct{}) // closed when b.N messages have arrived
 	count := func(msg []byte) {
-		if _, _, _, ok := parsePayload(msg); ok {
-			got.Add(1)
+		if _, _, _, ok := parsePayload(msg); ok && got.Add(1) == int64(b.N) {
+			close(all)
 		}
 	}
 	for i := range benchConns {
@@ -118,13 +120,13 @@ func benchmarkReceive(b *testing.B, mode, client string) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := selfCPU()
+	cpu0 := procstat.SelfCPU()
 	f.feed(b, b.N, mode)
-	deadline := time.Now().Add(time.Minute)
-	for got.Load() < int64(b.N) && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-all:
+	case <-time.After(time.Minute):
 	}
-	cpu := selfCPU() - cpu0
+	cpu := procstat.SelfCPU() - cpu0
 	b.StopTimer()
 	if got.Load() < int64(b.N) {
 		b.Fatalf("received %d of %d messages", got.Load(), b.N)

@@ -154,14 +154,11 @@ func (d *driver) runMessaging(ctx context.Context) error {
 	d.formSessions(ctx, nil)
 	var senders []*sender
 	for _, s := range d.sessions {
-		n := 0
-		for _, p := range s.members {
-			if p.joined {
-				n++
-			}
+		if s.joinedCount() < 2 {
+			continue // nobody to send to
 		}
 		for _, p := range s.members {
-			if p.joined && n > 1 {
+			if p.joined {
 				senders = append(senders, p.snd)
 			}
 		}
@@ -172,7 +169,7 @@ func (d *driver) runMessaging(ctx context.Context) error {
 
 	d.beginWindow()
 	for _, s := range senders {
-		s.open(int(s.p.sess.joinedCount()) - 1)
+		s.open(s.p.sess.joinedCount() - 1)
 	}
 	start := d.stats.now()
 	end := start + int64(d.cfg.Duration)

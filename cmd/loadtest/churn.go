@@ -99,17 +99,23 @@ func (d *driver) churnRound(ctx context.Context, ps []*player, counts *churnCoun
 	if owner.c == nil {
 		return
 	}
-	// do runs one request of player p and counts it.
-	do := func(p *player, f func(ctx context.Context) error) bool {
+	// do runs one request of player p and counts it, with its latency if
+	// timed (a failure's latency is never recorded).
+	do := func(p *player, timed bool, f func(ctx context.Context) error) bool {
 		cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
 		defer cancel()
+		t0 := time.Now()
 		err := f(cctx)
-		d.stats.completed(p.idx, err == nil, -1)
+		lat := time.Duration(-1)
+		if timed && err == nil {
+			lat = time.Since(t0)
+		}
+		d.stats.completed(p.idx, err == nil, lat)
 		d.stats.countError(err)
 		return err == nil
 	}
 	var id string
-	if !do(owner, func(ctx context.Context) (err error) {
+	if !do(owner, false, func(ctx context.Context) (err error) {
 		id, err = opCreate(ctx, owner.c, len(ps), nil)
 		return err
 	}) {
@@ -121,29 +127,21 @@ func (d *driver) churnRound(ctx context.Context, ps []*player, counts *churnCoun
 		if p.c == nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
-		t0 := time.Now()
-		err := opJoin(cctx, p.c, id)
-		lat := time.Since(t0)
-		cancel()
-		if err != nil {
-			d.stats.completed(p.idx, false, -1)
-			d.stats.countError(err)
+		if !do(p, true, func(ctx context.Context) error { return opJoin(ctx, p.c, id) }) {
 			continue
 		}
-		d.stats.completed(p.idx, true, lat)
 		counts.joins.Add(1)
 		members = append(members, p)
 	}
 	if len(members) > 0 {
 		last := members[len(members)-1]
-		if do(owner, func(ctx context.Context) error { return opKick(ctx, owner.c, last.user) }) {
+		if do(owner, false, func(ctx context.Context) error { return opKick(ctx, owner.c, last.user) }) {
 			counts.kicks.Add(1)
 			members = members[:len(members)-1]
 		}
 	}
 	for _, p := range append(members, owner) {
-		if do(p, func(ctx context.Context) error { return opLeave(ctx, p.c, id) }) {
+		if do(p, false, func(ctx context.Context) error { return opLeave(ctx, p.c, id) }) {
 			counts.leaves.Add(1)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/coveyhq/covey/internal/procstat"
 )
 
 // idleSettle is how long the idle scenario waits after the ramp before it
@@ -16,9 +18,9 @@ const idleSettle = time.Second
 // connection over the window. Each ping is sent; each reply is delivered,
 // with the round trip as its latency.
 func (d *driver) runIdle(ctx context.Context) error {
-	var before procSample
+	var before procstat.Sample
 	if d.cfg.ServerPID != 0 {
-		before, _ = readProc(d.cfg.ServerPID)
+		before, _ = procstat.Read(d.cfg.ServerPID)
 	}
 	// Only pings sent in the window count, and their replies.
 	var windowStart atomic.Int64 // Stats clock

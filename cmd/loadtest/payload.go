@@ -47,7 +47,7 @@ func broadcastFrameSize(size int) int {
 // grow dst.
 func appendBroadcastFrame(dst []byte, ts int64, sender, seq uint32, size int) []byte {
 	dst = wire.AppendHeader(dst, wire.Header{
-		Length: uint32(1 + wire.SizeUvarint(uint64(size)) + size),
+		Length: uint32(broadcastFrameSize(size) - wire.HeaderSize),
 		Cmd:    wire.CmdBroadcast,
 	})
 	dst = wire.AppendU8(dst, sessionType)
@@ -76,11 +76,11 @@ func consumeMessagePush(p []byte) (msg []byte, ok bool) {
 	}
 	p = p[1:]     // Type
 	for range 2 { // SessionID, SenderID
-		l, n, err := wire.ConsumeUvarint(p)
-		if err != nil || l > uint64(len(p)-n) {
+		_, n, err := wire.ConsumeBytes(p)
+		if err != nil {
 			return nil, false
 		}
-		p = p[n+int(l):]
+		p = p[n:]
 	}
 	msg, n, err := wire.ConsumeBytes(p)
 	if err != nil || n != len(p) {

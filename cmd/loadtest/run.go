@@ -14,6 +14,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/coveyhq/covey/internal/procstat"
 )
 
 // closeConcurrency bounds how many connections close at once at the end.
@@ -69,7 +71,7 @@ type driver struct {
 	// The measurement window.
 	winStart     time.Time
 	winDriverCPU time.Duration
-	winServer    procSample
+	winServer    procstat.Sample
 	rssPeak      atomic.Uint64 // sampled by the progress goroutine during the window
 
 	res *Result
@@ -83,7 +85,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if cfg.ServerPID != 0 {
-		if _, err := readProc(cfg.ServerPID); err != nil {
+		if _, err := procstat.Read(cfg.ServerPID); err != nil {
 			return nil, fmt.Errorf("loadtest: -server-pid %d: %w", cfg.ServerPID, err)
 		}
 	}
@@ -126,7 +128,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 
 // newDriver lays out the players and sessions of cfg.
 func newDriver(cfg Config) *driver {
-	d := &driver{cfg: cfg, stats: newStats()}
+	d := &driver{cfg: cfg, stats: newStats(cfg.Progress != nil)}
 	d.setPhase(phaseRamp)
 	runID := make([]byte, 3)
 	rand.Read(runID)
@@ -272,12 +274,12 @@ func (d *driver) closeAll() {
 // the driver's CPU time.
 func (d *driver) beginWindow() {
 	if d.cfg.ServerPID != 0 {
-		if s, err := readProc(d.cfg.ServerPID); err == nil {
+		if s, err := procstat.Read(d.cfg.ServerPID); err == nil {
 			d.winServer = s
 			d.rssPeak.Store(s.RSS)
 		}
 	}
-	d.winDriverCPU = selfCPU()
+	d.winDriverCPU = procstat.SelfCPU()
 	d.winStart = time.Now()
 	d.setPhase(phaseRun)
 }
@@ -287,11 +289,11 @@ func (d *driver) beginWindow() {
 func (d *driver) endWindow() {
 	d.res.DurationS = d.cfg.Duration.Seconds()
 	d.res.ElapsedS = time.Since(d.winStart).Seconds()
-	d.res.DriverCPUS = (selfCPU() - d.winDriverCPU).Seconds()
+	d.res.DriverCPUS = (procstat.SelfCPU() - d.winDriverCPU).Seconds()
 	if d.cfg.ServerPID == 0 {
 		return
 	}
-	s, err := readProc(d.cfg.ServerPID)
+	s, err := procstat.Read(d.cfg.ServerPID)
 	if err != nil {
 		return
 	}
@@ -324,16 +326,16 @@ func (d *driver) progress(stop <-chan struct{}) {
 		}
 		phase := *d.phase.Load()
 		if d.cfg.ServerPID != 0 && (phase == phaseRun || phase == phaseDrain) {
-			if s, err := readProc(d.cfg.ServerPID); err == nil && s.RSS > d.rssPeak.Load() {
+			if s, err := procstat.Read(d.cfg.ServerPID); err == nil && s.RSS > d.rssPeak.Load() {
 				d.rssPeak.Store(s.RSS)
 			}
+		}
+		if w == nil {
+			continue // only the RSS peak to sample
 		}
 		sent, delivered := d.stats.sentTotal(), d.stats.delivered()
 		p99 := d.stats.tickLatency(99, scratch)
 		_, errs := d.stats.errors()
-		if w == nil {
-			continue
-		}
 		line := fmt.Sprintf("%6.1fs %-5s connected %d/%d  sent %d/s  delivered %d/s  p99 %s  errors %d",
 			time.Since(start).Seconds(), phase, d.connected.Load(), len(d.players),
 			sent-min(lastSent, sent), delivered-min(lastDelivered, delivered), fmtLatency(p99), errs)

@@ -40,18 +40,21 @@ type statShard struct {
 	mu        sync.Mutex
 	frozen    bool           // receipts are no longer counted
 	total     *hdr.Histogram // latencies, µs, since the last reset
-	tick      *hdr.Histogram // latencies, µs, since the last tick
+	tick      *hdr.Histogram // latencies, µs, since the last tick; nil without progress lines
 	delivered uint64
 	requests  uint64   // requests sent, counted by completed
 	_         [64]byte // keep shards on separate cache lines
 }
 
-// newStats returns empty Stats whose clock starts now.
-func newStats() *Stats {
+// newStats returns empty Stats whose clock starts now; with ticks, they
+// also keep the latencies since the last tickLatency (for progress lines).
+func newStats(ticks bool) *Stats {
 	s := &Stats{origin: time.Now(), errs: make(map[string]uint64)}
 	for i := range s.shards {
 		s.shards[i].total = hdr.New(histLowest, histHighest, histDigits)
-		s.shards[i].tick = hdr.New(histLowest, histHighest, histDigits)
+		if ticks {
+			s.shards[i].tick = hdr.New(histLowest, histHighest, histDigits)
+		}
 	}
 	return s
 }
@@ -154,9 +157,7 @@ func (s *Stats) completed(key int, ok bool, lat time.Duration) {
 			sh.delivered++
 		}
 		if lat >= 0 {
-			us := latencyMicros(lat)
-			sh.total.RecordValue(us)
-			sh.tick.RecordValue(us)
+			sh.latencyLocked(lat)
 		}
 	}
 	sh.mu.Unlock()
@@ -170,10 +171,17 @@ func latencyMicros(lat time.Duration) int64 {
 
 // recordLocked counts a delivery; sh.mu must be held.
 func (sh *statShard) recordLocked(lat time.Duration) {
+	sh.latencyLocked(lat)
+	sh.delivered++
+}
+
+// latencyLocked records a latency in the histograms; sh.mu must be held.
+func (sh *statShard) latencyLocked(lat time.Duration) {
 	us := latencyMicros(lat)
 	sh.total.RecordValue(us)
-	sh.tick.RecordValue(us)
-	sh.delivered++
+	if sh.tick != nil {
+		sh.tick.RecordValue(us)
+	}
 }
 
 // addError counts one error of the given kind.
@@ -185,7 +193,7 @@ func (s *Stats) addError(kind string) {
 
 // countError counts err under its kind (see errorKind), except errClosed:
 // a call fails with it when its connection closes, and the connection's
-// failure is counted once, by its onError.
+// failure is counted once, by its onFail.
 func (s *Stats) countError(err error) {
 	if err == nil || errors.Is(err, errClosed) {
 		return
@@ -237,7 +245,9 @@ func (s *Stats) reset() {
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.total.Reset()
-			sh.tick.Reset()
+			if sh.tick != nil {
+				sh.tick.Reset()
+			}
 			sh.delivered, sh.requests = 0, 0
 		}
 	})
@@ -268,7 +278,7 @@ func (s *Stats) sumShards(field func(*statShard) uint64) uint64 {
 
 // tickLatency returns the latency percentile p (0-100) of the deliveries
 // since its last call, and starts a new tick. Only the progress reporter
-// calls it.
+// calls it, and only with Stats made with ticks.
 func (s *Stats) tickLatency(p float64, scratch *hdr.Histogram) time.Duration {
 	scratch.Reset()
 	for i := range s.shards {

@@ -97,7 +97,7 @@ func TestTallySession(t *testing.T) {
 }
 
 func TestStatsReceive(t *testing.T) {
-	s := newStats()
+	s := newStats(true)
 	tr := newTracker(2)
 	for seq, lat := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 50 * time.Millisecond} {
 		if o := s.receive(7, tr, 1, uint32(seq), lat); o != outcomeFresh {

@@ -207,13 +207,13 @@ func TestWindowReopens(t *testing.T) {
 	var fullOnce sync.Once
 	var told, probed atomic.Bool
 	addr := kcptest.Relay(t, pushServer(t, data), func(toServer bool, p []byte) bool {
-		kcptest.Segments(p, func(cmd byte, wnd uint16) {
+		kcptest.Segments(p, func(sg kcptest.Segment) {
 			switch {
-			case toServer && wnd == 0:
+			case toServer && sg.Wnd == 0:
 				fullOnce.Do(func() { close(full) })
-			case toServer && cmd == kcptest.CmdWins:
+			case toServer && sg.Cmd == kcptest.CmdWins:
 				told.Store(true)
-			case !toServer && cmd == kcptest.CmdWask:
+			case !toServer && sg.Cmd == kcptest.CmdWask:
 				probed.Store(true)
 			}
 		})
@@ -500,7 +500,7 @@ func TestAnswersWindowProbe(t *testing.T) {
 		t.Fatalf("no answer to the probe: %v", err)
 	}
 	var got []byte
-	kcptest.Segments(buf[:n], func(cmd byte, _ uint16) { got = append(got, cmd) })
+	kcptest.Segments(buf[:n], func(sg kcptest.Segment) { got = append(got, sg.Cmd) })
 	if !bytes.Contains(got, []byte{84}) {
 		t.Fatalf("answer to the probe has segments %v, want a WINS (84)", got)
 	}

@@ -57,11 +57,24 @@ const (
 // Overhead is the size of a KCP segment header.
 const Overhead = 24
 
-// Segments calls f with the command and advertised window of each KCP
-// segment in datagram p, stopping at the first header that does not fit.
-func Segments(p []byte, f func(cmd byte, wnd uint16)) {
+// Segment is the header of one KCP segment, as Segments reads it.
+type Segment struct {
+	Conv uint32
+	Cmd  byte
+	Wnd  uint16 // the sender's receive window
+	Sn   uint32
+}
+
+// Segments calls f with the header of each KCP segment in datagram p,
+// stopping at the first header that does not fit.
+func Segments(p []byte, f func(Segment)) {
 	for len(p) >= Overhead {
-		f(p[4], binary.LittleEndian.Uint16(p[6:]))
+		f(Segment{
+			Conv: binary.LittleEndian.Uint32(p),
+			Cmd:  p[4],
+			Wnd:  binary.LittleEndian.Uint16(p[6:]),
+			Sn:   binary.LittleEndian.Uint32(p[12:]),
+		})
 		n := Overhead + int(binary.LittleEndian.Uint32(p[20:]))
 		p = p[min(n, len(p)):]
 	}

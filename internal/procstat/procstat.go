@@ -1,4 +1,6 @@
-package main
+// Package procstat reads a process's CPU time and resident memory from
+// /proc (Linux), for the load test driver and the benchmark floor.
+package procstat
 
 import (
 	"bytes"
@@ -14,61 +16,61 @@ import (
 // seconds, and CLK_TCK is 100 on Linux.
 const clockTick = 10 * time.Millisecond
 
-// errProcFormat reports a /proc file that does not parse.
-var errProcFormat = errors.New("loadtest: unexpected /proc format")
+// ErrFormat reports a /proc file that does not parse.
+var ErrFormat = errors.New("procstat: unexpected /proc format")
 
-// procSample is a process's CPU time and resident memory at one instant.
-type procSample struct {
+// Sample is a process's CPU time and resident memory at one instant.
+type Sample struct {
 	CPU time.Duration // user + system time since the process started
 	RSS uint64        // resident set size, bytes
 }
 
-// readProc reads the CPU time of process pid from /proc/PID/stat (utime +
+// Read reads the CPU time of process pid from /proc/PID/stat (utime +
 // stime) and its resident memory from /proc/PID/status (VmRSS).
-func readProc(pid int) (procSample, error) {
+func Read(pid int) (Sample, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
 	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
-	cpu, err := parseStatCPU(stat)
+	cpu, err := ParseStatCPU(stat)
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
-	rss, err := parseStatusRSS(status)
+	rss, err := ParseStatusRSS(status)
 	if err != nil {
-		return procSample{}, err
+		return Sample{}, err
 	}
-	return procSample{CPU: cpu, RSS: rss}, nil
+	return Sample{CPU: cpu, RSS: rss}, nil
 }
 
-// parseStatCPU returns utime + stime from the contents of /proc/PID/stat.
+// ParseStatCPU returns utime + stime from the contents of /proc/PID/stat.
 // The command name (field 2) may hold spaces and parentheses, so fields
 // are counted from the last ')': utime and stime are fields 14 and 15.
-func parseStatCPU(stat []byte) (time.Duration, error) {
+func ParseStatCPU(stat []byte) (time.Duration, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, errProcFormat
+		return 0, ErrFormat
 	}
 	f := bytes.Fields(stat[i+1:]) // f[0] is field 3 (state)
 	if len(f) < 13 {
-		return 0, errProcFormat
+		return 0, ErrFormat
 	}
 	utime, err1 := strconv.ParseUint(string(f[11]), 10, 64)
 	stime, err2 := strconv.ParseUint(string(f[12]), 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, errProcFormat
+		return 0, ErrFormat
 	}
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// parseStatusRSS returns VmRSS, in bytes, from the contents of
+// ParseStatusRSS returns VmRSS, in bytes, from the contents of
 // /proc/PID/status.
-func parseStatusRSS(status []byte) (uint64, error) {
+func ParseStatusRSS(status []byte) (uint64, error) {
 	for line := range bytes.Lines(status) {
 		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
 		if !ok {
@@ -76,19 +78,19 @@ func parseStatusRSS(status []byte) (uint64, error) {
 		}
 		f := bytes.Fields(rest)
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, errProcFormat
+			return 0, ErrFormat
 		}
 		kb, err := strconv.ParseUint(string(f[0]), 10, 64)
 		if err != nil {
-			return 0, errProcFormat
+			return 0, ErrFormat
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("%w: no VmRSS", errProcFormat)
+	return 0, fmt.Errorf("%w: no VmRSS", ErrFormat)
 }
 
-// selfCPU returns the driver's own CPU time, user + system.
-func selfCPU() time.Duration {
+// SelfCPU returns the driver's own CPU time, user + system.
+func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
