@@ -52,10 +52,13 @@ type Client struct {
 	err   error      // cc's cause mapped to this package's errors, once closed
 }
 
-// Dial connects to the server described by cfg and signs in. It returns a
-// ready client, or an error: a [*StatusError] if the server refused the
-// sign-in (errors.Is(err, wire.StatusAuthFailed)), a [*ByeError] if it said
-// goodbye instead, ctx's error (or context.DeadlineExceeded after
+// Dial connects to the server described by cfg and signs in, offering the
+// protocol versions this SDK speaks (wire.MinProtocolVersion to
+// wire.ProtocolVersion). It returns a ready client, or an error: a
+// [*ByeError] with the server's status and reason if it refused the
+// sign-in (errors.Is(err, ErrAuthFailed), or wire.StatusBadVersion when
+// it speaks no version this SDK does), a [*StatusError] if it refused and
+// closed without a Bye, ctx's error (or context.DeadlineExceeded after
 // cfg.DialTimeout), or a network error. Dial blocks until then.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg, err := cfg.withDefaults()
@@ -141,34 +144,16 @@ func signIn(ctx context.Context, conn net.Conn, cfg Config, dec *wire.Decoder, b
 		return rep, fmt.Errorf("clientsdk: sign in to %s: %w", cfg.Addr, err)
 	}
 
-	req := wire.SignInRequest{Token: cfg.Token, UserID: cfg.UserID}
-	frame := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: signInSeq}, req.Append(nil))
-	var refused error // the server's refusal or Bye: returned as is
-	err := clientconn.Exchange(conn, dec, buf, frame, func(f wire.Frame) (bool, error) {
-		switch {
-		case f.Flags&wire.FlagReply != 0 && f.Seq == signInSeq && f.Ver == 0 && f.Cmd == wire.CmdSignIn:
-			if f.Status != wire.StatusOK {
-				refused = statusError(0, wire.CmdSignIn, f.Status)
-				return true, nil
-			}
-			if err := rep.Consume(f.Payload); err != nil {
-				return true, fmt.Errorf("%w: SignIn reply: %w", ErrProtocol, err)
-			}
-			return true, nil
-		case f.Flags&wire.FlagPush != 0 && f.Ver == 0 && f.Cmd == wire.CmdBye:
-			var m wire.Bye
-			if err := m.Consume(f.Payload); err != nil {
-				return true, fmt.Errorf("%w: Bye: %w", ErrProtocol, err)
-			}
-			refused = &ByeError{Status: m.Status, Reason: m.Reason}
-			return true, nil
-		}
-		return false, nil // nothing else is expected before the sign-in reply: ignored
-	})
+	rep, err := clientconn.SignIn(conn, dec, buf, signInSeq, cfg.Token, cfg.UserID)
+	var bye *clientconn.ByeError
+	var refused wire.Status
 	switch {
-	case refused != nil:
+	case errors.As(err, &bye):
 		stop()
-		return rep, refused
+		return rep, mapErr(bye) // refused: the server's status and reason as they are
+	case errors.As(err, &refused):
+		stop()
+		return rep, statusError(0, wire.CmdSignIn, refused)
 	case err != nil:
 		return fail(mapErr(err))
 	case !stop():

@@ -107,7 +107,10 @@ func TestSignIn(t *testing.T) {
 			if c != nil {
 				t.Fatal("Dial returned a client on failure")
 			}
-			requireStatus(t, err, "SignIn", wire.StatusAuthFailed)
+			var bye *ByeError
+			if !errors.As(err, &bye) || bye.Status != wire.StatusAuthFailed || bye.Reason == "" {
+				t.Fatalf("err = %v, want *ByeError{AuthFailed, reason}", err)
+			}
 			if !errors.Is(err, ErrAuthFailed) {
 				t.Errorf("errors.Is(%v, ErrAuthFailed) = false", err)
 			}

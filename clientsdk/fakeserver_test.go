@@ -184,8 +184,9 @@ func (fc *fakeConn) signIn(f wire.Frame) bool {
 		return false
 	}
 	rep := wire.SignInReply{
-		UserID: fc.userID, SID: "sid-" + fc.userID,
+		Version: wire.ProtocolVersion, UserID: fc.userID, SID: "sid-" + fc.userID,
 		HeartbeatMillis: uint32(fc.s.heartbeat / time.Millisecond), MaxPayload: fc.s.maxPayload,
+		MaxMessage: wire.MaxMessageFor(fc.s.maxPayload),
 	}
 	fc.reply(f, wire.StatusOK, rep.Append(nil))
 	fc.s.conns <- fc

@@ -100,6 +100,7 @@ func TestDevModeRules(t *testing.T) {
 		{func(c *Config) { c.TCPAddr, c.KCPAddr = "", "" }, ErrNoListener},
 		{func(c *Config) { c.Secret = testSecret }, ErrNoAPIKey},
 		{func(c *Config) { c.MaxPayload = wire.MaxMaxPayload + 1 }, ErrBadMaxPayload},
+		{func(c *Config) { c.MaxPayload = MinMaxPayload - 1 }, ErrBadMaxPayload},
 		{func(c *Config) { c.Secret, c.APIKey = "short", "k" }, auth.ErrShortSecret},
 	} {
 		cfg := DefaultConfig()

@@ -41,6 +41,10 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 	t, u := h.table, c.user
 	switch f.Cmd {
 	case wire.CmdPing:
+		if len(f.Payload) != 0 {
+			c.reply(f, wire.StatusBadRequest, nil) // its payload is empty, like every layout's end
+			return
+		}
 		c.reply(f, wire.StatusOK, nil)
 
 	case wire.CmdBroadcast: // the hot path: decoded without an interface

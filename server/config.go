@@ -29,7 +29,8 @@ type Config struct {
 	// Heartbeat is how often clients are told to ping; a connection silent
 	// for three heartbeats is closed.
 	Heartbeat time.Duration
-	// MaxPayload is the largest frame payload accepted or sent, in bytes.
+	// MaxPayload is the largest frame payload accepted or sent, in bytes:
+	// MinMaxPayload to wire.MaxMaxPayload.
 	MaxPayload uint32
 	// MaxConns is the most client connections the node holds, TCP and KCP
 	// together; over it new ones are refused (TCP: a Bye with
@@ -68,11 +69,15 @@ func DefaultConfig() Config {
 }
 
 // Configuration errors returned by New.
+// MinMaxPayload is the smallest MaxPayload a Config may set: below it the
+// fields around a message (wire.PushReserve) would leave too little room.
+const MinMaxPayload = 4 << 10
+
 var (
 	ErrNoListener         = errors.New("server: neither TCP nor KCP is enabled")
 	ErrNoAPIKey           = errors.New("server: a secret needs an API key for the token endpoint")
 	ErrDevModeNotLoopback = errors.New("server: dev mode (no secret) only listens on loopback addresses; set a secret to listen elsewhere")
-	ErrBadMaxPayload      = errors.New("server: max payload must be at most 16 MiB")
+	ErrBadMaxPayload      = errors.New("server: max payload must be 4 KiB to 16 MiB")
 )
 
 // withDefaults fills zero fields from DefaultConfig and checks the result.
@@ -105,7 +110,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.TCPAddr == "" && c.KCPAddr == "":
 		return c, ErrNoListener
-	case c.MaxPayload > wire.MaxMaxPayload:
+	case c.MaxPayload > wire.MaxMaxPayload || c.MaxPayload < MinMaxPayload:
 		return c, ErrBadMaxPayload
 	case c.Secret != "" && c.APIKey == "":
 		return c, ErrNoAPIKey

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,10 +89,12 @@ func (h *handler) dispatch(c *conn, f wire.Frame) {
 	}
 }
 
-// reply answers request f. A request with seq 0 gets no reply on success.
+// reply answers request f. A request with seq 0 gets no reply on success,
+// except a Ping: a heartbeat is always answered, so that a client can
+// count on hearing from the server once per heartbeat.
 func (c *conn) reply(f wire.Frame, status wire.Status, payload []byte) {
 	c.status = status
-	if f.Seq == 0 && status == wire.StatusOK {
+	if f.Seq == 0 && status == wire.StatusOK && (f.Ver != 0 || f.Cmd != wire.CmdPing) {
 		return
 	}
 	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, payload)
@@ -110,12 +113,22 @@ func (c *conn) refuse(f wire.Frame, status wire.Status, reason string) {
 	c.nc.Close(status, reason)
 }
 
+// badVersionReason is the Bye text of a sign-in with no protocol version in
+// common: the range this server speaks.
+var badVersionReason = "this server speaks protocol versions " +
+	strconv.Itoa(int(wire.MinProtocolVersion)) + " to " + strconv.Itoa(int(wire.ProtocolVersion))
+
 // signIn authenticates the connection from its first frame.
 func (h *handler) signIn(c *conn, f wire.Frame) {
 	var req wire.SignInRequest
 	if err := req.Consume(f.Payload); err != nil || f.Seq == 0 {
 		// seq 0 would get no reply: the client would never learn its SID.
 		c.refuse(f, wire.StatusBadRequest, "malformed sign-in")
+		return
+	}
+	version, ok := wire.ChooseVersion(req.MinVersion, req.MaxVersion)
+	if !ok {
+		c.refuse(f, wire.StatusBadVersion, badVersionReason)
 		return
 	}
 	var uid string
@@ -146,8 +159,9 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 	}
 	c.user = &session.User{ID: uid, SID: uuid.NewString(), Conn: c.nc}
 	rep := wire.SignInReply{
-		UserID: uid, SID: c.user.SID,
-		HeartbeatMillis: uint32(h.cfg.Heartbeat / time.Millisecond), MaxPayload: h.cfg.MaxPayload,
+		Version: version, UserID: uid, SID: c.user.SID,
+		HeartbeatMillis: uint32(h.cfg.Heartbeat / time.Millisecond),
+		MaxPayload:      h.cfg.MaxPayload, MaxMessage: wire.MaxMessageFor(h.cfg.MaxPayload),
 	}
 	c.scratch = rep.Append(c.scratch[:0])
 	c.reply(f, wire.StatusOK, c.scratch)

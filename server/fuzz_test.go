@@ -22,7 +22,7 @@ func FuzzConnection(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		signIn := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, (&wire.SignInRequest{UserID: "fuzzer"}).Append(nil))
+		signIn := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "fuzzer"}).Append(nil))
 		ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 0xFFFFFFFF}, nil)
 		// The data may leave a partial frame that swallows the ping: then
 		// nothing comes back and the client gives up after a moment and

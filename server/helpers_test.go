@@ -150,7 +150,7 @@ func (r *rawClient) call(cmd wire.Cmd, payload []byte) wire.Frame {
 // signIn signs in with a dev-mode user ID and checks the reply.
 func (r *rawClient) signIn(uid string) wire.SignInReply {
 	r.t.Helper()
-	req := wire.SignInRequest{UserID: uid}
+	req := wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: uid}
 	f := r.call(wire.CmdSignIn, req.Append(nil))
 	var rep wire.SignInReply
 	if f.Status != wire.StatusOK || rep.Consume(f.Payload) != nil || rep.UserID != uid {
@@ -163,6 +163,13 @@ func (r *rawClient) signIn(uid string) wire.SignInReply {
 // returns the Bye's status. Replies before it are skipped.
 func (r *rawClient) expectBye() wire.Status {
 	r.t.Helper()
+	return r.expectByeMsg().Status
+}
+
+// expectByeMsg reads until a Bye push, checks that the connection closes
+// after it, and returns the Bye.
+func (r *rawClient) expectByeMsg() wire.Bye {
+	r.t.Helper()
 	for {
 		f, err := r.next()
 		if err != nil {
@@ -174,7 +181,7 @@ func (r *rawClient) expectBye() wire.Status {
 				r.t.Fatalf("bad Bye: %v", err)
 			}
 			r.expectClosed()
-			return bye.Status
+			return bye
 		}
 	}
 }

@@ -18,8 +18,8 @@ import (
 // lookup per frame.
 const (
 	slotConn    = 0 // 0x0001..0x0003 -> 1..3
-	slotSession = 3 // 0x0101..0x0116 -> 4..25
-	slotUnknown = slotSession + int(wire.CmdAcceptInvite-wire.CmdCreate) + 2
+	slotSession = 3 // 0x0101..0x0117 -> 4..26
+	slotUnknown = slotSession + int(wire.CmdDeleteProperty-wire.CmdCreate) + 2
 	slotApp     = slotUnknown + 1
 	cmdSlots    = slotApp + 1
 	statusSlots = 64 // statuses >= 63 share the last slot
@@ -31,7 +31,7 @@ func cmdSlot(ver uint8, cmd wire.Cmd) int {
 		return slotApp
 	case cmd >= wire.CmdSignIn && cmd <= wire.CmdBye:
 		return slotConn + int(cmd)
-	case cmd >= wire.CmdCreate && cmd <= wire.CmdAcceptInvite:
+	case cmd >= wire.CmdCreate && cmd <= wire.CmdDeleteProperty:
 		return slotSession + int(cmd-wire.CmdCreate+1)
 	}
 	return slotUnknown

@@ -69,7 +69,7 @@ func TestProtocolExample(t *testing.T) {
 
 	alice.write(frames[0]) // SignIn
 	f, _ := alice.next()
-	readID(f, &realSID, len(docSID), 1+len("alice")+1)
+	readID(f, &realSID, len(docSID), 2+1+len("alice")+1)
 	if want := bytes.ReplaceAll(frames[1], []byte(docSID), []byte(realSID)); !bytes.Equal(wire.AppendFrame(nil, f.Header, f.Payload), want) {
 		t.Fatalf("sign-in reply:\n got %x\nwant %x", wire.AppendFrame(nil, f.Header, f.Payload), want)
 	}

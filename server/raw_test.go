@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coveyhq/covey/wire"
@@ -176,13 +177,40 @@ func TestRawProtocolErrors(t *testing.T) {
 			t.Run("sign in twice on one connection", func(t *testing.T) {
 				c := dial()
 				c.signIn("twice")
-				req := wire.SignInRequest{UserID: "someone-else"}
+				req := wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "someone-else"}
 				if f := c.call(wire.CmdSignIn, req.Append(nil)); f.Status != wire.StatusBadRequest {
 					t.Fatalf("status %v", f.Status)
 				}
 			})
+			t.Run("version negotiation", func(t *testing.T) {
+				// The highest version both speak is chosen: a client of
+				// versions 1 to 7 gets 1 from this server.
+				c := dial()
+				req := wire.SignInRequest{MinVersion: 1, MaxVersion: 7, UserID: "newer-client"}
+				f := c.call(wire.CmdSignIn, req.Append(nil))
+				var rep wire.SignInReply
+				if f.Status != wire.StatusOK || rep.Consume(f.Payload) != nil || rep.Version != wire.ProtocolVersion {
+					t.Fatalf("versions 1-7: status %v, reply %+v", f.Status, rep)
+				}
+				if rep.MaxMessage != wire.MaxMessageFor(rep.MaxPayload) {
+					t.Fatalf("MaxMessage %d for MaxPayload %d", rep.MaxMessage, rep.MaxPayload)
+				}
+				// None in common: BadVersion, then a Bye that says which
+				// versions the server speaks, then the close.
+				for _, r := range [][2]uint16{{0, 0}, {2, 9}, {5, 3}} {
+					c := dial()
+					req := wire.SignInRequest{MinVersion: r[0], MaxVersion: r[1], UserID: "older-client"}
+					if f := c.call(wire.CmdSignIn, req.Append(nil)); f.Status != wire.StatusBadVersion {
+						t.Fatalf("versions %d-%d: status %v", r[0], r[1], f.Status)
+					}
+					if bye := c.expectByeMsg(); bye.Status != wire.StatusBadVersion || !strings.Contains(bye.Reason, "versions 1 to 1") {
+						t.Fatalf("versions %d-%d: bye %+v", r[0], r[1], bye)
+					}
+				}
+			})
 			t.Run("bad sign-in", func(t *testing.T) {
 				for _, req := range []wire.SignInRequest{{}, {Token: "v1.abc"}, {UserID: "bad\x00id"}, {Token: "t", UserID: "both"}} {
+					req.MinVersion, req.MaxVersion = 1, 1
 					c := dial()
 					if f := c.call(wire.CmdSignIn, req.Append(nil)); f.Status != wire.StatusAuthFailed {
 						t.Fatalf("%+v: status %v", req, f.Status)
@@ -194,7 +222,7 @@ func TestRawProtocolErrors(t *testing.T) {
 					t.Fatalf("malformed sign-in: %v", f.Status)
 				}
 				c = dial() // seq 0 would leave the client without its SID
-				c.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn}, (&wire.SignInRequest{UserID: "zero"}).Append(nil)))
+				c.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn}, (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "zero"}).Append(nil)))
 				if st := c.expectBye(); st != wire.StatusBadRequest {
 					t.Fatalf("sign-in with seq 0: bye %v", st)
 				}
@@ -221,5 +249,34 @@ func TestRawFireAndForget(t *testing.T) {
 	}
 	if f.Seq != 0 || f.Status != wire.StatusNotMember {
 		t.Fatalf("first frame back: flags %v seq %d status %v", f.Flags, f.Seq, f.Status)
+	}
+}
+
+// TestPingAlwaysAnswered pins the heartbeat rule: a Ping gets an OK reply
+// whatever its seq, including 0 (the one exception to fire-and-forget), so
+// a client that counts silence in heartbeats never kills a healthy idle
+// connection; and a Ping with a payload is BadRequest, like any command
+// with trailing bytes. Both transports.
+func TestPingAlwaysAnswered(t *testing.T) {
+	srv := startServer(t)
+	for _, network := range []string{"tcp", "kcp"} {
+		t.Run(network, func(t *testing.T) {
+			c := dialRaw(t, network, srv.addrOf(network))
+			c.signIn("pinger-" + network)
+			c.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing}, nil))
+			f, err := c.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Flags != wire.FlagReply || f.Cmd != wire.CmdPing || f.Seq != 0 || f.Status != wire.StatusOK {
+				t.Fatalf("Ping seq 0: got %+v, want an OK reply with seq 0", f.Header)
+			}
+			if f := c.call(wire.CmdPing, []byte{0}); f.Status != wire.StatusBadRequest {
+				t.Fatalf("Ping with a payload byte: status %v, want BadRequest", f.Status)
+			}
+			if f := c.call(wire.CmdPing, nil); f.Status != wire.StatusOK {
+				t.Fatalf("Ping after: status %v", f.Status)
+			}
+		})
 	}
 }

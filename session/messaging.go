@@ -24,7 +24,7 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 	if err != nil {
 		return opErr(OpSend, id, err)
 	}
-	if !t.fits(len(msg)) {
+	if !t.msgFits(msg) {
 		return opErr(OpSend, id, ErrTooLarge)
 	}
 	sn := s.snap.Load()
@@ -71,7 +71,7 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 	if !allMembers(sn, recipientUIDs) {
 		return opErr(OpSend, id, ErrRecipientNotFound)
 	}
-	if !t.fits(len(msg)) {
+	if !t.msgFits(msg) {
 		return opErr(OpSend, id, ErrTooLarge)
 	}
 	fb := t.getBuf()
@@ -203,7 +203,7 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 		Type: typ, SessionID: id, FromUserID: u.ID, Ver: spec.Ver, Cmd: wire.Cmd(spec.Cmd),
 		ExpiresUnixMillis: uint64(expires.UnixMilli()), Msg: spec.Msg,
 	}
-	if !t.fits(push.Size()) {
+	if !t.msgFits(spec.Msg) || !t.fits(push.Size()) {
 		return opErr(OpInvite, id, ErrTooLarge)
 	}
 	payload := t.getBuf()
@@ -290,14 +290,22 @@ func (t *Table) deliver(members []*User, frame []byte, want func(*User) bool) {
 // payload limit.
 func (t *Table) fits(size int) bool { return size <= int(t.cfg.Wire.MaxPayload) }
 
+// msgFits reports whether msg is within the message limit,
+// wire.MaxMessageFor the payload limit: the push that carries it then
+// fits the payload limit whatever the session and user IDs, so a client
+// told the limit at sign-in never sees a message refused for its IDs.
+func (t *Table) msgFits(msg []byte) bool {
+	return len(msg) <= int(wire.MaxMessageFor(t.cfg.Wire.MaxPayload))
+}
+
 // pushMessage encodes a MessagePush once and delivers it to the members
 // that want reports true for. It fails with ErrTooLarge, sending nothing,
-// if the push would be over the maximum payload (the session ID and sender
-// make it longer than the request that carried msg).
+// if msg is over the message limit (or, with a user ID longer than any
+// the server signs in, the push over the payload limit).
 func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID string, msg []byte, want func(*User) bool) error {
 	p := wire.MessagePush{Type: s.typ, SessionID: s.id, SenderID: senderID, Msg: msg}
 	size := p.Size()
-	if !t.fits(size) {
+	if !t.msgFits(msg) || !t.fits(size) {
 		return ErrTooLarge
 	}
 	fb := t.getBuf()

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -916,15 +917,32 @@ func TestReviewRegressions(t *testing.T) {
 		bob, bobRec := player(tb, "bob")
 		s := mustCreate(t, tb, alice, 1, 2)
 		mustJoin(t, tb, s, bob)
-		max := int(tb.cfg.Wire.MaxPayload)
-		wantErr(t, tb.BroadcastFrom(bg, 1, alice, make([]byte, max-10)), ErrTooLarge, IsSendError)
-		wantErr(t, tb.MessageFrom(bg, 1, alice, []string{"bob"}, make([]byte, max-10)), ErrTooLarge, IsSendError)
+		max := int(wire.MaxMessageFor(tb.cfg.Wire.MaxPayload))
+		wantErr(t, tb.BroadcastFrom(bg, 1, alice, make([]byte, max+1)), ErrTooLarge, IsSendError)
+		wantErr(t, tb.MessageFrom(bg, 1, alice, []string{"bob"}, make([]byte, max+1)), ErrTooLarge, IsSendError)
 		wantErr(t, tb.Broadcast(bg, 1, s.ID(), 1, 1, make([]byte, max+1)), ErrTooLarge, IsSendError)
-		wantErr(t, tb.Invite(bg, 1, s.ID(), alice, []string{"bob"}, InviteSpec{Msg: make([]byte, max)}), ErrTooLarge, IsInviteError)
+		wantErr(t, tb.MessageTo(bg, 1, s.ID(), "alice", []string{"bob"}, 1, 1, make([]byte, max+1)), ErrTooLarge, IsSendError)
+		wantErr(t, tb.Invite(bg, 1, s.ID(), alice, []string{"bob"}, InviteSpec{Msg: make([]byte, max+1)}), ErrTooLarge, IsInviteError)
 		if n := len(bobRec.pushes(wire.CmdBroadcastReceived)) + len(bobRec.pushes(wire.CmdMessageReceived)); n != 0 {
 			t.Fatalf("%d oversized pushes were sent", n)
 		}
-		must(t, tb.BroadcastFrom(bg, 1, alice, make([]byte, max-200)))
+		// A message of exactly the limit goes through, and its push is
+		// within the payload limit.
+		// within the payload limit (random bytes: compression cannot hide
+		// the size).
+		msg := make([]byte, max)
+		rand.NewChaCha8([32]byte{1}).Read(msg)
+		must(t, tb.BroadcastFrom(bg, 1, alice, msg))
+		must(t, tb.MessageFrom(bg, 1, alice, []string{"bob"}, msg))
+		got := append(bobRec.pushes(wire.CmdBroadcastReceived), bobRec.pushes(wire.CmdMessageReceived)...)
+		if len(got) != 2 {
+			t.Fatalf("%d pushes, want 2", len(got))
+		}
+		for _, p := range got {
+			if len(p.payload) > int(tb.cfg.Wire.MaxPayload) {
+				t.Fatalf("a push of %d bytes, over the %d limit", len(p.payload), tb.cfg.Wire.MaxPayload)
+			}
+		}
 	})
 	t.Run("empty TTL is capped", func(t *testing.T) {
 		tb, _ := newTestTable(t)

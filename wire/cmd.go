@@ -48,6 +48,7 @@ const (
 	CmdIsOwner                Cmd = 0x0114 // TypeRequest -> BoolReply
 	CmdGetUserSessions        Cmd = 0x0115 // empty -> UserSessionsReply
 	CmdAcceptInvite           Cmd = 0x0116 // SessionRef -> empty
+	CmdDeleteProperty         Cmd = 0x0117 // PropertyKeyRequest -> BoolReply (whether the key existed)
 
 	// Session pushes, 0x0200-0x02FF.
 	CmdMemberJoined      Cmd = 0x0201 // MemberEvent
@@ -58,6 +59,7 @@ const (
 	CmdBroadcastReceived Cmd = 0x0206 // MessagePush
 	CmdMessageReceived   Cmd = 0x0207 // MessagePush
 	CmdSessionDeleted    Cmd = 0x0208 // SessionDeletedPush
+	CmdPropertiesChanged Cmd = 0x0209 // PropertiesChangedPush
 )
 
 // IsMesh reports whether c, in namespace 0, is in the mesh range
@@ -120,6 +122,8 @@ func (c Cmd) String() string {
 		return "GetUserSessions"
 	case CmdAcceptInvite:
 		return "AcceptInvite"
+	case CmdDeleteProperty:
+		return "DeleteProperty"
 	case CmdMemberJoined:
 		return "MemberJoined"
 	case CmdMemberLeft:
@@ -136,6 +140,8 @@ func (c Cmd) String() string {
 		return "MessageReceived"
 	case CmdSessionDeleted:
 		return "SessionDeleted"
+	case CmdPropertiesChanged:
+		return "PropertiesChanged"
 	}
 	const hex = "0123456789ABCDEF"
 	b := [...]byte{'C', 'm', 'd', '(', '0', 'x', hex[c>>12], hex[c>>8&0xF], hex[c>>4&0xF], hex[c&0xF], ')'}

@@ -36,4 +36,9 @@ var (
 	// ErrBadValue reports an unknown value tag, a boolean byte other than
 	// 0 or 1, or (from [ValueOf]) a Go type that has no property encoding.
 	ErrBadValue = errors.New("wire: invalid value")
+
+	// ErrBadUTF8 reports a String field whose bytes are not valid UTF-8.
+	// Every String is checked on decode, so nothing invalid is stored or
+	// relayed to other players.
+	ErrBadUTF8 = errors.New("wire: string is not valid UTF-8")
 )

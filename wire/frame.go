@@ -253,3 +253,18 @@ func (c Config) Decompress(dst []byte, f Frame) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// PushReserve is how much of a push's payload limit the server keeps for
+// the fields around an application's bytes: the session type, the session
+// ID (at most 101 bytes: a UUID, '@' and a node name of at most 64), a user
+// ID (at most 128 bytes), the Invite fields and the length prefixes. The
+// worst case, an InvitePush, takes 248 bytes besides its Msg.
+const PushReserve = 256
+
+// MaxMessageFor returns the largest Msg that a Broadcast, MessageTo or
+// Invite accepts on a server whose payload limit is maxPayload (0 meaning
+// DefaultMaxPayload): maxPayload - PushReserve. The push that carries such
+// a Msg always fits maxPayload, whatever the session and user IDs.
+func MaxMessageFor(maxPayload uint32) uint32 {
+	return Config{MaxPayload: maxPayload}.maxPayload() - PushReserve
+}

@@ -230,7 +230,7 @@ func FuzzPayload(f *testing.F) {
 // isCodecError reports whether err is one of the payload codec's
 // sentinels.
 func isCodecError(err error) bool {
-	for _, e := range []error{ErrShort, ErrTrailing, ErrBadValue, ErrCorrupt} {
+	for _, e := range []error{ErrShort, ErrTrailing, ErrBadValue, ErrCorrupt, ErrBadUTF8} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -40,28 +40,39 @@ func (r *reader) done() error {
 	return r.err
 }
 
-// SignInRequest is the payload of a CmdSignIn request. Exactly one field
-// is set: Token in signed mode, UserID in development mode (the server
-// refuses the other with StatusAuthFailed or StatusBadRequest; the codec
-// does not check).
+// SignInRequest is the payload of a CmdSignIn request. Its first four
+// bytes, the version range, keep their place in every protocol version, so
+// that any server can read them before it knows how to read the rest.
+// Exactly one of Token and UserID is set: Token in token mode, UserID in
+// development mode (the server refuses the other with StatusAuthFailed;
+// the codec does not check).
 type SignInRequest struct {
-	Token  string
-	UserID string
+	// MinVersion and MaxVersion are the lowest and highest protocol
+	// versions the client speaks (see [ProtocolVersion]); the server
+	// picks the highest version in the range that it also speaks.
+	MinVersion uint16
+	MaxVersion uint16
+	Token      string
+	UserID     string
 }
 
 // Append appends m's encoding to dst.
 func (m *SignInRequest) Append(dst []byte) []byte {
+	dst = AppendU16(dst, m.MinVersion)
+	dst = AppendU16(dst, m.MaxVersion)
 	dst = AppendString(dst, m.Token)
 	return AppendString(dst, m.UserID)
 }
 
 // Size returns the length of m's encoding.
-func (m *SignInRequest) Size() int { return SizeString(m.Token) + SizeString(m.UserID) }
+func (m *SignInRequest) Size() int { return 4 + SizeString(m.Token) + SizeString(m.UserID) }
 
 // Consume decodes b, which must hold exactly one SignInRequest, into m.
 func (m *SignInRequest) Consume(b []byte) error {
 	r := reader{b: b}
 	var v SignInRequest
+	v.MinVersion = field(&r, ConsumeU16)
+	v.MaxVersion = field(&r, ConsumeU16)
 	v.Token = field(&r, ConsumeString)
 	v.UserID = field(&r, ConsumeString)
 	if err := r.done(); err != nil {
@@ -71,33 +82,45 @@ func (m *SignInRequest) Consume(b []byte) error {
 	return nil
 }
 
-// SignInReply is the payload of the reply to a successful CmdSignIn.
+// SignInReply is the payload of the reply to a successful CmdSignIn. Its
+// first two bytes, the version chosen, keep their place in every protocol
+// version.
 type SignInReply struct {
+	Version         uint16 // the protocol version the connection now speaks
 	UserID          string // the authenticated user
 	SID             string // the server-assigned connection ID
-	HeartbeatMillis uint32 // the interval at which the client must ping
-	MaxPayload      uint32 // the largest payload the server accepts
+	HeartbeatMillis uint32 // the interval at which the client pings
+	// MaxPayload is the largest payload the server accepts, and the
+	// largest it sends: no frame from the server has a longer payload.
+	MaxPayload uint32
+	// MaxMessage is the largest Msg a Broadcast, MessageTo or Invite
+	// accepts: [MaxMessageFor] of MaxPayload.
+	MaxMessage uint32
 }
 
 // Append appends m's encoding to dst.
 func (m *SignInReply) Append(dst []byte) []byte {
+	dst = AppendU16(dst, m.Version)
 	dst = AppendString(dst, m.UserID)
 	dst = AppendString(dst, m.SID)
 	dst = AppendU32(dst, m.HeartbeatMillis)
-	return AppendU32(dst, m.MaxPayload)
+	dst = AppendU32(dst, m.MaxPayload)
+	return AppendU32(dst, m.MaxMessage)
 }
 
 // Size returns the length of m's encoding.
-func (m *SignInReply) Size() int { return SizeString(m.UserID) + SizeString(m.SID) + 8 }
+func (m *SignInReply) Size() int { return 2 + SizeString(m.UserID) + SizeString(m.SID) + 12 }
 
 // Consume decodes b, which must hold exactly one SignInReply, into m.
 func (m *SignInReply) Consume(b []byte) error {
 	r := reader{b: b}
 	var v SignInReply
+	v.Version = field(&r, ConsumeU16)
 	v.UserID = field(&r, ConsumeString)
 	v.SID = field(&r, ConsumeString)
 	v.HeartbeatMillis = field(&r, ConsumeU32)
 	v.MaxPayload = field(&r, ConsumeU32)
+	v.MaxMessage = field(&r, ConsumeU32)
 	if err := r.done(); err != nil {
 		return err
 	}
@@ -135,12 +158,28 @@ func (m *Bye) Consume(b []byte) error {
 	return nil
 }
 
+// CreateFlags are the options of a [CreateRequest], a bit set.
+type CreateFlags uint8
+
+// Create options. Values are part of the protocol: only append.
+const (
+	// CreateQuiet creates a session whose members get no
+	// PropertiesChanged pushes.
+	CreateQuiet CreateFlags = 0x01
+
+	createFlagsDefined = CreateQuiet
+)
+
+// Valid reports whether f sets only defined bits.
+func (f CreateFlags) Valid() bool { return f&^createFlagsDefined == 0 }
+
 // CreateRequest is the payload of a CmdCreate request.
 type CreateRequest struct {
 	Type       uint8
-	MaxMembers uint16     // more than 1
-	TTLSeconds uint16     // how long the session survives empty; 0 for the server default
-	Props      []KeyValue // initial properties
+	MaxMembers uint16      // more than 1
+	TTLSeconds uint16      // how long the session survives empty; 0 for the server default
+	Flags      CreateFlags // options; undefined bits are refused with StatusBadRequest
+	Props      []KeyValue  // initial properties
 }
 
 // Append appends m's encoding to dst.
@@ -148,11 +187,12 @@ func (m *CreateRequest) Append(dst []byte) []byte {
 	dst = AppendU8(dst, m.Type)
 	dst = AppendU16(dst, m.MaxMembers)
 	dst = AppendU16(dst, m.TTLSeconds)
+	dst = AppendU8(dst, uint8(m.Flags))
 	return AppendProps(dst, m.Props)
 }
 
 // Size returns the length of m's encoding.
-func (m *CreateRequest) Size() int { return 5 + SizeProps(m.Props) }
+func (m *CreateRequest) Size() int { return 6 + SizeProps(m.Props) }
 
 // Consume decodes b, which must hold exactly one CreateRequest, into m.
 func (m *CreateRequest) Consume(b []byte) error {
@@ -161,6 +201,7 @@ func (m *CreateRequest) Consume(b []byte) error {
 	v.Type = field(&r, ConsumeU8)
 	v.MaxMembers = field(&r, ConsumeU16)
 	v.TTLSeconds = field(&r, ConsumeU16)
+	v.Flags = CreateFlags(field(&r, ConsumeU8))
 	v.Props = field(&r, ConsumeProps)
 	if err := r.done(); err != nil {
 		return err
@@ -1074,6 +1115,50 @@ func (m *SessionDeletedPush) Consume(b []byte) error {
 	var v SessionDeletedPush
 	v.Type = field(&r, ConsumeU8)
 	v.SessionID = field(&r, ConsumeString)
+	if err := r.done(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// PropertiesChangedPush is the payload of a CmdPropertiesChanged push: after
+// a successful property write, the other members of the session learn the
+// keys written with their new values, or the key deleted.
+type PropertiesChangedPush struct {
+	Type      uint8
+	SessionID string
+	// WriterID is the user who wrote, or "" when the game's server code
+	// did.
+	WriterID string
+	Props    []KeyValue // the keys written, with their new values, sorted by key
+	Deleted  []string   // the keys deleted
+}
+
+// Append appends m's encoding to dst.
+func (m *PropertiesChangedPush) Append(dst []byte) []byte {
+	dst = AppendU8(dst, m.Type)
+	dst = AppendString(dst, m.SessionID)
+	dst = AppendString(dst, m.WriterID)
+	dst = AppendProps(dst, m.Props)
+	return AppendStringList(dst, m.Deleted)
+}
+
+// Size returns the length of m's encoding.
+func (m *PropertiesChangedPush) Size() int {
+	return 1 + SizeString(m.SessionID) + SizeString(m.WriterID) + SizeProps(m.Props) + SizeStringList(m.Deleted)
+}
+
+// Consume decodes b, which must hold exactly one PropertiesChangedPush,
+// into m.
+func (m *PropertiesChangedPush) Consume(b []byte) error {
+	r := reader{b: b}
+	var v PropertiesChangedPush
+	v.Type = field(&r, ConsumeU8)
+	v.SessionID = field(&r, ConsumeString)
+	v.WriterID = field(&r, ConsumeString)
+	v.Props = field(&r, ConsumeProps)
+	v.Deleted = field(&r, ConsumeStringList)
 	if err := r.done(); err != nil {
 		return err
 	}

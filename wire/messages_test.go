@@ -137,7 +137,7 @@ func TestAppendMessagePushFrame(t *testing.T) {
 	}
 	// The frame vector "push: BroadcastReceived".
 	got := AppendMessagePushFrame(nil, CmdBroadcastReceived, 1, "s1", "alice", []byte("hi"))
-	if want := unhex(t, frameVectors[3].hex); !bytes.Equal(got, want) {
+	if want := unhex(t, frameVectors[4].hex); !bytes.Equal(got, want) {
 		t.Errorf("AppendMessagePushFrame = %x, want %x", got, want)
 	}
 	buf := make([]byte, 0, 256)

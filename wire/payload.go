@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // Payload primitives, in the style of protowire: for each type, AppendX
@@ -134,14 +135,15 @@ func consumeLen(b []byte, minSize int) (int, int, error) {
 }
 
 // AppendString appends s as a uvarint byte length followed by its bytes.
-// Strings are UTF-8 by convention; the codec does not check.
+// Strings are UTF-8: the encoder does not check, [ConsumeString] does.
 func AppendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
-// ConsumeString decodes a length-prefixed string. The string is a copy (it
-// allocates unless empty), so it outlives b.
+// ConsumeString decodes a length-prefixed string. Bytes that are not valid
+// UTF-8 are ErrBadUTF8. The string is a copy (it allocates unless empty),
+// so it outlives b.
 func ConsumeString(b []byte) (string, int, error) {
 	l, n, err := consumeLen(b, 1)
 	if err != nil {
@@ -150,7 +152,11 @@ func ConsumeString(b []byte) (string, int, error) {
 	if l == 0 {
 		return "", n, nil
 	}
-	return string(b[n : n+l]), n + l, nil
+	s := b[n : n+l]
+	if !utf8.Valid(s) {
+		return "", 0, ErrBadUTF8
+	}
+	return string(s), n + l, nil
 }
 
 // SizeString returns the encoded size of s.

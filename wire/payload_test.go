@@ -202,3 +202,36 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// TestStringsAreUTF8 pins that a String field that is not UTF-8 fails to
+// decode everywhere it appears: alone, in a list, as a property key or
+// value, inside a message; and that the server's status for it is
+// BadRequest.
+func TestStringsAreUTF8(t *testing.T) {
+	bad := []byte{0x02, 0x6b, 0xff} // "k\xff"
+	if _, _, err := ConsumeString(bad); !errors.Is(err, ErrBadUTF8) {
+		t.Errorf("ConsumeString(%x) = %v, want ErrBadUTF8", bad, err)
+	}
+	if _, _, err := ConsumeStringList(append([]byte{0x01}, bad...)); !errors.Is(err, ErrBadUTF8) {
+		t.Errorf("ConsumeStringList: %v, want ErrBadUTF8", err)
+	}
+	key := append(append([]byte{0x01}, bad...), 0x01, 0x01) // {"k\xff": true}
+	if _, _, err := ConsumeProps(key); !errors.Is(err, ErrBadUTF8) {
+		t.Errorf("ConsumeProps, bad key: %v, want ErrBadUTF8", err)
+	}
+	value := append([]byte{0x01, 0x01, 'k', byte(KindString)}, bad...) // {"k": "k\xff"}
+	if _, _, err := ConsumeProps(value); !errors.Is(err, ErrBadUTF8) {
+		t.Errorf("ConsumeProps, bad value: %v, want ErrBadUTF8", err)
+	}
+	var req SetPropertyRequest
+	if err := req.Consume(append([]byte{0x01}, key[1:]...)); !errors.Is(err, ErrBadUTF8) {
+		t.Errorf("SetPropertyRequest.Consume: %v, want ErrBadUTF8", err)
+	}
+	if got := StatusOf(ErrBadUTF8); got != StatusBadRequest {
+		t.Errorf("StatusOf(ErrBadUTF8) = %v", got)
+	}
+	// Valid multi-byte UTF-8 passes.
+	if s, _, err := ConsumeString(AppendString(nil, "ready ✓")); err != nil || s != "ready ✓" {
+		t.Errorf("ConsumeString(valid) = %q, %v", s, err)
+	}
+}

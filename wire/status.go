@@ -28,6 +28,7 @@ const (
 	StatusSlowConsumer    Status = 8  // bye: the client did not read fast enough
 	StatusReplaced        Status = 9  // bye: the user signed in elsewhere
 	StatusShuttingDown    Status = 10 // bye: the server is shutting down
+	StatusBadVersion      Status = 11 // sign-in: no protocol version in common with the server
 
 	StatusInvalidSessionID  Status = 16 // not a session ID this cluster issues
 	StatusSessionNotFound   Status = 17 // the session does not exist (any more)
@@ -48,6 +49,8 @@ const (
 	StatusCompareFailed     Status = 32 // compare-and-set found another value
 	StatusTooManyProperties Status = 33 // the session's property limit was reached
 	StatusBadSessionType    Status = 34 // the session exists with another type
+	StatusOverflow          Status = 35 // an increment would leave the int64 range
+	StatusPropertiesFull    Status = 36 // the session's properties would exceed their size budget
 )
 
 // errorText returns "covey: " and the description of s, or "" if s is not
@@ -77,6 +80,8 @@ func (s Status) errorText() string {
 		return "covey: signed in elsewhere"
 	case StatusShuttingDown:
 		return "covey: server shutting down"
+	case StatusBadVersion:
+		return "covey: no common protocol version"
 	case StatusInvalidSessionID:
 		return "covey: invalid session id"
 	case StatusSessionNotFound:
@@ -115,6 +120,10 @@ func (s Status) errorText() string {
 		return "covey: too many properties"
 	case StatusBadSessionType:
 		return "covey: bad session type"
+	case StatusOverflow:
+		return "covey: integer overflow"
+	case StatusPropertiesFull:
+		return "covey: properties over their size budget"
 	}
 	return ""
 }
@@ -158,7 +167,7 @@ func StatusOf(err error) Status {
 	case errors.Is(err, ErrTooLarge):
 		return StatusTooLarge
 	case errors.Is(err, ErrShort), errors.Is(err, ErrTrailing), errors.Is(err, ErrBadValue),
-		errors.Is(err, ErrCorrupt), errors.Is(err, ErrBadFlags):
+		errors.Is(err, ErrCorrupt), errors.Is(err, ErrBadFlags), errors.Is(err, ErrBadUTF8):
 		return StatusBadRequest
 	}
 	return StatusInternal

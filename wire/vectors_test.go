@@ -51,7 +51,7 @@ func allMessages() []message {
 		&IncrPropertyRequest{}, &CompareAndSetRequest{}, &PropertyReply{},
 		&PropsReply{}, &StringsReply{}, &BoolReply{}, &MemberData{}, &MemberDataReply{},
 		&SessionInfoRequest{}, &SessionInfo{}, &UserSessionsReply{}, &MemberEvent{},
-		&InvitePush{}, &MessagePush{}, &SessionDeletedPush{},
+		&InvitePush{}, &MessagePush{}, &SessionDeletedPush{}, &PropertiesChangedPush{},
 	}
 }
 
@@ -62,15 +62,17 @@ type payloadVector struct {
 }
 
 var payloadVectors = []payloadVector{
-	{"SignInRequest dev", "00 05 616c696365", &SignInRequest{UserID: "alice"}},
-	{"SignInRequest token", "03 746f6b 00", &SignInRequest{Token: "tok"}},
-	{"SignInReply", "05 616c696365 02 6331 000003e8 00010000",
-		&SignInReply{UserID: "alice", SID: "c1", HeartbeatMillis: 1000, MaxPayload: 65536}},
+	{"SignInRequest dev", "0001 0001 00 05 616c696365", &SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "alice"}},
+	{"SignInRequest token", "0001 0003 03 746f6b 00", &SignInRequest{MinVersion: 1, MaxVersion: 3, Token: "tok"}},
+	{"SignInReply", "0001 05 616c696365 02 6331 000003e8 00010000 0000ff00",
+		&SignInReply{Version: 1, UserID: "alice", SID: "c1", HeartbeatMillis: 1000, MaxPayload: 65536, MaxMessage: 65280}},
 	{"Bye", "0009 13 7369676e656420696e20656c73657768657265",
 		&Bye{Status: StatusReplaced, Reason: "signed in elsewhere"}},
-	{"CreateRequest", "01 0004 003c 02 03 6d6170 05 04 64757374 05 726f756e64 02 0000000000000003",
+	{"CreateRequest", "01 0004 003c 00 02 03 6d6170 05 04 64757374 05 726f756e64 02 0000000000000003",
 		&CreateRequest{Type: 1, MaxMembers: 4, TTLSeconds: 60, Props: []KeyValue{
 			{"map", StringValue("dust")}, {"round", IntValue(3)}}}},
+	{"CreateRequest quiet", "02 0008 0000 01 00",
+		&CreateRequest{Type: 2, MaxMembers: 8, Flags: CreateQuiet}},
 	{"CreateReply", "02 7331", &CreateReply{SessionID: "s1"}},
 	{"SessionRef", "01 02 7331", &SessionRef{Type: 1, SessionID: "s1"}},
 	{"TypeRequest", "01", &TypeRequest{Type: 1}},
@@ -116,6 +118,10 @@ var payloadVectors = []payloadVector{
 	{"MessagePush", "01 02 7331 05 616c696365 02 6869",
 		&MessagePush{Type: 1, SessionID: "s1", SenderID: "alice", Msg: []byte("hi")}},
 	{"SessionDeletedPush", "01 02 7331", &SessionDeletedPush{Type: 1, SessionID: "s1"}},
+	{"PropertiesChangedPush set", "01 02 7331 05 616c696365 01 05 7265616479 01 01 00",
+		&PropertiesChangedPush{Type: 1, SessionID: "s1", WriterID: "alice", Props: []KeyValue{{"ready", BoolValue(true)}}}},
+	{"PropertiesChangedPush deleted", "01 02 7331 03 626f62 00 01 03 6d6170",
+		&PropertiesChangedPush{Type: 1, SessionID: "s1", WriterID: "bob", Deleted: []string{"map"}}},
 }
 
 type valueVector struct {
@@ -145,13 +151,15 @@ type frameVector struct {
 }
 
 var frameVectors = []frameVector{
-	{"request: SignIn", "00000007 00 0001 00 00000001 0000 00 05 616c696365",
-		Header{Length: 7, Cmd: CmdSignIn, Seq: 1}, unhexMust("00 05 616c696365"),
-		&SignInRequest{UserID: "alice"}},
-	{"reply: SignIn", "00000011 00 0001 01 00000001 0000 05 616c696365 02 6331 000003e8 00010000",
-		Header{Length: 17, Cmd: CmdSignIn, Flags: FlagReply, Seq: 1},
-		unhexMust("05 616c696365 02 6331 000003e8 00010000"),
-		&SignInReply{UserID: "alice", SID: "c1", HeartbeatMillis: 1000, MaxPayload: 65536}},
+	{"request: SignIn", "0000000b 00 0001 00 00000001 0000 0001 0001 00 05 616c696365",
+		Header{Length: 11, Cmd: CmdSignIn, Seq: 1}, unhexMust("0001 0001 00 05 616c696365"),
+		&SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "alice"}},
+	{"reply: SignIn", "00000017 00 0001 01 00000001 0000 0001 05 616c696365 02 6331 000003e8 00010000 0000ff00",
+		Header{Length: 23, Cmd: CmdSignIn, Flags: FlagReply, Seq: 1},
+		unhexMust("0001 05 616c696365 02 6331 000003e8 00010000 0000ff00"),
+		&SignInReply{Version: 1, UserID: "alice", SID: "c1", HeartbeatMillis: 1000, MaxPayload: 65536, MaxMessage: 65280}},
+	{"reply with status: SignIn, no common version", "00000000 00 0001 01 00000001 000b",
+		Header{Cmd: CmdSignIn, Flags: FlagReply, Seq: 1, Status: StatusBadVersion}, []byte{}, nil},
 	{"reply with status: Join, session full", "00000000 00 0102 01 00000002 0012",
 		Header{Cmd: CmdJoin, Flags: FlagReply, Seq: 2, Status: StatusSessionFull}, []byte{}, nil},
 	{"push: BroadcastReceived", "0000000d 00 0206 02 00000000 0000 01 02 7331 05 616c696365 02 6869",

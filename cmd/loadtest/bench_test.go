@@ -262,7 +262,7 @@ func serveFeederConn(c net.Conn, signedIn func()) {
 			}
 			switch fr.Cmd {
 			case wire.CmdSignIn:
-				rep := wire.SignInReply{UserID: "u", SID: "s", HeartbeatMillis: 5000, MaxPayload: wire.DefaultMaxPayload}
+				rep := wire.SignInReply{Version: wire.ProtocolVersion, UserID: "u", SID: "s", HeartbeatMillis: 5000, MaxPayload: wire.DefaultMaxPayload}
 				c.Write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Flags: wire.FlagReply, Seq: fr.Seq}, rep.Append(nil)))
 				signedIn()
 			case wire.CmdBye:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -99,27 +100,10 @@ func (c *conn) signIn(ctx context.Context, userID string) (wire.SignInReply, err
 		c.nc.SetDeadline(dl)
 	}
 	defer c.nc.SetDeadline(time.Time{})
-	req := wire.SignInRequest{UserID: userID}
-	frame := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: signInSeq}, req.Append(nil))
-	err := clientconn.Exchange(c.nc, c.dec, c.rbuf, frame, func(f wire.Frame) (bool, error) {
-		if f.Flags&wire.FlagPush != 0 && f.Ver == 0 && f.Cmd == wire.CmdBye {
-			var m wire.Bye
-			if err := m.Consume(f.Payload); err != nil {
-				return true, fmt.Errorf("%w: %w", errProtocol, err)
-			}
-			return true, &clientconn.ByeError{Status: m.Status, Reason: m.Reason}
-		}
-		if f.Flags&wire.FlagReply == 0 || f.Seq != signInSeq || f.Cmd != wire.CmdSignIn {
-			return false, nil
-		}
-		if f.Status != wire.StatusOK {
-			return true, f.Status
-		}
-		if err := rep.Consume(f.Payload); err != nil {
-			return true, fmt.Errorf("%w: %w", errBadReply, err)
-		}
-		return true, nil
-	})
+	rep, err := clientconn.SignIn(c.nc, c.dec, c.rbuf, signInSeq, "", userID)
+	if errors.Is(err, clientconn.ErrProtocol) {
+		err = fmt.Errorf("%w: %w", errBadReply, err)
+	}
 	return rep, err
 }
 
