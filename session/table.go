@@ -37,8 +37,32 @@ type Config struct {
 	MaxEmptyTTL time.Duration
 	// MaxInviteTargets is the most users one Invite call may name.
 	MaxInviteTargets int
+	// MaxMemberData is the largest User.Data a member may carry into a
+	// session, as encoded in a GetMemberData reply (wire.SizeProps).
+	// With it the table bounds MaxMembers (see [MaxMembersFor]) so that
+	// every member list the server sends fits the payload limit.
+	MaxMemberData int
 	// Wire encodes pushes (compression threshold and maximum payload).
 	Wire wire.Config
+}
+
+// Member size limits: a member's user ID is at most MaxUserIDLen bytes
+// (the sign-in rule) and its SID at most MaxSIDLen; a Create or Join of a
+// User over them, or over Config.MaxMemberData, is ErrTooLarge.
+const (
+	MaxUserIDLen = 128
+	MaxSIDLen    = 64
+)
+
+// MaxMembersFor returns the largest Spec.MaxMembers a table with the given
+// payload limit and Config.MaxMemberData accepts: as many of the largest
+// member entries of a GetMemberData reply (user ID, SID and data, with
+// their length prefixes) as fit maxPayload - wire.PushReserve, at most
+// 65535. With the defaults (64 KiB, 128 bytes) it is 202.
+func MaxMembersFor(maxPayload uint32, maxMemberData int) uint16 {
+	entry := wire.SizeUvarint(MaxUserIDLen) + MaxUserIDLen + wire.SizeUvarint(MaxSIDLen) + MaxSIDLen + maxMemberData
+	n := int(wire.MaxMessageFor(maxPayload)) / entry
+	return uint16(min(n, 1<<16-1))
 }
 
 // DefaultConfig returns the configuration of a single node named "local".
@@ -53,6 +77,7 @@ func DefaultConfig() Config {
 		DefaultInviteTTL:     60 * time.Second,
 		MaxEmptyTTL:          time.Hour,
 		MaxInviteTargets:     64,
+		MaxMemberData:        128,
 		Wire:                 wire.DefaultConfig(),
 	}
 }
@@ -61,7 +86,8 @@ func DefaultConfig() Config {
 type Spec struct {
 	// Type is the session type: a user is in at most one session per type.
 	Type uint8
-	// MaxMembers is the most members the session admits; it must be > 1.
+	// MaxMembers is the most members the session admits: from 2 to the
+	// table's [Table.MaxMembersLimit].
 	MaxMembers uint16
 	// EmptyTTL is how long the session survives with no members. Values
 	// under MinEmptyTTL (including zero) mean MinEmptyTTL, values over the
@@ -158,6 +184,9 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 	if cfg.MaxInviteTargets <= 0 {
 		cfg.MaxInviteTargets = def.MaxInviteTargets
 	}
+	if cfg.MaxMemberData <= 0 {
+		cfg.MaxMemberData = def.MaxMemberData
+	}
 	if cfg.Wire.MaxPayload == 0 {
 		cfg.Wire = def.Wire
 	}
@@ -184,6 +213,32 @@ func (t *Table) Close() {
 
 // Node returns this node's name.
 func (t *Table) Node() string { return t.cfg.Node }
+
+// MaxMembersLimit returns the largest Spec.MaxMembers this table accepts:
+// [MaxMembersFor] its payload limit and MaxMemberData.
+func (t *Table) MaxMembersLimit() uint16 {
+	return MaxMembersFor(t.cfg.Wire.MaxPayload, t.cfg.MaxMemberData)
+}
+
+// memberFits reports whether u's ID, SID and data are within the member
+// size limits, so that member lists stay within the payload limit.
+func (t *Table) memberFits(u *User) bool {
+	if len(u.ID) > MaxUserIDLen || len(u.SID) > MaxSIDLen {
+		return false
+	}
+	if len(u.Data) == 0 {
+		return true
+	}
+	n := wire.SizeUvarint(uint64(len(u.Data)))
+	for k, v := range u.Data {
+		wv, err := wire.ValueOf(v)
+		if err != nil {
+			continue // left out of member data replies
+		}
+		n += wire.SizeString(k) + wire.SizeValue(wv)
+	}
+	return n <= t.cfg.MaxMemberData
+}
 
 // SetOffline marks the node offline (draining) or back online. While
 // offline, Create fails with ErrServerOffline; everything else works.
@@ -294,8 +349,10 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		return nil, ErrClosed
 	case t.offline.Load():
 		return nil, ErrServerOffline
-	case spec.MaxMembers < 2:
+	case spec.MaxMembers < 2 || spec.MaxMembers > t.MaxMembersLimit():
 		return nil, ErrBadMaxMembers
+	case !t.memberFits(u):
+		return nil, ErrTooLarge
 	}
 	props, err := t.newProps(spec.Properties)
 	if err != nil {
@@ -374,6 +431,9 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 	}
 	if s.IsMember(u.ID) {
 		return ErrAlreadyInSession
+	}
+	if !t.memberFits(u) {
+		return ErrTooLarge
 	}
 	if h := s.currentHooks(); h.onJoin != nil && !h.onJoin(id, u.clone()) {
 		return ErrJoinRejected
