@@ -43,6 +43,8 @@ type Client struct {
 	userID       string
 	sid          string
 	maxSend      int         // the largest payload the server accepts
+	maxMessage   int         // the largest Msg of a Broadcast, MessageTo or Invite
+	version      uint16      // the protocol version the server chose
 	wcfg         wire.Config // compression of outgoing payloads
 	compressFrom int         // payload size from which wcfg may compress; 0 never
 
@@ -83,6 +85,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		userID:  rep.UserID,
 		sid:     rep.SID,
 		maxSend: wire.DefaultMaxPayload,
+		version: rep.Version,
 		wcfg:    cfg.Wire,
 		events:  make(chan Event, cfg.EventBuffer),
 	}
@@ -93,6 +96,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if rep.MaxPayload > 0 {
 		c.maxSend = int(min(rep.MaxPayload, wire.MaxMaxPayload))
 	}
+	c.maxMessage = int(min(rep.MaxMessage, uint32(c.maxSend)))
 	if t := cfg.Wire.CompressThreshold; t > 0 {
 		c.compressFrom = max(t, wire.DefaultCompressThreshold)
 	}
@@ -169,6 +173,15 @@ func (c *Client) UserID() string { return c.userID }
 // SID returns the server-assigned ID of this connection. It never
 // changes.
 func (c *Client) SID() string { return c.sid }
+
+// MaxMessage returns the largest message, in bytes, that Broadcast,
+// MessageTo and Invite accept on this server (SignInReply.MaxMessage): a
+// longer one fails with wire.StatusTooLarge. It never changes.
+func (c *Client) MaxMessage() int { return c.maxMessage }
+
+// ProtocolVersion returns the protocol version the server chose at sign-in.
+// It never changes.
+func (c *Client) ProtocolVersion() uint16 { return c.version }
 
 // Events returns the channel of the client's events: pushes from the
 // server and failures of fire-and-forget calls, in the order they

@@ -85,12 +85,34 @@ func requireStatus(t *testing.T, err error, op string, st wire.Status) {
 	}
 }
 
+// TestSignInVersions: the SDK offers the versions it speaks; a server that
+// speaks none of them refuses with BadVersion and its reason, and a server
+// that claims a version the SDK did not offer is a protocol violation.
+func TestSignInVersions(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, network string) {
+		newer := startServer(t, network, func(s *fakeServer) { s.versions = [2]uint16{2, 3} })
+		_, err := Dial(testCtx(t), Config{Network: network, Addr: newer.addr(), UserID: "alice"})
+		var bye *ByeError
+		if !errors.As(err, &bye) || bye.Status != wire.StatusBadVersion || !strings.Contains(bye.Reason, "versions 2 to 3") {
+			t.Fatalf("a server of versions 2-3: err = %v, want *ByeError{BadVersion, its range}", err)
+		}
+		liar := startServer(t, network, func(s *fakeServer) { s.chosen = 9 })
+		_, err = Dial(testCtx(t), Config{Network: network, Addr: liar.addr(), UserID: "alice"})
+		if !errors.Is(err, ErrProtocol) {
+			t.Fatalf("a server that chose version 9: err = %v, want ErrProtocol", err)
+		}
+	})
+}
+
 func TestSignIn(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, network string) {
 		s := startServer(t, network)
 		c := dial(t, s)
 		if c.UserID() != "alice" || c.SID() != "sid-alice" {
 			t.Errorf("UserID, SID = %q, %q", c.UserID(), c.SID())
+		}
+		if c.ProtocolVersion() != wire.ProtocolVersion || c.MaxMessage() != int(wire.MaxMessageFor(s.maxPayload)) {
+			t.Errorf("ProtocolVersion, MaxMessage = %d, %d", c.ProtocolVersion(), c.MaxMessage())
 		}
 		c = dial(t, s, func(cfg *Config) { cfg.UserID, cfg.Token = "", "good-token" })
 		if c.UserID() != "token-user" {

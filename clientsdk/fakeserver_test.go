@@ -31,6 +31,8 @@ type fakeServer struct {
 	heartbeat  time.Duration // announced in SignInReply
 	maxPayload uint32        // announced in SignInReply
 	mute       bool          // never answer anything, not even sign-in
+	versions   [2]uint16     // the protocol versions it speaks; zero: wire's
+	chosen     uint16        // if set, the version it claims to choose whatever was offered
 
 	conns chan *fakeConn // signed-in connections, for tests to push on
 	wg    sync.WaitGroup
@@ -173,6 +175,19 @@ func (fc *fakeConn) signIn(f wire.Frame) bool {
 		fc.reply(f, wire.StatusBadRequest, nil)
 		return false
 	}
+	lo, hi := wire.MinProtocolVersion, wire.ProtocolVersion
+	if fc.s.versions != [2]uint16{} {
+		lo, hi = fc.s.versions[0], fc.s.versions[1]
+	}
+	version := min(req.MaxVersion, hi)
+	if version < max(req.MinVersion, lo) {
+		fc.reply(f, wire.StatusBadVersion, nil)
+		fc.push(0, wire.CmdBye, (&wire.Bye{Status: wire.StatusBadVersion, Reason: "this server speaks protocol versions 2 to 3"}).Append(nil))
+		return false
+	}
+	if fc.s.chosen != 0 {
+		version = fc.s.chosen
+	}
 	switch {
 	case req.Token == "good-token" && req.UserID == "":
 		fc.userID = "token-user"
@@ -184,7 +199,7 @@ func (fc *fakeConn) signIn(f wire.Frame) bool {
 		return false
 	}
 	rep := wire.SignInReply{
-		Version: wire.ProtocolVersion, UserID: fc.userID, SID: "sid-" + fc.userID,
+		Version: version, UserID: fc.userID, SID: "sid-" + fc.userID,
 		HeartbeatMillis: uint32(fc.s.heartbeat / time.Millisecond), MaxPayload: fc.s.maxPayload,
 		MaxMessage: wire.MaxMessageFor(fc.s.maxPayload),
 	}
