@@ -165,8 +165,9 @@ var frameVectors = []frameVector{
 		Header{Cmd: CmdPing, Seq: 5}, []byte{}, nil},
 	{"request: application ver 1 cmd 0x0010", "00000004 01 0010 00 00000003 0000 deadbeef",
 		Header{Length: 4, Ver: 1, Cmd: 0x0010, Seq: 3}, unhexMust("deadbeef"), nil},
-	{"push: compressed, 600 bytes of \"covey \"", "0000000f 01 0011 06 00000000 0000 d804 14 636f76657920 1106 19004601",
-		Header{Length: 15, Ver: 1, Cmd: 0x0011, Flags: FlagPush | FlagCompressed}, repetitive, nil},
+	{"push: compressed, 600 bytes of \"covey \"",
+		"00000027 01 0011 06 00000000 0000 d804 14 636f76657920 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 d60600",
+		Header{Length: 39, Ver: 1, Cmd: 0x0011, Flags: FlagPush | FlagCompressed}, repetitive, nil},
 }
 
 // unhexMust decodes a spaced hex literal in a table initializer.
