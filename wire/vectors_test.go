@@ -136,6 +136,29 @@ var valueVectors = []valueVector{
 // repetitive is the 600-byte payload of the compressed frame vector.
 var repetitive = bytes.Repeat([]byte("covey "), 100)
 
+// blockVector is a Snappy block example of PROTOCOL.md's "Compression"
+// section; decoded is nil for a corrupt block.
+type blockVector struct {
+	name    string
+	hex     string
+	decoded []byte
+	kinds   [4]int // elements of each tag kind: literal, copy-1, copy-2, copy-4
+}
+
+var blockVectors = []blockVector{
+	{"worked example", "1e 14 636f76657920 1d06 10 2c20676f20 121600 0b09000000",
+		[]byte("covey covey covey, go covey go"), [4]int{2, 1, 1, 1}},
+	{"literal lengths in extra bytes", "0a f0 04 68656c6c6f f4 0400 776f726c64",
+		[]byte("helloworld"), [4]int{2, 0, 0, 0}},
+	{"copy-2 offset 0", "04 00 61 0a 0000", nil, [4]int{}},
+	{"copy-1 offset 0", "05 00 61 0100", nil, [4]int{}},
+	{"offset past the output", "04 00 61 0a 0200", nil, [4]int{}},
+	{"past the declared length", "03 00 61 0a 0100", nil, [4]int{}},
+	{"short of the declared length", "05 00 61 0a 0100", nil, [4]int{}},
+	{"cut in an offset", "04 00 61 0a 01", nil, [4]int{}},
+	{"cut in a literal", "04 f0 03 616161", nil, [4]int{}},
+}
+
 type frameVector struct {
 	name    string
 	hex     string
@@ -225,6 +248,9 @@ func TestProtocolDocHasVectors(t *testing.T) {
 	}
 	for _, v := range primitiveVectors {
 		check("primitive", v.name, v.hex)
+	}
+	for _, v := range blockVectors {
+		check("Snappy block", v.name, v.hex)
 	}
 }
 
