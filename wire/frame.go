@@ -174,14 +174,28 @@ func (c Config) compressFrom() int {
 	return max(c.CompressThreshold, DefaultCompressThreshold)
 }
 
+// FrameReserve returns the spare capacity dst needs for c.AppendFrame to
+// append a frame with an n-byte payload without allocating:
+// HeaderSize+n if c does not compress payloads of that size, else
+// HeaderSize plus the worst case of the block built in place. The frame
+// appended is never longer than HeaderSize+n; only the capacity differs.
+func (c Config) FrameReserve(n int) int {
+	if from := c.compressFrom(); from != 0 && n >= from {
+		if maxLen := s2.MaxEncodedLen(n); maxLen >= 0 {
+			return HeaderSize + maxLen
+		}
+	}
+	return HeaderSize + n
+}
+
 // AppendFrame is like the package-level [AppendFrame], but compresses the
 // payload into a Snappy block (and sets FlagCompressed) when compression is
 // enabled, the payload is at least the threshold and the block is smaller.
 // If h.Flags already has FlagCompressed the payload is taken to be
 // compressed already and is written as is. The block is built directly in
-// dst's spare capacity, so AppendFrame allocates only to grow dst (by up to
-// HeaderSize+s2.MaxEncodedLen(len(payload)) bytes); payload must not
-// overlap that spare capacity.
+// dst's spare capacity, so AppendFrame allocates only to grow dst to
+// [Config.FrameReserve] spare bytes; payload must not overlap that spare
+// capacity.
 //
 // The encoder is s2.EncodeSnappy, whose blocks any Snappy decoder reads
 // (s2.Encode's repeat codes are not Snappy). BenchmarkFrameEncodeSizes

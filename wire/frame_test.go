@@ -231,8 +231,8 @@ func TestCompressPrecompressed(t *testing.T) {
 	}
 }
 
-// TestCompressAppendsInPlace checks that HeaderSize+s2.MaxEncodedLen is
-// enough spare capacity for Config.AppendFrame not to allocate, whether the
+// TestCompressAppendsInPlace checks that Config.FrameReserve is enough
+// spare capacity for Config.AppendFrame not to allocate, whether the
 // block is much smaller than the payload, about as large, or not smaller
 // (random: sent raw), and that Decompress fills a large enough dst.
 func TestCompressAppendsInPlace(t *testing.T) {
@@ -248,7 +248,7 @@ func TestCompressAppendsInPlace(t *testing.T) {
 		{"far repeats 256 KiB", farRepeatsPayload(256 << 10)},
 	} {
 		t.Run(p.name, func(t *testing.T) {
-			dst := make([]byte, 0, HeaderSize+s2.MaxEncodedLen(len(p.payload)))
+			dst := make([]byte, 0, c.FrameReserve(len(p.payload)))
 			allocs := testing.AllocsPerRun(20, func() {
 				dst = c.AppendFrame(dst[:0], Header{Cmd: CmdBroadcast}, p.payload)
 			})
@@ -267,6 +267,25 @@ func TestCompressAppendsInPlace(t *testing.T) {
 				t.Errorf("Decompress into a large enough dst allocated %v times", allocs)
 			}
 		})
+	}
+}
+
+func TestFrameReserve(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		n    int
+		want int
+	}{
+		{"no compression", Config{}, 4096, HeaderSize + 4096},
+		{"below the threshold", DefaultConfig(), DefaultCompressThreshold - 1, HeaderSize + DefaultCompressThreshold - 1},
+		{"below a raised threshold", Config{CompressThreshold: 1000}, 999, HeaderSize + 999},
+		{"compressed", DefaultConfig(), 4096, HeaderSize + s2.MaxEncodedLen(4096)},
+		{"empty", DefaultConfig(), 0, HeaderSize},
+	} {
+		if got := tc.cfg.FrameReserve(tc.n); got != tc.want {
+			t.Errorf("%s: FrameReserve(%d) = %d, want %d", tc.name, tc.n, got, tc.want)
+		}
 	}
 }
 
