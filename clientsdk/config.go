@@ -46,7 +46,7 @@ type Config struct {
 	EventBuffer int
 	// Wire sets the largest payload the client accepts from the server
 	// (Wire.MaxPayload; 0 means wire.DefaultMaxPayload, the server's
-	// default) and whether large outgoing payloads are S2-compressed
+	// default) and whether large outgoing payloads are compressed
 	// (Wire.CompressThreshold; 0 means never). Payloads are limited on the
 	// way out by the server's announced maximum, whatever this says.
 	Wire wire.Config

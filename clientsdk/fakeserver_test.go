@@ -220,7 +220,8 @@ func (fc *fakeConn) push(ver uint8, cmd wire.Cmd, payload []byte) {
 	fc.send(wire.Header{Ver: ver, Cmd: cmd, Flags: wire.FlagPush}, payload)
 }
 
-// pushCompressed sends a push frame whose payload is S2-compressed.
+// pushCompressed sends a push frame whose payload is compressed (a Snappy
+// block, as wire.Config.AppendFrame builds it).
 func (fc *fakeConn) pushCompressed(t *testing.T, ver uint8, cmd wire.Cmd, payload []byte) {
 	t.Helper()
 	frame := wire.DefaultConfig().AppendFrame(nil, wire.Header{Ver: ver, Cmd: cmd, Flags: wire.FlagPush}, payload)

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/klauspost/compress/s2"
-
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -154,12 +152,9 @@ func (c *Conn) Deliver(frame []byte) {
 // uncompressed.
 func (c *Conn) Send(h wire.Header, payload []byte) {
 	size := wire.HeaderSize + len(payload)
-	reserve := size
-	if cfg := c.srv.cfg.Wire; cfg.CompressThreshold > 0 && len(payload) >= wire.DefaultCompressThreshold {
-		// Config.AppendFrame builds the S2 block in place: reserve its
-		// worst case so that it does not grow pending past our bound.
-		reserve = wire.HeaderSize + s2.MaxEncodedLen(len(payload))
-	}
+	// Config.AppendFrame compresses in place: reserve its worst case so
+	// that it does not grow pending past our bound.
+	reserve := c.srv.cfg.Wire.FrameReserve(len(payload))
 	c.mu.Lock()
 	if c.closing.Load() {
 		c.mu.Unlock()

@@ -65,6 +65,13 @@ type rawClient struct {
 	dec     *wire.Decoder
 	buf     []byte
 	seq     uint32
+
+	// asSent makes next return frames as the server sent them, compressed
+	// payloads still compressed and FlagCompressed set, read with
+	// wire.Config.Split from in instead of through dec. Set it before the
+	// first read.
+	asSent bool
+	in     []byte
 }
 
 func dialRaw(t testing.TB, network, addr string) *rawClient {
@@ -107,7 +114,7 @@ func (r *rawClient) request(ver uint8, cmd wire.Cmd, payload []byte) uint32 {
 func (r *rawClient) next() (wire.Frame, error) {
 	r.t.Helper()
 	for {
-		f, err := r.dec.Next()
+		f, err := r.buffered()
 		if err == nil {
 			f.Payload = append([]byte(nil), f.Payload...)
 			return f, nil
@@ -118,13 +125,34 @@ func (r *rawClient) next() (wire.Frame, error) {
 		r.c.SetReadDeadline(time.Now().Add(testTimeout))
 		n, err := r.c.Read(r.buf)
 		if n > 0 {
-			r.dec.Write(r.buf[:n])
+			if r.asSent {
+				r.in = append(r.in, r.buf[:n]...)
+			} else {
+				r.dec.Write(r.buf[:n])
+			}
 			continue
 		}
 		if err != nil {
 			return wire.Frame{}, err
 		}
 	}
+}
+
+// buffered returns the next frame already read, or wire.ErrNeedMore. Its
+// payload is valid until the next read.
+func (r *rawClient) buffered() (wire.Frame, error) {
+	if !r.asSent {
+		return r.dec.Next()
+	}
+	f, n, err := wire.DefaultConfig().Split(r.in)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	if n == 0 {
+		return wire.Frame{}, wire.ErrNeedMore
+	}
+	r.in = r.in[n:]
+	return f, nil
 }
 
 // reply waits for the reply to seq, skipping pushes, and returns it.

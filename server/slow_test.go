@@ -41,7 +41,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 			runtime.ReadMemStats(&before)
 
 			msg := make([]byte, 4096)
-			rand.Read(msg)        // incompressible: pushes over 512 bytes are S2-compressed
+			rand.Read(msg)        // incompressible: pushes over 512 bytes are compressed
 			const most = 64 << 20 // give up after 64 MiB: far past any buffer
 			left := false
 			deadline := time.After(testTimeout)

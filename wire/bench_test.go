@@ -2,15 +2,46 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
-// benchPayload returns n bytes of JSON-like text, compressible as real
-// game payloads are.
+// benchPayload returns n bytes of JSON-like text, one row repeated: the
+// best case for compression.
 func benchPayload(n int) []byte {
 	row := []byte(`{"id":"p1","x":120,"y":-42,"hp":97,"state":"run"},`)
 	return bytes.Repeat(row, n/len(row)+1)[:n]
+}
+
+// benchStatePayload returns n bytes of JSON game state whose rows differ in
+// their numbers, as a snapshot of many players does: repeated keys,
+// varying values.
+func benchStatePayload(n int) []byte {
+	r := rand.New(rand.NewPCG(7, 7))
+	states := []string{"idle", "run", "jump", "dead"}
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		b = fmt.Appendf(b, `{"id":"p%d","x":%d,"y":%d,"hp":%d,"state":%q},`,
+			i, r.IntN(2000)-1000, r.IntN(2000)-1000, r.IntN(101), states[r.IntN(len(states))])
+	}
+	return b[:n]
+}
+
+// benchSnapshotPayload returns n bytes of a binary entity snapshot, the
+// compact encoding a game would send: per entity a big-endian u32 ID, two
+// i16 coordinates, a u8 health and a u8 state.
+func benchSnapshotPayload(n int) []byte {
+	r := rand.New(rand.NewPCG(7, 7))
+	var b []byte
+	for i := uint32(1000); len(b) < n; i++ {
+		b = binary.BigEndian.AppendUint32(b, i)
+		b = binary.BigEndian.AppendUint16(b, uint16(r.IntN(2000)-1000))
+		b = binary.BigEndian.AppendUint16(b, uint16(r.IntN(2000)-1000))
+		b = append(b, byte(r.IntN(101)), byte(r.IntN(4)))
+	}
+	return b[:n]
 }
 
 // Frame benchmarks. BenchmarkFrameEncode and BenchmarkFrameDecode are the
@@ -19,6 +50,9 @@ func benchPayload(n int) []byte {
 
 var benchHeader = Header{Cmd: CmdBroadcast, Seq: 42}
 
+// benchEncode appends one frame to a reused buffer and reports the
+// frame's size on the wire as frame-B, so that compression ratio and
+// speed are read off the same run.
 func benchEncode(b *testing.B, c Config, payload []byte) {
 	buf := make([]byte, 0, 2*len(payload)+64)
 	b.ReportAllocs()
@@ -26,6 +60,7 @@ func benchEncode(b *testing.B, c Config, payload []byte) {
 	for b.Loop() {
 		buf = c.AppendFrame(buf[:0], benchHeader, payload)
 	}
+	b.ReportMetric(float64(len(buf)), "frame-B")
 }
 
 // benchSplit decodes frame with Split and Decompress, the gnet path.
@@ -77,7 +112,13 @@ func BenchmarkFrameEncodeSizes(b *testing.B) {
 	for _, size := range []int{64, 1024, 16 << 10} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) { benchEncode(b, Config{}, benchPayload(size)) })
 		if size >= DefaultCompressThreshold {
-			b.Run(fmt.Sprintf("size=%d/s2", size), func(b *testing.B) { benchEncode(b, DefaultConfig(), benchPayload(size)) })
+			b.Run(fmt.Sprintf("size=%d/compressed", size), func(b *testing.B) { benchEncode(b, DefaultConfig(), benchPayload(size)) })
+			b.Run(fmt.Sprintf("size=%d/compressed/state", size), func(b *testing.B) {
+				benchEncode(b, DefaultConfig(), benchStatePayload(size))
+			})
+			b.Run(fmt.Sprintf("size=%d/compressed/snapshot", size), func(b *testing.B) {
+				benchEncode(b, DefaultConfig(), benchSnapshotPayload(size))
+			})
 		}
 	}
 	b.Run("push/size=64", func(b *testing.B) {
@@ -100,8 +141,10 @@ func BenchmarkFrameDecodeSizes(b *testing.B) {
 		b.Run(fmt.Sprintf("decoder/size=%d", size), func(b *testing.B) { benchDecoder(b, c, plain, size) })
 		if size >= DefaultCompressThreshold {
 			packed := c.AppendFrame(nil, benchHeader, benchPayload(size))
-			b.Run(fmt.Sprintf("split/size=%d/s2", size), func(b *testing.B) { benchSplit(b, c, packed, size) })
-			b.Run(fmt.Sprintf("decoder/size=%d/s2", size), func(b *testing.B) { benchDecoder(b, c, packed, size) })
+			b.Run(fmt.Sprintf("split/size=%d/compressed", size), func(b *testing.B) { benchSplit(b, c, packed, size) })
+			b.Run(fmt.Sprintf("decoder/size=%d/compressed", size), func(b *testing.B) { benchDecoder(b, c, packed, size) })
+			state := c.AppendFrame(nil, benchHeader, benchStatePayload(size))
+			b.Run(fmt.Sprintf("split/size=%d/compressed/state", size), func(b *testing.B) { benchSplit(b, c, state, size) })
 		}
 	}
 }

@@ -8,7 +8,7 @@
 //
 // Every frame is a 14-byte big-endian [Header] followed by Length payload
 // bytes. [AppendFrame] and [Config.AppendFrame] encode frames (the latter
-// compressing large payloads with S2). Two decoders share one
+// compressing large payloads into Snappy blocks). Two decoders share one
 // implementation: [Config.Split] is stateless and looks at bytes the caller
 // has buffered (the gnet event loop's inbound buffer), and [Decoder] owns
 // its buffer for transports read through a Read call (KCP, net.Conn).

@@ -26,8 +26,8 @@ var (
 	// both FlagReply and FlagPush. The connection should be closed.
 	ErrBadFlags = errors.New("wire: invalid frame flags")
 
-	// ErrCorrupt reports a compressed payload that is not a valid S2 block,
-	// or a uvarint longer than 64 bits.
+	// ErrCorrupt reports a compressed payload that does not decode (see
+	// [Config.Decompress]), or a uvarint longer than 64 bits.
 	ErrCorrupt = errors.New("wire: corrupt input")
 
 	// ErrTrailing reports bytes left over after a message's last field.

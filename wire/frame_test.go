@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
 )
 
@@ -17,10 +18,11 @@ func TestFrameVectors(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			wire := unhex(t, v.hex)
 
-			// Encode. A compressed vector shows one valid S2 encoding: the
-			// S2 encoder's output differs between its assembly and pure-Go
-			// implementations, so ours must decode to the same frame rather
-			// than match byte for byte.
+			// Encode. A compressed vector shows one valid Snappy block, the
+			// one s2.EncodeSnappy's amd64 assembly produces; its pure-Go
+			// version (-tags noasm, other architectures) produces another,
+			// so ours must decode to the same frame rather than match byte
+			// for byte.
 			if v.header.Flags&FlagCompressed != 0 {
 				h := v.header
 				h.Flags &^= FlagCompressed
@@ -33,7 +35,7 @@ func TestFrameVectors(t *testing.T) {
 					t.Fatalf("Config.AppendFrame = %x does not decode to the payload: %v", got, err)
 				}
 				if !bytes.Equal(got, wire) {
-					t.Logf("this S2 encoder produced %x, a different valid encoding", got)
+					t.Logf("this encoder produced %x, a different valid encoding", got)
 				}
 				// The vector with the compressed payload as is.
 				if again := AppendFrame(nil, v.header, wire[HeaderSize:]); !bytes.Equal(again, wire) {
@@ -221,7 +223,7 @@ func TestCompression(t *testing.T) {
 
 func TestCompressPrecompressed(t *testing.T) {
 	// A payload sent with FlagCompressed already set is written as is.
-	block := s2.Encode(nil, repetitive)
+	block := snappy.Encode(nil, repetitive)
 	h := Header{Ver: 1, Cmd: 9, Flags: FlagPush | FlagCompressed}
 	got := DefaultConfig().AppendFrame(nil, h, block)
 	if want := AppendFrame(nil, h, block); !bytes.Equal(got, want) {
@@ -229,31 +231,67 @@ func TestCompressPrecompressed(t *testing.T) {
 	}
 }
 
+// TestCompressAppendsInPlace checks that Config.FrameReserve is enough
+// spare capacity for Config.AppendFrame not to allocate, whether the
+// block is much smaller than the payload, about as large, or not smaller
+// (random: sent raw), and that Decompress fills a large enough dst.
 func TestCompressAppendsInPlace(t *testing.T) {
-	c := DefaultConfig()
-	dst := make([]byte, 0, HeaderSize+s2.MaxEncodedLen(len(repetitive)))
-	allocs := testing.AllocsPerRun(100, func() {
-		dst = c.AppendFrame(dst[:0], Header{Cmd: CmdBroadcast}, repetitive)
-	})
-	if allocs != 0 {
-		t.Errorf("Config.AppendFrame into a large enough dst allocated %v times", allocs)
+	c := maxConfig
+	for _, p := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"repetitive", repetitive},
+		{"state 4 KiB", benchStatePayload(4 << 10)},
+		{"snapshot 1 KiB", benchSnapshotPayload(1 << 10)},
+		{"random 4 KiB", randomPayload(4 << 10)},
+		{"far repeats 256 KiB", farRepeatsPayload(256 << 10)},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			dst := make([]byte, 0, c.FrameReserve(len(p.payload)))
+			allocs := testing.AllocsPerRun(20, func() {
+				dst = c.AppendFrame(dst[:0], Header{Cmd: CmdBroadcast}, p.payload)
+			})
+			if allocs != 0 {
+				t.Errorf("Config.AppendFrame into a large enough dst allocated %v times", allocs)
+			}
+			scratch := make([]byte, 0, len(p.payload))
+			f, _, _ := c.Split(dst)
+			allocs = testing.AllocsPerRun(20, func() {
+				out, err := c.Decompress(scratch, f)
+				if err != nil || !bytes.Equal(out, p.payload) {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Decompress into a large enough dst allocated %v times", allocs)
+			}
+		})
 	}
-	scratch := make([]byte, 0, len(repetitive))
-	f, _, _ := c.Split(dst)
-	allocs = testing.AllocsPerRun(100, func() {
-		p, err := c.Decompress(scratch, f)
-		if err != nil || len(p) != len(repetitive) {
-			t.Fatal(err)
+}
+
+func TestFrameReserve(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		n    int
+		want int
+	}{
+		{"no compression", Config{}, 4096, HeaderSize + 4096},
+		{"below the threshold", DefaultConfig(), DefaultCompressThreshold - 1, HeaderSize + DefaultCompressThreshold - 1},
+		{"below a raised threshold", Config{CompressThreshold: 1000}, 999, HeaderSize + 999},
+		{"compressed", DefaultConfig(), 4096, HeaderSize + s2.MaxEncodedLen(4096)},
+		{"empty", DefaultConfig(), 0, HeaderSize},
+	} {
+		if got := tc.cfg.FrameReserve(tc.n); got != tc.want {
+			t.Errorf("%s: FrameReserve(%d) = %d, want %d", tc.name, tc.n, got, tc.want)
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("Decompress into a large enough dst allocated %v times", allocs)
 	}
 }
 
 func TestDecompressErrors(t *testing.T) {
 	c := Config{MaxPayload: 1000}
-	bomb := s2.Encode(nil, make([]byte, 1001)) // 1001 zero bytes: a few bytes on the wire
+	bomb := snappy.Encode(nil, make([]byte, 1001)) // 1001 zero bytes: a few bytes on the wire
 	for _, tc := range []struct {
 		name    string
 		payload []byte
@@ -263,7 +301,7 @@ func TestDecompressErrors(t *testing.T) {
 		{"huge declared length", binary.AppendUvarint(nil, 1<<31), ErrTooLarge},
 		{"empty", nil, ErrCorrupt},
 		{"bad length varint", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ErrCorrupt},
-		{"truncated block", s2.Encode(nil, repetitive)[:8], ErrCorrupt},
+		{"truncated block", snappy.Encode(nil, repetitive)[:8], ErrCorrupt},
 		{"literal longer than declared", []byte{0x02, 0x08, 'a', 'b', 'c'}, ErrCorrupt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

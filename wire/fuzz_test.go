@@ -107,6 +107,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	// cases the vectors do not cover.
 	f.Add(AppendHeader(nil, Header{Length: 1 << 31, Cmd: CmdBroadcast}))
 	f.Add(AppendHeader(nil, Header{Cmd: CmdPing, Flags: 0x03}))
+	// An S2 block (repeat codes): not Snappy, but the decoder accepts it.
 	f.Add(AppendFrame(nil, Header{Cmd: CmdBroadcast, Flags: FlagCompressed}, s2.Encode(nil, make([]byte, 5000))))
 	f.Add(AppendFrame(nil, Header{Cmd: CmdBroadcast, Flags: FlagCompressed}, []byte{0x02, 0x08, 'a', 'b', 'c'}))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -142,6 +142,29 @@ var valueVectors = []valueVector{
 // repetitive is the 600-byte payload of the compressed frame vector.
 var repetitive = bytes.Repeat([]byte("covey "), 100)
 
+// blockVector is a Snappy block example of PROTOCOL.md's "Compression"
+// section; decoded is nil for a corrupt block.
+type blockVector struct {
+	name    string
+	hex     string
+	decoded []byte
+	kinds   [4]int // elements of each tag kind: literal, copy-1, copy-2, copy-4
+}
+
+var blockVectors = []blockVector{
+	{"worked example", "1e 14 636f76657920 1d06 10 2c20676f20 121600 0b09000000",
+		[]byte("covey covey covey, go covey go"), [4]int{2, 1, 1, 1}},
+	{"literal lengths in extra bytes", "0a f0 04 68656c6c6f f4 0400 776f726c64",
+		[]byte("helloworld"), [4]int{2, 0, 0, 0}},
+	{"copy-2 offset 0", "04 00 61 0a 0000", nil, [4]int{}},
+	{"copy-1 offset 0", "05 00 61 0100", nil, [4]int{}},
+	{"offset past the output", "04 00 61 0a 0200", nil, [4]int{}},
+	{"past the declared length", "03 00 61 0a 0100", nil, [4]int{}},
+	{"short of the declared length", "05 00 61 0a 0100", nil, [4]int{}},
+	{"cut in an offset", "04 00 61 0a 01", nil, [4]int{}},
+	{"cut in a literal", "04 f0 03 616161", nil, [4]int{}},
+}
+
 type frameVector struct {
 	name    string
 	hex     string
@@ -173,8 +196,9 @@ var frameVectors = []frameVector{
 		Header{Cmd: CmdPing, Seq: 5}, []byte{}, nil},
 	{"request: application ver 1 cmd 0x0010", "00000004 01 0010 00 00000003 0000 deadbeef",
 		Header{Length: 4, Ver: 1, Cmd: 0x0010, Seq: 3}, unhexMust("deadbeef"), nil},
-	{"push: compressed, 600 bytes of \"covey \"", "0000000f 01 0011 06 00000000 0000 d804 14 636f76657920 1106 19004601",
-		Header{Length: 15, Ver: 1, Cmd: 0x0011, Flags: FlagPush | FlagCompressed}, repetitive, nil},
+	{"push: compressed, 600 bytes of \"covey \"",
+		"00000027 01 0011 06 00000000 0000 d804 14 636f76657920 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 ee0600 d60600",
+		Header{Length: 39, Ver: 1, Cmd: 0x0011, Flags: FlagPush | FlagCompressed}, repetitive, nil},
 }
 
 // unhexMust decodes a spaced hex literal in a table initializer.
@@ -232,6 +256,9 @@ func TestProtocolDocHasVectors(t *testing.T) {
 	}
 	for _, v := range primitiveVectors {
 		check("primitive", v.name, v.hex)
+	}
+	for _, v := range blockVectors {
+		check("Snappy block", v.name, v.hex)
 	}
 }
 

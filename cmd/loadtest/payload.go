@@ -24,7 +24,7 @@ const (
 const sessionType uint8 = 1
 
 // padding is the source of the bytes after the header: pseudorandom, so
-// that the server's S2 compression of large messages gains nothing, as on
+// that the server's compression of large messages gains nothing, as on
 // already compact game state, and the test measures the raw payload size.
 var padding = func() []byte {
 	r := rand.New(rand.NewPCG(1, 2))
