@@ -131,7 +131,7 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 	if cfg.Node == "" {
 		cfg.Node = def.Node
 	}
-	if !validNodeName(cfg.Node) {
+	if !ValidNodeName(cfg.Node) {
 		return nil, ErrInvalidSessionID
 	}
 	if cfg.Shards <= 0 {

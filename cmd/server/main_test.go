@@ -41,22 +41,23 @@ func TestBinary(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 
-	// Wait for the listening line and read the addresses from it.
+	// Wait for the listening lines and read the addresses from them.
 	lines := bufio.NewScanner(stderr)
-	listening := regexp.MustCompile(`covey listening"? tcp=(\S+) kcp=(\S+)`)
+	listening := regexp.MustCompile(`msg=listening listener=(tcp|kcp) addr=(\S+)`)
 	var tcpAddr, kcpAddr string
 	devWarned := false
-	for lines.Scan() {
+	for (tcpAddr == "" || kcpAddr == "") && lines.Scan() {
 		line := lines.Text()
 		if regexp.MustCompile(`DEV MODE`).MatchString(line) {
 			devWarned = true
 		}
-		if m := listening.FindStringSubmatch(line); m != nil {
-			tcpAddr, kcpAddr = m[1], m[2]
-			break
+		if m := listening.FindStringSubmatch(line); m != nil && m[1] == "tcp" {
+			tcpAddr = m[2]
+		} else if m != nil {
+			kcpAddr = m[2]
 		}
 	}
-	if tcpAddr == "" {
+	if tcpAddr == "" || kcpAddr == "" {
 		t.Fatal("the server never said it was listening")
 	}
 	if !devWarned {
