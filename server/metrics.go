@@ -70,6 +70,7 @@ type metrics struct {
 	conns    [3]atomic.Int64 // by netio.Transport
 	opened   [3]atomic.Uint64
 	slow     atomic.Uint64
+	signIns  [signInFailures]atomic.Uint64 // refused sign-ins, by signInFailure
 	descs    map[string]*prometheus.Desc
 	registry *prometheus.Registry
 }
@@ -96,6 +97,7 @@ func newMetrics(s *Server) *metrics {
 		"deliveries": d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
 		"commands":   d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
 		"slow":       d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
+		"signInFail": d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id).", "reason"),
 		"framesIn":   d("covey_frames_in_total", "Frames received from clients."),
 		"bytesIn":    d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
 		"bytesOut":   d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
@@ -126,6 +128,9 @@ func (m *metrics) connClosed(t netio.Transport, slowConsumer bool) {
 		m.slow.Add(1)
 	}
 }
+
+// signInFailed counts a refused sign-in. Lock-free.
+func (m *metrics) signInFailed(why signInFailure) { m.signIns[why].Add(1) }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -162,6 +167,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter("slow", float64(m.slow.Load()))
+	for why := range signInFailures {
+		counter("signInFail", float64(m.signIns[why].Load()), signInFailureInfo[why].label)
+	}
 	counter("framesIn", float64(frames))
 	if m.srv.net != nil {
 		ns := m.srv.net.Stats()
