@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,7 +37,7 @@ func (h *handler) OnOpen(nc *netio.Conn) {
 // OnClose implements netio.Handler: a signed-in player leaves its sessions
 // (unless a newer sign-in of the same user replaced this connection).
 func (h *handler) OnClose(nc *netio.Conn, err error) {
-	h.metrics.connClosed(nc.Transport(), errors.Is(err, netio.ErrSlowConsumer))
+	h.metrics.connClosed(nc.Transport(), disconnectReasonOf(err))
 	c, _ := nc.State().(*conn)
 	if c == nil || c.user == nil {
 		return

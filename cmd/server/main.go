@@ -27,8 +27,12 @@
 // value (secrets are not echoed). A listener that cannot open says which
 // one and why ("HTTP listener 127.0.0.1:7701: address already in use").
 //
-// The HTTP listener also serves /metrics (Prometheus), /healthz, /readyz
-// and, with a secret, POST /v1/token.
+// The HTTP listener also serves /healthz, /readyz, with a secret POST
+// /v1/token, and /metrics (Prometheus): among others
+// covey_disconnects_total{reason}, covey_signin_failures_total{reason},
+// covey_sessions_created_total, covey_sessions_deleted_total,
+// covey_sessions_empty and covey_build_info{version,go_version,revision};
+// README.md lists them all.
 //
 // Lifecycle lines are logged at info level: "listening" once per listener
 // (listener, addr, node, mode), "draining" when a signal starts the
