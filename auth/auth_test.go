@@ -27,21 +27,23 @@ func TestTokenRoundTrip(t *testing.T) {
 		t.Fatalf("at expiry: %v", err)
 	}
 	other, _ := NewSigner([]byte("another-secret-of-16+"))
-	if _, err := other.Verify(tok, now); !errors.Is(err, ErrBadToken) {
+	if _, err := other.Verify(tok, now); !errors.Is(err, ErrBadSignature) || !errors.Is(err, ErrBadToken) {
 		t.Fatalf("other secret: %v", err)
 	}
 	// Tampering with any part breaks the signature.
 	parts := strings.Split(tok, ".")
 	forged := parts[0] + "." + b64.EncodeToString([]byte("admin")) + "." + parts[2] + "." + parts[3]
-	if _, err := s.Verify(forged, now); !errors.Is(err, ErrBadToken) {
+	if _, err := s.Verify(forged, now); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("forged user: %v", err)
 	}
 	later := parts[0] + "." + parts[1] + ".9999999999." + parts[3]
-	if _, err := s.Verify(later, now); !errors.Is(err, ErrBadToken) {
+	if _, err := s.Verify(later, now); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("extended expiry: %v", err)
 	}
-	for _, bad := range []string{"", "v1.", "v1.a.b", "v2." + tok[3:], tok + "x", strings.Repeat("v1.", 300), "v1...."} {
-		if _, err := s.Verify(bad, now); !errors.Is(err, ErrBadToken) {
+	// Not of the form Issue makes: malformed, whatever the signature.
+	for _, bad := range []string{"", "v1.", "v1.a.b", "v2." + tok[3:], tok + "!", strings.Repeat("v1.", 300), "v1....",
+		parts[0] + "." + parts[1] + ".soon." + parts[3], tok + ".x", parts[0] + "." + b64.EncodeToString([]byte("a\nb")) + "." + parts[2] + "." + parts[3]} {
+		if _, err := s.Verify(bad, now); !errors.Is(err, ErrMalformedToken) || !errors.Is(err, ErrBadToken) {
 			t.Errorf("Verify(%q) = %v", bad, err)
 		}
 	}

@@ -11,13 +11,22 @@ import (
 	"unicode/utf8"
 )
 
-// Errors returned by Verify.
+// Errors returned by Verify. ErrBadSignature and ErrMalformedToken both
+// match ErrBadToken (errors.Is).
 var (
-	ErrBadToken    = errors.New("auth: malformed token or bad signature")
-	ErrExpired     = errors.New("auth: token expired")
-	ErrBadUserID   = errors.New("auth: user ID must be 1 to 128 bytes of printable UTF-8")
-	ErrShortSecret = errors.New("auth: secret must be at least 16 bytes")
+	ErrBadToken       = errors.New("auth: malformed token or bad signature")
+	ErrBadSignature   = error(badToken("auth: bad token signature (signed with another secret, or altered)"))
+	ErrMalformedToken = error(badToken("auth: malformed token"))
+	ErrExpired        = errors.New("auth: token expired")
+	ErrBadUserID      = errors.New("auth: user ID must be 1 to 128 bytes of printable UTF-8")
+	ErrShortSecret    = errors.New("auth: secret must be at least 16 bytes")
 )
+
+// badToken is an error that also matches ErrBadToken.
+type badToken string
+
+func (e badToken) Error() string        { return string(e) }
+func (e badToken) Is(target error) bool { return target == ErrBadToken }
 
 var b64 = base64.RawURLEncoding
 
@@ -69,28 +78,33 @@ func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
 }
 
 // Verify checks token's signature and expiry at now and returns the user ID
-// it was issued for. Errors: ErrBadToken, ErrExpired.
+// it was issued for. Errors: ErrMalformedToken (not of the form Issue
+// makes), ErrBadSignature (well formed, but not signed with this secret),
+// ErrExpired.
 func (s *Signer) Verify(token string, now time.Time) (string, error) {
-	if len(token) > maxTokenLen || !strings.HasPrefix(token, tokenPrefix) {
-		return "", ErrBadToken
+	rest, ok := strings.CutPrefix(token, tokenPrefix)
+	if len(token) > maxTokenLen || !ok {
+		return "", ErrMalformedToken
 	}
-	dot := strings.LastIndexByte(token, '.')
-	body, sig := token[:dot], token[dot+1:]
-	got, err := b64.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(body)) {
-		return "", ErrBadToken
+	uidPart, rest, ok1 := strings.Cut(rest, ".")
+	expPart, sigPart, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(sigPart, '.') >= 0 {
+		return "", ErrMalformedToken
 	}
-	parts := strings.Split(body[len(tokenPrefix):], ".")
-	if len(parts) != 2 {
-		return "", ErrBadToken
-	}
-	uid, err := b64.DecodeString(parts[0])
+	uid, err := b64.DecodeString(uidPart)
 	if err != nil || !ValidUserID(string(uid)) {
-		return "", ErrBadToken
+		return "", ErrMalformedToken
 	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	exp, err := strconv.ParseInt(expPart, 10, 64)
 	if err != nil {
-		return "", ErrBadToken
+		return "", ErrMalformedToken
+	}
+	sig, err := b64.DecodeString(sigPart)
+	if err != nil {
+		return "", ErrMalformedToken
+	}
+	if !hmac.Equal(sig, s.mac(token[:len(token)-len(sigPart)-1])) {
+		return "", ErrBadSignature
 	}
 	if !now.Before(time.Unix(exp, 0)) {
 		return "", ErrExpired

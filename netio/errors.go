@@ -32,3 +32,18 @@ var (
 	// OnClose also matches the wire.Status given to Close.
 	ErrClosedByServer = errors.New("netio: closed by server")
 )
+
+// ListenError is a front end that could not open its listener: Listen
+// returns it, with the cause in Err (a *net.OpError from the socket
+// calls, for instance one matching syscall.EADDRINUSE).
+type ListenError struct {
+	Transport Transport
+	Addr      string // as configured
+	Err       error
+}
+
+func (e *ListenError) Error() string {
+	return "netio: " + e.Transport.String() + " listen " + e.Addr + ": " + e.Err.Error()
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }

@@ -3,7 +3,6 @@ package netio
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -152,11 +151,11 @@ type kcpConn struct {
 func (s *Server) startKCP() error {
 	ua, err := net.ResolveUDPAddr("udp", s.cfg.KCPAddr)
 	if err != nil {
-		return fmt.Errorf("netio: kcp listen %s: %w", s.cfg.KCPAddr, err)
+		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
 	uc, err := net.ListenUDP("udp", ua)
 	if err != nil {
-		return fmt.Errorf("netio: kcp listen %s: %w", s.cfg.KCPAddr, err)
+		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
 	if err := uc.SetReadBuffer(kcpSocketBuffer); err != nil {
 		s.log.Warn("netio: kcp read buffer", "err", err)

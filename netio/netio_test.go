@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,16 +47,23 @@ func TestListenAddrs(t *testing.T) {
 	if _, err := Listen(Config{}, h); err == nil {
 		t.Error("Listen with no address succeeded")
 	}
-	// Ports in use: Listen fails and leaves nothing running.
-	if _, err := Listen(Config{TCPAddr: s.TCPAddr().String(), Logger: testLogger()}, h); err == nil {
-		t.Error("Listen on a TCP port in use succeeded")
-	} else {
-		t.Logf("TCP port in use: %v", err)
-	}
-	if _, err := Listen(Config{TCPAddr: "127.0.0.1:0", KCPAddr: s.KCPAddr().String(), Logger: testLogger()}, h); err == nil {
-		t.Error("Listen on a UDP port in use succeeded")
-	} else {
-		t.Logf("UDP port in use: %v", err)
+	// Ports in use: Listen fails with a ListenError naming the front end
+	// and the address, and leaves nothing running.
+	for _, c := range []struct {
+		tr  Transport
+		cfg Config
+	}{
+		{TCP, Config{TCPAddr: s.TCPAddr().String(), Logger: testLogger()}},
+		{KCP, Config{TCPAddr: "127.0.0.1:0", KCPAddr: s.KCPAddr().String(), Logger: testLogger()}},
+	} {
+		_, err := Listen(c.cfg, h)
+		var le *ListenError
+		switch {
+		case !errors.As(err, &le):
+			t.Errorf("%v port in use: Listen = %v, want a *ListenError", c.tr, err)
+		case le.Transport != c.tr || le.Addr == "" || !errors.Is(err, syscall.EADDRINUSE):
+			t.Errorf("%v port in use: %+v (%v)", c.tr, *le, err)
+		}
 	}
 }
 

@@ -173,7 +173,7 @@ func (s *Server) startTCP() error {
 		} else {
 			ln.Close()
 		}
-		return fmt.Errorf("netio: tcp listen %s: %w", s.cfg.TCPAddr, err)
+		return &ListenError{Transport: TCP, Addr: s.cfg.TCPAddr, Err: err}
 	}
 }
 

@@ -102,6 +102,7 @@ func TestDevModeRules(t *testing.T) {
 		{func(c *Config) { c.MaxPayload = wire.MaxMaxPayload + 1 }, ErrBadMaxPayload},
 		{func(c *Config) { c.MaxPayload = MinMaxPayload - 1 }, ErrBadMaxPayload},
 		{func(c *Config) { c.Secret, c.APIKey = "short", "k" }, auth.ErrShortSecret},
+		{func(c *Config) { c.Node = "node a" }, ErrBadNode},
 	} {
 		cfg := DefaultConfig()
 		c.mutate(&cfg)

@@ -78,6 +78,7 @@ var (
 	ErrNoAPIKey           = errors.New("server: a secret needs an API key for the token endpoint")
 	ErrDevModeNotLoopback = errors.New("server: dev mode (no secret) only listens on loopback addresses; set a secret to listen elsewhere")
 	ErrBadMaxPayload      = errors.New("server: max payload must be 4 KiB to 16 MiB")
+	ErrBadNode            = errors.New("server: a node name is 1 to 64 characters of A-Z a-z 0-9 . _ -")
 )
 
 // withDefaults fills zero fields from DefaultConfig and checks the result.
@@ -112,6 +113,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ErrNoListener
 	case c.MaxPayload > wire.MaxMaxPayload || c.MaxPayload < MinMaxPayload:
 		return c, ErrBadMaxPayload
+	case !session.ValidNodeName(c.Node):
+		return c, ErrBadNode
 	case c.Secret != "" && c.APIKey == "":
 		return c, ErrNoAPIKey
 	case c.Secret == "":

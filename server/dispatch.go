@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
@@ -39,7 +38,7 @@ func (h *handler) OnOpen(nc *netio.Conn) {
 // OnClose implements netio.Handler: a signed-in player leaves its sessions
 // (unless a newer sign-in of the same user replaced this connection).
 func (h *handler) OnClose(nc *netio.Conn, err error) {
-	h.metrics.connClosed(nc.Transport(), errors.Is(err, netio.ErrSlowConsumer))
+	h.metrics.connClosed(nc.Transport(), disconnectReasonOf(err))
 	c, _ := nc.State().(*conn)
 	if c == nil || c.user == nil {
 		return
@@ -123,38 +122,32 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 	var req wire.SignInRequest
 	if err := req.Consume(f.Payload); err != nil || f.Seq == 0 {
 		// seq 0 would get no reply: the client would never learn its SID.
-		c.refuse(f, wire.StatusBadRequest, "malformed sign-in")
+		h.refuseSignIn(c, f, signInMalformed, "malformed sign-in")
 		return
 	}
 	version, ok := wire.ChooseVersion(req.MinVersion, req.MaxVersion)
 	if !ok {
-		c.refuse(f, wire.StatusBadVersion, badVersionReason)
+		h.refuseSignIn(c, f, signInBadVersion, badVersionReason)
 		return
 	}
 	var uid string
 	switch {
 	case req.Token != "" && req.UserID != "":
-		c.refuse(f, wire.StatusAuthFailed, "sign in with a token or a user ID, not both")
+		h.refuseSignIn(c, f, signInBoth, "sign in with a token or a user ID, not both")
 		return
 	case h.signer != nil && req.Token != "":
 		id, err := h.signer.Verify(req.Token, time.Now())
 		if err != nil {
-			reason := "invalid token"
-			if errors.Is(err, auth.ErrExpired) {
-				reason = "token expired"
-			}
-			c.refuse(f, wire.StatusAuthFailed, reason)
+			why, reason := tokenFailure(err)
+			h.refuseSignIn(c, f, why, reason)
 			return
 		}
 		uid = id
 	case h.signer == nil && req.Token == "" && auth.ValidUserID(req.UserID):
 		uid = req.UserID
 	default:
-		reason := "this server requires a token"
-		if h.signer == nil {
-			reason = "dev mode: sign in with a valid user ID (1-128 printable bytes), not a token"
-		}
-		c.refuse(f, wire.StatusAuthFailed, reason)
+		why, reason := credentialsFailure(h.signer == nil, &req)
+		h.refuseSignIn(c, f, why, reason)
 		return
 	}
 	c.user = &session.User{ID: uid, SID: uuid.NewString(), Conn: c.nc}

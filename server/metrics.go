@@ -1,6 +1,9 @@
 package server
 
 import (
+	"errors"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -70,6 +73,9 @@ type metrics struct {
 	conns    [3]atomic.Int64 // by netio.Transport
 	opened   [3]atomic.Uint64
 	slow     atomic.Uint64
+	closed   [disconnectReasons]atomic.Uint64 // by disconnectReason
+	build    [3]string                        // version, go_version, revision
+	signIns  [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
 	descs    map[string]*prometheus.Desc
 	registry *prometheus.Registry
 }
@@ -96,10 +102,17 @@ func newMetrics(s *Server) *metrics {
 		"deliveries": d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
 		"commands":   d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
 		"slow":       d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
+		"closed":     d("covey_disconnects_total", "Client connections closed, by reason (client_bye, peer_closed, idle_timeout, slow_consumer, replaced, shutting_down, protocol_error, auth_failed, server_full, io_error, other). Connections refused when full are in covey_connections_refused_total instead.", "reason"),
+		"created":    d("covey_sessions_created_total", "Sessions created on this node."),
+		"deleted":    d("covey_sessions_deleted_total", "Sessions deleted on this node (empty TTL ran out, or deleted by the application)."),
+		"empty":      d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
+		"build":      d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
+		"signInFail": d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id).", "reason"),
 		"framesIn":   d("covey_frames_in_total", "Frames received from clients."),
 		"bytesIn":    d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
 		"bytesOut":   d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
 	}
+	m.build = buildInfo()
 	m.registry.MustRegister(m, m.hist)
 	m.registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
@@ -120,12 +133,137 @@ func (m *metrics) connOpened(t netio.Transport) {
 	m.opened[t%3].Add(1)
 }
 
-func (m *metrics) connClosed(t netio.Transport, slowConsumer bool) {
+func (m *metrics) connClosed(t netio.Transport, why disconnectReason) {
 	m.conns[t%3].Add(-1)
-	if slowConsumer {
+	m.closed[why].Add(1)
+	if why == closeSlowConsumer {
 		m.slow.Add(1)
 	}
 }
+
+// disconnectReason is why a connection closed: the label of
+// covey_disconnects_total. A bounded set: add a reason here.
+type disconnectReason uint8
+
+const (
+	closeClientBye     disconnectReason = iota // the client sent Bye
+	closePeerClosed                            // the client closed the connection without a Bye
+	closeIdle                                  // nothing received for three heartbeats
+	closeSlowConsumer                          // its outbound queue overflowed
+	closeReplaced                              // the user signed in on another connection
+	closeShuttingDown                          // the node shut down
+	closeProtocolError                         // bad frame, frame too large, bad request, command before sign-in
+	closeAuthFailed                            // sign-in refused
+	closeServerFull                            // closed with StatusServerOffline
+	closeIOError                               // the socket failed
+	closeOther                                 // closed by application code with another status
+	disconnectReasons
+)
+
+var disconnectLabels = [disconnectReasons]string{
+	closeClientBye:     "client_bye",
+	closePeerClosed:    "peer_closed",
+	closeIdle:          "idle_timeout",
+	closeSlowConsumer:  "slow_consumer",
+	closeReplaced:      "replaced",
+	closeShuttingDown:  "shutting_down",
+	closeProtocolError: "protocol_error",
+	closeAuthFailed:    "auth_failed",
+	closeServerFull:    "server_full",
+	closeIOError:       "io_error",
+	closeOther:         "other",
+}
+
+// disconnectReasonOf maps the error netio passes to OnClose (see
+// netio.Handler) to a reason. It does not allocate: errors.Is on netio's
+// sentinels, then the status given to Conn.Close.
+func disconnectReasonOf(err error) disconnectReason {
+	switch {
+	case errors.Is(err, netio.ErrIdle):
+		return closeIdle
+	case errors.Is(err, netio.ErrSlowConsumer):
+		return closeSlowConsumer
+	case errors.Is(err, netio.ErrTooLarge), errors.Is(err, netio.ErrBadFrame):
+		return closeProtocolError
+	case errors.Is(err, netio.ErrServerClosed):
+		return closeShuttingDown
+	case err == netio.ErrPeerClosed:
+		return closePeerClosed
+	case errors.Is(err, netio.ErrPeerClosed):
+		return closeIOError // wraps the socket's error
+	case errors.Is(err, netio.ErrClosedByServer):
+		st, _ := closeStatus(err)
+		switch st {
+		case wire.StatusOK:
+			return closeClientBye
+		case wire.StatusReplaced:
+			return closeReplaced
+		case wire.StatusShuttingDown:
+			return closeShuttingDown
+		case wire.StatusSlowConsumer:
+			return closeSlowConsumer
+		case wire.StatusAuthFailed:
+			return closeAuthFailed
+		case wire.StatusServerOffline:
+			return closeServerFull
+		case wire.StatusBadRequest, wire.StatusTooLarge, wire.StatusUnknownCommand, wire.StatusUnauthenticated, wire.StatusBadVersion:
+			return closeProtocolError
+		}
+	}
+	return closeOther
+}
+
+// closeStatus finds the wire.Status in the error tree of a Conn.Close
+// error. Unlike errors.As it takes no pointer, so nothing escapes.
+func closeStatus(err error) (wire.Status, bool) {
+	for err != nil {
+		switch e := err.(type) {
+		case wire.Status:
+			return e, true
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if st, ok := closeStatus(inner); ok {
+					return st, true
+				}
+			}
+			return 0, false
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// buildInfo returns the label values of covey_build_info: Covey's module
+// version ("devel" when built from a checkout, or when unknown), the Go
+// version, and the binary's vcs.revision ("unknown" without one).
+func buildInfo() [3]string {
+	version, revision := "devel", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		mod := &bi.Main
+		for _, dep := range bi.Deps { // a game that embeds the server
+			if mod.Path != coveyModule && dep.Path == coveyModule {
+				mod = dep
+			}
+		}
+		if mod.Path == coveyModule && mod.Version != "" && mod.Version != "(devel)" {
+			version = mod.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	return [3]string{version, runtime.Version(), revision}
+}
+
+const coveyModule = "github.com/coveyhq/covey"
+
+// signInFailed counts a refused sign-in. Lock-free.
+func (m *metrics) signInFailed(why signInFailure) { m.signIns[why].Add(1) }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -162,6 +300,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter("slow", float64(m.slow.Load()))
+	for why := range disconnectReasons {
+		counter("closed", float64(m.closed[why].Load()), disconnectLabels[why])
+	}
+	counter("created", float64(st.Created))
+	counter("deleted", float64(st.Deleted))
+	gauge("empty", float64(st.Empty))
+	gauge("build", 1, m.build[:]...)
+	for why := range signInFailures {
+		counter("signInFail", float64(m.signIns[why].Load()), signInFailureInfo[why].label)
+	}
 	counter("framesIn", float64(frames))
 	if m.srv.net != nil {
 		ns := m.srv.net.Stats()

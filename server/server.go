@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +77,10 @@ func (s *Server) Start() error {
 	}
 	ns, err := netio.Listen(s.cfg.netio(), (*handler)(s))
 	if err != nil {
+		var le *netio.ListenError
+		if errors.As(err, &le) {
+			return &ListenError{Listener: le.Transport.String(), Addr: le.Addr, Err: le.Err}
+		}
 		return err
 	}
 	s.net = ns // before the HTTP listener, whose /metrics reads it
@@ -86,15 +92,51 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	s.log.Info("covey listening", "tcp", addrString(ns.TCPAddr()), "kcp", addrString(ns.KCPAddr()),
-		"http", addrString(s.HTTPAddr()), "node", s.cfg.Node)
+	mode := "token"
+	if s.DevMode() {
+		mode = "dev"
+	}
+	for _, l := range [...]struct {
+		kind string
+		addr net.Addr
+	}{{"tcp", ns.TCPAddr()}, {"kcp", ns.KCPAddr()}, {"http", s.HTTPAddr()}} {
+		if l.addr != nil {
+			s.log.Info("listening", "listener", l.kind, "addr", l.addr.String(), "node", s.cfg.Node, "mode", mode)
+		}
+	}
 	return nil
 }
+
+// ListenError is a listener Start could not open: Listener is "tcp",
+// "kcp" or "http", Addr the configured address, Err the cause (for
+// instance one matching syscall.EADDRINUSE).
+type ListenError struct {
+	Listener string
+	Addr     string
+	Err      error
+}
+
+// Error says which listener failed and why, without the socket call's
+// own wording ("HTTP listener 127.0.0.1:7701: address already in use").
+func (e *ListenError) Error() string {
+	cause := e.Err
+	var se *os.SyscallError
+	var oe *net.OpError
+	switch {
+	case errors.As(cause, &se):
+		cause = se.Err
+	case errors.As(cause, &oe) && oe.Err != nil:
+		cause = oe.Err
+	}
+	return "server: " + strings.ToUpper(e.Listener) + " listener " + e.Addr + ": " + cause.Error()
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
 
 func (s *Server) startHTTP() error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
-		return err
+		return &ListenError{Listener: "http", Addr: s.cfg.HTTPAddr, Err: err}
 	}
 	mux, err := s.httpMux()
 	if err != nil {
@@ -114,13 +156,6 @@ func (s *Server) startHTTP() error {
 		}
 	}()
 	return nil
-}
-
-func addrString(a net.Addr) string {
-	if a == nil {
-		return "off"
-	}
-	return a.String()
 }
 
 // TCPAddr returns the TCP listener's address, nil if off or not started.

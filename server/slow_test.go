@@ -71,6 +71,9 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 			if _, err := sender.MemberIDs(ctx, 1); err != nil {
 				t.Fatal(err)
 			}
+			if got := scrape(t, srv, `covey_disconnects_total\{reason="slow_consumer"\}`); got != 1 {
+				t.Errorf(`covey_disconnects_total{reason="slow_consumer"} = %v, want 1`, got)
+			}
 			runtime.GC()
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)

@@ -14,7 +14,7 @@ const uuidLen = 36 // canonical UUID text: 8-4-4-4-12 hex digits
 // "0b5a7c4e-3f0e-4c1a-9d52-0f6c2b7a1e90@node-a". Any node can read the owner
 // from an ID with [IDNode] and route an operation there.
 func NewID(node string) (string, error) {
-	if !validNodeName(node) {
+	if !ValidNodeName(node) {
 		return "", ErrInvalidSessionID
 	}
 	u, err := uuid.NewRandom()
@@ -31,7 +31,7 @@ func IDNode(id string) (string, error) {
 		return "", ErrInvalidSessionID
 	}
 	node := id[uuidLen+1:]
-	if !validNodeName(node) {
+	if !ValidNodeName(node) {
 		return "", ErrInvalidSessionID
 	}
 	return node, nil
@@ -55,9 +55,9 @@ func validUUIDv4(s string) bool {
 	return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
 }
 
-// validNodeName reports whether name is 1..MaxNodeNameLen characters of
-// [A-Za-z0-9._-].
-func validNodeName(name string) bool {
+// ValidNodeName reports whether name can be a node name: 1..MaxNodeNameLen
+// characters of [A-Za-z0-9._-].
+func ValidNodeName(name string) bool {
 	if len(name) == 0 || len(name) > MaxNodeNameLen {
 		return false
 	}

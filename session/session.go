@@ -232,6 +232,9 @@ func (s *Session) addMemberLocked(u *User) {
 	members := make([]*User, len(old), len(old)+1)
 	copy(members, old)
 	s.snap.Store(newSnapshot(append(members, u)))
+	if len(old) == 0 {
+		s.t.empty.Add(-1)
+	}
 	if s.t.sched.cancel(s.emptyTimer) {
 		s.emptyTimer = nil
 	}
@@ -245,6 +248,7 @@ func (s *Session) removeMemberLocked(i int) {
 	members = append(append(members, old[:i]...), old[i+1:]...)
 	s.snap.Store(newSnapshot(members))
 	if len(members) == 0 {
+		s.t.empty.Add(1)
 		s.scheduleDeletionLocked()
 	}
 }

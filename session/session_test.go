@@ -859,6 +859,53 @@ func TestStats(t *testing.T) {
 	}
 }
 
+// TestLifecycleCounters follows Stats' Created, Deleted and Empty through a
+// session's life: created, left empty, re-joined, left empty past its TTL
+// (deleted), and deleted at once with members or while empty.
+func TestLifecycleCounters(t *testing.T) {
+	tb, clk := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	bob, _ := player(tb, "bob")
+	want := func(step string, created, deleted uint64, empty int64) {
+		t.Helper()
+		if st := tb.Stats(); st.Created != created || st.Deleted != deleted || st.Empty != empty {
+			t.Fatalf("%s: created %d, deleted %d, empty %d; want %d, %d, %d",
+				step, st.Created, st.Deleted, st.Empty, created, deleted, empty)
+		}
+	}
+	want("new table", 0, 0, 0)
+	s := mustCreate(t, tb, alice, 1, 4)
+	want("created", 1, 0, 0)
+	mustJoin(t, tb, s, bob)
+	tb.Leave(bg, 1, s.ID(), alice)
+	want("one of two left", 1, 0, 0)
+	tb.Disconnect(bob)
+	want("the last member disconnected", 1, 0, 1)
+	bob, _ = player(tb, "bob")
+	mustJoin(t, tb, s, bob)
+	want("re-joined", 1, 0, 0)
+
+	deleted := make(chan string, 1)
+	s.SetOnDeleted(func(id string) { deleted <- id })
+	tb.Leave(bg, 1, s.ID(), bob)
+	want("left empty", 1, 0, 1)
+	clk.advance(tb, MinEmptyTTL+time.Second)
+	waitFor(t, deleted, "deletion at the TTL")
+	want("deleted at the TTL", 1, 1, 0)
+
+	full := mustCreate(t, tb, alice, 2, 4)
+	empty := mustCreate(t, tb, bob, 3, 4)
+	tb.Leave(bg, 3, empty.ID(), bob)
+	want("two more, one empty", 3, 1, 1)
+	tb.Delete(bg, full.ID())
+	tb.Delete(bg, empty.ID())
+	want("both deleted", 3, 3, 0)
+	if err := tb.Delete(bg, empty.ID()); err == nil {
+		t.Fatal("a deleted session was deleted again")
+	}
+	want("deleted twice", 3, 3, 0)
+}
+
 // TestReviewRegressions covers failure modes found in review.
 func TestReviewRegressions(t *testing.T) {
 	t.Run("calls after Close do not panic", func(t *testing.T) {

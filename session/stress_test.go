@@ -233,14 +233,20 @@ func TestStressInvariants(t *testing.T) {
 
 // checkIndexAgrees verifies that no user is twice in one type, that every
 // member is indexed in its session, and that every index entry names a
-// session the user is a member of.
+// session the user is a member of; and that Stats' counters agree with
+// the sessions held (the table must be quiet).
 func checkIndexAgrees(t *testing.T, tb *Table) {
 	t.Helper()
 	seen := map[string]map[uint8]string{}
+	var held, empty int64
 	for i := range tb.shards {
 		sh := &tb.shards[i]
 		sh.mu.RLock()
 		for id, s := range sh.sessions {
+			held++
+			if s.MemberCount() == 0 {
+				empty++
+			}
 			if s.MemberCount() > int(s.maxMembers) {
 				t.Errorf("session %s has %d members, max %d", id, s.MemberCount(), s.maxMembers)
 			}
@@ -270,5 +276,9 @@ func checkIndexAgrees(t *testing.T, tb *Table) {
 			}
 		}
 		sh.mu.Unlock()
+	}
+	if st := tb.Stats(); st.Empty != empty || int64(st.Created-st.Deleted) != held {
+		t.Errorf("stats: %d empty, %d created - %d deleted; the table holds %d sessions, %d empty",
+			st.Empty, st.Created, st.Deleted, held, empty)
 	}
 }

@@ -121,6 +121,9 @@ type Table struct {
 	byType     [256]atomic.Int64 // sessions held, by type
 	members    atomic.Int64      // memberships held
 	deliveries atomic.Uint64     // frames handed to members' Conns
+	created    atomic.Uint64     // sessions created
+	deleted    atomic.Uint64     // sessions deleted (TTL or Delete)
+	empty      atomic.Int64      // sessions held with no member (waiting for their TTL)
 }
 
 // Stats is a snapshot of a table's counters.
@@ -128,12 +131,18 @@ type Stats struct {
 	SessionsByType map[uint8]int64 // types with at least one session
 	Members        int64           // memberships across all sessions
 	Deliveries     uint64          // frames handed to members' connections, since New
+	Created        uint64          // sessions created, since New
+	Deleted        uint64          // sessions deleted (empty TTL ran out, or Delete), since New
+	Empty          int64           // sessions held with no member, waiting for their empty TTL
 }
 
 // Stats returns the table's counters. It reads atomics only: cheap enough
 // for every metrics scrape.
 func (t *Table) Stats() Stats {
-	st := Stats{SessionsByType: make(map[uint8]int64), Members: t.members.Load(), Deliveries: t.deliveries.Load()}
+	st := Stats{
+		SessionsByType: make(map[uint8]int64), Members: t.members.Load(), Deliveries: t.deliveries.Load(),
+		Created: t.created.Load(), Deleted: t.deleted.Load(), Empty: t.empty.Load(),
+	}
 	for typ := range t.byType {
 		if n := t.byType[typ].Load(); n != 0 {
 			st.SessionsByType[uint8(typ)] = n
@@ -157,7 +166,7 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 	if cfg.Node == "" {
 		cfg.Node = def.Node
 	}
-	if !validNodeName(cfg.Node) {
+	if !ValidNodeName(cfg.Node) {
 		return nil, ErrInvalidSessionID
 	}
 	if cfg.Shards <= 0 {
@@ -380,6 +389,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	sh.mu.Unlock()
 	t.byType[spec.Type].Add(1)
 	t.members.Add(1)
+	t.created.Add(1)
 	if fn := t.onCreate.Load(); fn != nil {
 		(*fn)(s)
 	}
@@ -685,6 +695,10 @@ func (t *Table) deleteLocked(s *Session) {
 	sh.mu.Unlock()
 	t.byType[s.typ].Add(-1)
 	t.members.Add(-int64(len(members)))
+	t.deleted.Add(1)
+	if len(members) == 0 {
+		t.empty.Add(-1)
+	}
 	for _, m := range members {
 		t.users.release(m.ID, s.typ, s.id)
 	}

@@ -2,7 +2,9 @@
 //
 // With no flags it is a single dev-mode node on loopback: TCP and KCP on
 // 127.0.0.1:7700, HTTP on 127.0.0.1:7701, players sign in with any user ID.
-// Every flag can also be set by environment variable (the flag wins):
+// Every flag can also be set by environment variable (the flag wins; an
+// empty variable counts as unset, except for the addresses, where ""
+// disables the listener):
 //
 //	-tcp ADDR           COVEY_TCP_ADDR       TCP listen address ("" disables)
 //	-kcp ADDR           COVEY_KCP_ADDR       KCP (UDP) listen address ("" disables)
@@ -10,20 +12,33 @@
 //	-secret S           COVEY_SECRET         token signing secret (>= 16 bytes); none = dev mode
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
-//	-node NAME          COVEY_NODE           node name written into session IDs
+//	-node NAME          COVEY_NODE           node name written into session IDs (1-64 of A-Z a-z 0-9 . _ -)
 //	-heartbeat D        COVEY_HEARTBEAT      client ping interval; silent 3x this = disconnected
-//	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes
+//	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes (at most 16 MiB)
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
-//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on HTTP
+//	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
+//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on HTTP (0/false/off, 1/true/on)
 //
-// The HTTP listener also serves /metrics (Prometheus), /healthz, /readyz
-// and, with a secret, POST /v1/token.
+// A value that does not parse, in a flag or a variable, stops the server
+// before it starts, with a message naming the flag or variable and the
+// value (secrets are not echoed). A listener that cannot open says which
+// one and why ("HTTP listener 127.0.0.1:7701: address already in use").
 //
-// SIGINT or SIGTERM stops accepting, tells connected clients why, and exits
-// within 10 seconds.
+// The HTTP listener also serves /healthz, /readyz, with a secret POST
+// /v1/token, and /metrics (Prometheus): among others
+// covey_disconnects_total{reason}, covey_signin_failures_total{reason},
+// covey_sessions_created_total, covey_sessions_deleted_total,
+// covey_sessions_empty and covey_build_info{version,go_version,revision};
+// README.md lists them all.
+//
+// Lifecycle lines are logged at info level: "listening" once per listener
+// (listener, addr, node, mode), "draining" when a signal starts the
+// shutdown, "stopped" with the reason and the uptime. SIGINT or SIGTERM
+// stops accepting, tells connected clients why, and exits within 10
+// seconds.
 package main
 
 import (
@@ -31,104 +46,361 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
+	"github.com/coveyhq/covey/auth"
 	"github.com/coveyhq/covey/server"
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
 )
 
 const shutdownTimeout = 10 * time.Second
 
+// usageHint follows every configuration error.
+const usageHint = "run 'server -h' for the flags and their environment variables"
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "covey:", err)
-		os.Exit(1)
-	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(run(process{
+		args: os.Args[1:], lookupEnv: os.LookupEnv,
+		stdout: os.Stdout, stderr: os.Stderr, signals: signals,
+	}))
 }
 
-func run(args []string) error {
-	cfg, err := parseConfig(args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+// process is what run takes from the process it runs in: main passes the
+// real ones, tests their own.
+type process struct {
+	args      []string
+	lookupEnv func(key string) (string, bool)
+	stdout    io.Writer // -h
+	stderr    io.Writer // logs and errors
+	signals   <-chan os.Signal
+}
+
+// run starts a node as p asks, serves until a signal arrives on
+// p.signals, shuts down and returns the exit code: 0, 1 for an error, 2
+// for a command line that does not parse. Every error is printed once, to
+// p.stderr.
+func run(p process) int {
+	cfg, err := parseConfig(p.args, p.lookupEnv, p.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(p.stdout)
+		return 0
+	case err != nil:
+		fmt.Fprintf(p.stderr, "covey: %v\n%s\n", err, usageHint)
+		if errors.As(err, new(*cmdLineError)) {
+			return 2
 		}
-		return err
+		return 1
 	}
+	if err := serve(cfg, p.signals); err != nil {
+		fmt.Fprintln(p.stderr, "covey:", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the node until a signal arrives, then drains it.
+func serve(cfg server.Config, signals <-chan os.Signal) error {
+	start := time.Now()
 	srv, err := server.New(cfg)
 	if err != nil {
-		return err
+		return explain(err, cfg)
 	}
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	cfg.Logger.Info("shutting down", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	reason := signalName(<-signals)
+	log := cfg.Logger
+	log.Info("draining", "reason", reason, "conns", srv.Conns(), "timeout", shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err = srv.Shutdown(ctx)
+	uptime := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		log.Error("stopped", "reason", reason, "uptime", uptime, "err", err)
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped", "reason", reason, "uptime", uptime)
+	return nil
 }
 
-// parseConfig returns the configuration the flags and environment
-// variables ask for (flag.ErrHelp for -h).
-func parseConfig(args []string) (server.Config, error) {
-	cfg := server.DefaultConfig()
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// explain adds to the server's configuration errors the flags that cause
+// them.
+func explain(err error, cfg server.Config) error {
+	switch {
+	case errors.Is(err, server.ErrNoListener):
+		return fmt.Errorf("%w: -tcp and -kcp (COVEY_TCP_ADDR, COVEY_KCP_ADDR) are both empty", err)
+	case errors.Is(err, server.ErrNoAPIKey):
+		return fmt.Errorf("%w: set COVEY_API_KEY (or -api-key) with COVEY_SECRET", err)
+	case errors.Is(err, server.ErrDevModeNotLoopback):
+		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr)
+	}
+	return err
+}
+
+// settings is what the options set: the server's configuration and the
+// logger's.
+type settings struct {
+	server.Config
+	logLevel  slog.Level
+	logFormat string // "text" or "json"
+}
+
+// option is one setting: a flag and the environment variable that sets the
+// same thing when the flag is not given.
+type option struct {
+	name, env string
+	arg       string // what the value is, for -h; "" for a switch
+	usage     string
+	secret    bool                              // never echo the value
+	keepEmpty bool                              // an empty variable is a value (""), not unset
+	set       func(s *settings, v string) error // parses and checks v
+	show      func(s *settings) string          // the value, for -h's defaults
+}
+
+// options lists every flag, in the order of -h and of the doc comment.
+var options = []option{
+	{name: "tcp", env: "COVEY_TCP_ADDR", arg: "ADDR", usage: `TCP listen address ("" disables)`, keepEmpty: true,
+		set:  func(s *settings, v string) error { return setAddr(&s.TCPAddr, v) },
+		show: func(s *settings) string { return s.TCPAddr }},
+	{name: "kcp", env: "COVEY_KCP_ADDR", arg: "ADDR", usage: `KCP (UDP) listen address ("" disables)`, keepEmpty: true,
+		set:  func(s *settings, v string) error { return setAddr(&s.KCPAddr, v) },
+		show: func(s *settings) string { return s.KCPAddr }},
+	{name: "http", env: "COVEY_HTTP_ADDR", arg: "ADDR", usage: `HTTP listen address ("" disables)`, keepEmpty: true,
+		set:  func(s *settings, v string) error { return setAddr(&s.HTTPAddr, v) },
+		show: func(s *settings) string { return s.HTTPAddr }},
+	{name: "secret", env: "COVEY_SECRET", arg: "S", usage: "token signing secret, >= 16 bytes (prefer the variable)", secret: true,
+		set: func(s *settings, v string) error {
+			if _, err := auth.NewSigner([]byte(v)); err != nil {
+				return fmt.Errorf("%w (got %d bytes)", err, len(v))
+			}
+			s.Secret = v
+			return nil
+		},
+		show: func(s *settings) string { return "none = dev mode" }},
+	{name: "api-key", env: "COVEY_API_KEY", arg: "K", usage: "API key game backends present to POST /v1/token (prefer the variable)", secret: true,
+		set:  func(s *settings, v string) error { s.APIKey = v; return nil },
+		show: func(s *settings) string { return "none" }},
+	{name: "token-ttl", env: "COVEY_TOKEN_TTL", arg: "D", usage: "default token lifetime",
+		set:  func(s *settings, v string) error { return setDuration(&s.TokenTTL, v) },
+		show: func(s *settings) string { return s.TokenTTL.String() }},
+	{name: "node", env: "COVEY_NODE", arg: "NAME", usage: "node name written into session IDs",
+		set: func(s *settings, v string) error {
+			if !session.ValidNodeName(v) {
+				return fmt.Errorf("must be 1 to %d characters of A-Z a-z 0-9 . _ -", session.MaxNodeNameLen)
+			}
+			s.Node = v
+			return nil
+		},
+		show: func(s *settings) string { return s.Node }},
+	{name: "heartbeat", env: "COVEY_HEARTBEAT", arg: "D", usage: "client ping interval; silent 3x this = disconnected",
+		set:  func(s *settings, v string) error { return setDuration(&s.Heartbeat, v) },
+		show: func(s *settings) string { return s.Heartbeat.String() }},
+	{name: "max-payload", env: "COVEY_MAX_PAYLOAD", arg: "N", usage: "largest frame payload, bytes",
+		set: func(s *settings, v string) error {
+			n, err := parseCount(v, wire.MaxMaxPayload)
+			s.MaxPayload = uint32(n)
+			return err
+		},
+		show: func(s *settings) string { return strconv.Itoa(int(s.MaxPayload)) }},
+	{name: "max-outbound", env: "COVEY_MAX_OUTBOUND", arg: "N", usage: "bytes queued per connection before it is a slow consumer",
+		set:  func(s *settings, v string) (err error) { s.MaxOutbound, err = parseCount(v, 1<<40); return err },
+		show: func(s *settings) string { return strconv.Itoa(s.MaxOutbound) }},
+	{name: "max-conns", env: "COVEY_MAX_CONNS", arg: "N", usage: "most connections held, TCP and KCP together (TCP also stays below the open-file limit); more are refused",
+		set:  func(s *settings, v string) (err error) { s.MaxConns, err = parseCount(v, 1<<30); return err },
+		show: func(s *settings) string { return strconv.Itoa(s.MaxConns) }},
+	{name: "kcp-interval", env: "COVEY_KCP_INTERVAL", arg: "D", usage: "KCP update interval (20ms above ~5k KCP sessions)",
+		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
+		show: func(s *settings) string { return s.KCPInterval.String() }},
+	{name: "log-level", env: "COVEY_LOG_LEVEL", arg: "L", usage: "debug, info, warn or error",
+		set: func(s *settings, v string) error {
+			switch strings.ToLower(v) {
+			case "debug", "info", "warn", "error":
+				return s.logLevel.UnmarshalText([]byte(v))
+			}
+			return errors.New("must be debug, info, warn or error")
+		},
+		show: func(s *settings) string { return strings.ToLower(s.logLevel.String()) }},
+	{name: "log-format", env: "COVEY_LOG_FORMAT", arg: "F", usage: "text (key=value) or json (one object a line)",
+		set: func(s *settings, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("must be text or json")
+			}
+			s.logFormat = v
+			return nil
+		},
+		show: func(s *settings) string { return s.logFormat }},
+	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the HTTP listener (0/false/off, 1/true/on)",
+		set: func(s *settings, v string) error {
+			switch strings.ToLower(v) {
+			case "1", "true", "on":
+				s.Pprof = true
+			case "0", "false", "off":
+				s.Pprof = false
+			default:
+				return errors.New("must be 1, true or on, or 0, false or off")
+			}
+			return nil
+		},
+		show: func(s *settings) string { return "off" }},
+}
+
+func defaultSettings() settings {
+	return settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+}
+
+func setAddr(dst *string, v string) error {
+	if v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				return errors.New(ae.Err)
+			}
+			return err
+		}
+	}
+	*dst = v
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return errors.New("not a duration (such as 500ms, 5s, 2m)")
+	case d <= 0:
+		return errors.New("must be positive")
+	}
+	*dst = d
+	return nil
+}
+
+// parseCount parses a number from 1 to limit.
+func parseCount(v string, limit int) (int, error) {
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("must be 1 to %d", limit)
+	case err != nil:
+		return 0, errors.New("not a number")
+	case n < 1 || n > limit:
+		return 0, fmt.Errorf("must be 1 to %d", limit)
+	}
+	return n, nil
+}
+
+// cmdLineError is a command line that does not parse (an unknown flag, a
+// flag without its value): the flag package's message.
+type cmdLineError struct{ err error }
+
+func (e *cmdLineError) Error() string { return e.err.Error() }
+func (e *cmdLineError) Unwrap() error { return e.err }
+
+// rawFlag holds a flag's text until parseConfig checks it.
+type rawFlag struct {
+	v      string
+	isBool bool
+}
+
+func (f *rawFlag) String() string     { return f.v }
+func (f *rawFlag) Set(v string) error { f.v = v; return nil }
+func (f *rawFlag) IsBoolFlag() bool   { return f.isBool }
+
+// parseConfig returns the configuration that the flags in args and the
+// environment variables (read with lookupEnv) ask for, with a logger
+// writing to logs; flag.ErrHelp for -h. Each value is checked where it
+// was given: the error names the flag or the variable and the value.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), logs io.Writer) (server.Config, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.StringVar(&cfg.TCPAddr, "tcp", env("COVEY_TCP_ADDR", cfg.TCPAddr), "TCP listen address (\"\" disables)")
-	fs.StringVar(&cfg.KCPAddr, "kcp", env("COVEY_KCP_ADDR", cfg.KCPAddr), "KCP (UDP) listen address (\"\" disables)")
-	fs.StringVar(&cfg.HTTPAddr, "http", env("COVEY_HTTP_ADDR", cfg.HTTPAddr), "HTTP listen address (\"\" disables)")
-	fs.StringVar(&cfg.Secret, "secret", env("COVEY_SECRET", ""), "token signing secret, >= 16 bytes (prefer the env var); empty = dev mode")
-	fs.StringVar(&cfg.APIKey, "api-key", env("COVEY_API_KEY", ""), "API key for POST /v1/token (prefer the env var)")
-	fs.StringVar(&cfg.Node, "node", env("COVEY_NODE", cfg.Node), "node name written into session IDs")
-	fs.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration("COVEY_TOKEN_TTL", cfg.TokenTTL), "default token lifetime")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", envDuration("COVEY_HEARTBEAT", cfg.Heartbeat), "client ping interval")
-	fs.DurationVar(&cfg.KCPInterval, "kcp-interval", envDuration("COVEY_KCP_INTERVAL", cfg.KCPInterval), "KCP update interval")
-	maxPayload := fs.Uint("max-payload", uint(envInt("COVEY_MAX_PAYLOAD", int(cfg.MaxPayload))), "largest frame payload, bytes")
-	fs.IntVar(&cfg.MaxOutbound, "max-outbound", envInt("COVEY_MAX_OUTBOUND", cfg.MaxOutbound), "bytes queued per connection before disconnecting it")
-	fs.IntVar(&cfg.MaxConns, "max-conns", envInt("COVEY_MAX_CONNS", cfg.MaxConns), "most connections held, TCP and KCP together (TCP also stays below the open-file limit); more are refused")
-	fs.BoolVar(&cfg.Pprof, "pprof", env("COVEY_PPROF", "") != "", "serve Go profiles under /debug/pprof/ on the HTTP listener")
-	logLevel := fs.String("log-level", env("COVEY_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.SetOutput(io.Discard) // run prints the error once, -h prints the usage
+	fs.Usage = func() {}
+	raw := make([]rawFlag, len(options))
+	for i, o := range options {
+		raw[i].isBool = o.arg == ""
+		fs.Var(&raw[i], o.name, o.usage)
+	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	cfg.MaxPayload = uint32(min(*maxPayload, 1<<32-1))
-
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cfg, fmt.Errorf("bad -log-level %q", *logLevel)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return cfg, nil
-}
-
-func env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(key); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+		if errors.Is(err, flag.ErrHelp) {
+			return server.Config{}, err
 		}
-		fmt.Fprintf(os.Stderr, "covey: ignoring %s=%q: not a duration\n", key, v)
+		return server.Config{}, &cmdLineError{err}
 	}
-	return def
+	if fs.NArg() > 0 {
+		return server.Config{}, &cmdLineError{fmt.Errorf("unexpected argument %q (every setting is a flag)", fs.Arg(0))}
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	s := defaultSettings()
+	for i, o := range options {
+		where, v := "-"+o.name, raw[i].v
+		if !given[o.name] {
+			ev, ok := lookupEnv(o.env)
+			if !ok || ev == "" && !o.keepEmpty {
+				continue
+			}
+			where, v = o.env, ev
+		}
+		if err := o.set(&s, v); err != nil {
+			if o.secret {
+				return server.Config{}, fmt.Errorf("%s: %v", where, err)
+			}
+			return server.Config{}, fmt.Errorf("%s=%q: %v", where, v, err)
+		}
+	}
+	opts := &slog.HandlerOptions{Level: s.logLevel}
+	if s.logFormat == "json" {
+		s.Logger = slog.New(slog.NewJSONHandler(logs, opts))
+	} else {
+		s.Logger = slog.New(slog.NewTextHandler(logs, opts))
+	}
+	return s.Config, nil
 }
 
-func envInt(key string, def int) int {
-	if v, ok := os.LookupEnv(key); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+// printUsage writes -h: every flag with its variable, what it sets and its
+// default.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: server [flags]
+
+Runs a Covey node; with no flags, a dev-mode node on loopback (players sign in
+with any user ID they claim). Each flag can also be set by the environment
+variable beside it; the flag wins. An empty variable counts as unset, except
+for the addresses, where "" disables the listener.
+
+`)
+	def := defaultSettings()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, o := range options {
+		name, env := "-"+o.name, o.env
+		if o.arg != "" {
+			name += " " + o.arg
+		} else {
+			env += "=1"
 		}
-		fmt.Fprintf(os.Stderr, "covey: ignoring %s=%q: not an integer\n", key, v)
+		fmt.Fprintf(tw, "  %s\t%s\t%s (default %s)\n", name, env, o.usage, o.show(&def))
 	}
-	return def
+	tw.Flush()
+	fmt.Fprint(w, "\nDurations are like 500ms, 5s, 2m. With a secret, an API key is required too.\n")
 }
