@@ -301,7 +301,10 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 		c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, "kcp: message mode is not supported", false)
 		return k
 	case -1, -2, -3:
-		return k // not a KCP packet; what came before the bad part was taken
+		// The datagram goes bad past some point: the segments before it
+		// were taken (and will be acknowledged), so they are read below;
+		// returning here left them unread until another datagram came,
+		// and a client never resends what was acknowledged.
 	}
 	got := 0
 	done := k.finished || c.closing.Load()

@@ -294,3 +294,34 @@ func TestKCPOverIPv6(t *testing.T) {
 		t.Fatalf("reply %+v %q", f.Header, f.Payload)
 	}
 }
+
+// TestKCPDatagramWithBadTail sends a first segment carrying a whole frame,
+// followed in the same datagram by a segment of another conv (Input stops
+// there): the good segment is acknowledged, so its frame must be handed to
+// the Handler at once, not when some later datagram arrives.
+func TestKCPDatagramWithBadTail(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	raw := rawUDP(t, s)
+	frame := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 9}, nil)
+	p := append(kcpSegment(0x5eed, kcpCmdPush, 0, frame), kcpSegment(0xbad, kcpCmdPush, 1, []byte("tail"))...)
+	if _, err := raw.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	// The handler echoes the frame: its reply arrives in a PUSH segment.
+	raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 2048)
+	for {
+		n, err := raw.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply to the frame before the bad tail: %v", err)
+		}
+		var echoed bool // the server's only data segment here is the echo
+		kcptest.Segments(buf[:n], func(sg kcptest.Segment) {
+			echoed = echoed || sg.Cmd == kcpCmdPush && sg.Conv == 0x5eed
+		})
+		if echoed {
+			return
+		}
+	}
+}
