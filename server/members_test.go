@@ -389,3 +389,23 @@ func TestBadValueIsBadRequest(t *testing.T) {
 		t.Fatalf("Create with a bad value: %v", st)
 	}
 }
+
+// TestCreateUndefinedFlagsRefused: a Create with a Flags bit other than
+// Quiet (0x01) is BadRequest and creates nothing.
+func TestCreateUndefinedFlagsRefused(t *testing.T) {
+	srv := startServer(t)
+	c := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	c.signIn("creator")
+	for _, flags := range []wire.CreateFlags{0x02, 0x80, 0xff} {
+		req := wire.CreateRequest{Type: 1, MaxMembers: 2, Flags: flags}
+		if st := c.status(wire.CmdCreate, req.Append(nil)); st != wire.StatusBadRequest {
+			t.Errorf("Flags %#x: %v, want BadRequest", flags, st)
+		}
+	}
+	if n := srv.Sessions().Len(); n != 0 {
+		t.Fatalf("%d sessions created by refused Creates", n)
+	}
+	c.create(1, 2) // Flags 0
+	quiet := wire.CreateRequest{Type: 2, MaxMembers: 2, Flags: wire.CreateQuiet}
+	c.mustOK(wire.CmdCreate, quiet.Append(nil))
+}
