@@ -409,3 +409,30 @@ func TestCreateUndefinedFlagsRefused(t *testing.T) {
 	quiet := wire.CreateRequest{Type: 2, MaxMembers: 2, Flags: wire.CreateQuiet}
 	c.mustOK(wire.CmdCreate, quiet.Append(nil))
 }
+
+// TestReplacedSignInKeepsMembershipsQuietly: a second sign-in of a user
+// closes the first connection with a Bye Replaced; the user stays in its
+// sessions, now on the new connection (its new SID in the member list),
+// and the other members get no push about it.
+func TestReplacedSignInKeepsMembershipsQuietly(t *testing.T) {
+	srv := startServer(t)
+	cs, id := party(t, srv, "owner", "player")
+	owner, first := cs[0], cs[1]
+	second := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	rep := second.signIn("player")
+	first.expectByeNext(wire.StatusReplaced, "")
+	owner.expectNothingQueued()
+
+	f := second.mustOK(wire.CmdGetUserSessions, nil)
+	var us wire.UserSessionsReply
+	if us.Consume(f.Payload) != nil || len(us.Sessions) != 1 || us.Sessions[0].SessionID != id {
+		t.Fatalf("the new connection's sessions: %+v", us.Sessions)
+	}
+	f = owner.mustOK(wire.CmdGetMemberSIDs, (&wire.TypeRequest{Type: 1}).Append(nil))
+	var sids wire.StringsReply
+	if sids.Consume(f.Payload) != nil || len(sids.Items) != 2 || sids.Items[1] != rep.SID {
+		t.Fatalf("member SIDs %v, want the new connection's %s second", sids.Items, rep.SID)
+	}
+	owner.mustOK(wire.CmdBroadcast, (&wire.BroadcastRequest{Type: 1, Msg: []byte("hi")}).Append(nil))
+	second.expectMessage(wire.CmdBroadcastReceived, "owner", "hi")
+}

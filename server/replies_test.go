@@ -314,22 +314,78 @@ func TestDeferredReplyMayComeLater(t *testing.T) {
 }
 
 // TestIdleCloseSendsNoBye: a connection that sends nothing for 3
-// heartbeats is closed without a Bye, on both transports; on KCP the
-// client's ACKs of the server's frames do not count as traffic.
+// heartbeats is closed without a Bye, on both transports, even while the
+// server keeps sending to it: the client's ACKs (TCP's, or KCP's ACK-only
+// datagrams) are not traffic.
 func TestIdleCloseSendsNoBye(t *testing.T) {
 	const heartbeat = 100 * time.Millisecond
 	srv := startServer(t, func(c *Config) { c.Heartbeat = heartbeat })
 	for _, network := range transports {
 		t.Run(network, func(t *testing.T) {
-			c := dialRaw(t, network, srv.addrOf(network))
-			c.signIn("idler-" + network)
-			signedIn := time.Now()
+			talker := dialRaw(t, "tcp", srv.addrOf("tcp"))
+			talker.signIn("talker-" + network)
+			id := talker.create(1, 2)
+			idler := dialRaw(t, network, srv.addrOf(network))
+			idler.signIn("idler-" + network)
+			idler.mustOK(wire.CmdJoin, ref(id))
+			silentFrom := time.Now()
+
+			// The talker broadcasts every 20 ms (which also keeps it alive);
+			// the idler receives and ACKs, and sends nothing else.
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				b := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdBroadcast}, (&wire.BroadcastRequest{Type: 1, Msg: []byte("tick")}).Append(nil))
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+						talker.c.Write(b)
+					}
+				}
+			}()
+			defer func() { close(stop); <-done }()
+
 			waitUntil(t, "the idle connection closed", func() bool { return !srv.Sessions().Online("idler-" + network) })
-			if el := time.Since(signedIn); el < 3*heartbeat-heartbeat/2 {
+			if el := time.Since(silentFrom); el < 3*heartbeat-heartbeat/2 {
 				t.Fatalf("closed after %v, before 3 heartbeats", el)
 			}
-			c.expectSilence(500 * time.Millisecond) // no Bye, on TCP then EOF
+			if !srv.Sessions().Online("talker-" + network) {
+				t.Fatal("the talker was closed too")
+			}
+			for _, f := range idler.readToEnd(500 * time.Millisecond) {
+				if f.Cmd != wire.CmdBroadcastReceived {
+					t.Fatalf("got %+v, want only broadcasts and then no Bye", f.Header)
+				}
+			}
 		})
+	}
+}
+
+// readToEnd returns the frames that arrive until the connection closes
+// (TCP) or nothing has arrived for quiet (KCP, and TCP as a bound).
+func (r *rawClient) readToEnd(quiet time.Duration) []wire.Frame {
+	r.t.Helper()
+	var got []wire.Frame
+	for {
+		if f, err := r.dec.Next(); err == nil {
+			f.Payload = append([]byte(nil), f.Payload...)
+			got = append(got, f)
+			continue
+		}
+		r.c.SetReadDeadline(time.Now().Add(quiet))
+		n, err := r.c.Read(r.buf)
+		if n > 0 {
+			r.dec.Write(r.buf[:n])
+			continue
+		}
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && r.network == "tcp" {
+			r.t.Fatal("the server did not close the connection")
+		}
+		return got
 	}
 }
 
