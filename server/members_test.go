@@ -349,9 +349,10 @@ func TestSessionIDValidity(t *testing.T) {
 	}
 }
 
-// TestBadValueIsBadRequest: a Value with a tag outside 1-5, or a Bool
-// byte other than 0 or 1 (a bool value, CompareAndSet's HasOld), does not
-// decode: BadRequest, nothing is stored, the connection stays open.
+// TestBadValueIsBadRequest: a Value with a tag outside 1-5, a Bool byte
+// other than 0 or 1 (a bool value, CompareAndSet's HasOld), or a string
+// that is not UTF-8 does not decode: BadRequest, nothing is stored, the
+// connection stays open.
 func TestBadValueIsBadRequest(t *testing.T) {
 	srv := startServer(t)
 	cs, _ := party(t, srv, "writer")
@@ -371,6 +372,7 @@ func TestBadValueIsBadRequest(t *testing.T) {
 		{"second of two props", wire.CmdSetProperties, cat([]byte{1, 2, 1, 'a', 1, 1, 1, 'b', 7})},
 		{"HasOld byte 2", wire.CmdCompareAndSetProperty, cat(key, []byte{2, 1, 1, 1, 1})},
 		{"CompareAndSet New tag 9", wire.CmdCompareAndSetProperty, cat(key, []byte{0, 9})},
+		{"string value not UTF-8", wire.CmdSetProperty, cat(key, []byte{5, 2, 'a', 0xff})},
 	} {
 		if st := c.status(tc.cmd, tc.payload); st != wire.StatusBadRequest {
 			t.Errorf("%s: %v, want BadRequest", tc.name, st)

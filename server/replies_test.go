@@ -425,3 +425,20 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSignInCheckOrder: a sign-in is checked for its payload and seq
+// first (BadRequest), then for the versions (BadVersion), then for the
+// credentials (AuthFailed).
+func TestSignInCheckOrder(t *testing.T) {
+	srv := startServer(t)
+	noVersion := wire.SignInRequest{MinVersion: 2, MaxVersion: 9, Token: "a token in dev mode"}
+	c := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	c.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn}, noVersion.Append(nil)))
+	c.expectReply(wire.CmdSignIn, 0, wire.StatusBadRequest)
+	c.expectByeNext(wire.StatusBadRequest, "")
+
+	c = dialRaw(t, "tcp", srv.addrOf("tcp"))
+	seq := c.request(0, wire.CmdSignIn, noVersion.Append(nil))
+	c.expectReply(wire.CmdSignIn, seq, wire.StatusBadVersion)
+	c.expectByeNext(wire.StatusBadVersion, "")
+}
