@@ -117,3 +117,63 @@ func TestIssuer(t *testing.T) {
 		t.Fatal("issuer without API key")
 	}
 }
+
+// TestIssuerTTL pins how POST /v1/token reads ttl_seconds: missing, zero
+// or negative means the default (5 minutes unless configured); 1 to
+// 86,400 is taken as it is; more is capped at 86,400 (24 h); a value that
+// is not a JSON integer is 400. The expiry is now plus the TTL, in whole
+// seconds.
+func TestIssuerTTL(t *testing.T) {
+	s, _ := NewSigner([]byte("0123456789abcdef-secret"))
+	now := time.Unix(1_800_000_000, 600_000_000) // a fraction of a second: truncated
+	h, err := NewIssuer(s, IssuerConfig{APIKey: "k", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, c := range []struct {
+		body   string
+		status int
+		ttl    time.Duration
+	}{
+		{`{"user_id":"a"}`, 200, 5 * time.Minute},
+		{`{"user_id":"a","ttl_seconds":0}`, 200, 5 * time.Minute},
+		{`{"user_id":"a","ttl_seconds":-30}`, 200, 5 * time.Minute},
+		{`{"user_id":"a","ttl_seconds":1}`, 200, time.Second},
+		{`{"user_id":"a","ttl_seconds":86400}`, 200, 24 * time.Hour},
+		{`{"user_id":"a","ttl_seconds":86401}`, 200, 24 * time.Hour},
+		{`{"user_id":"a","ttl_seconds":1.5}`, 400, 0},
+		{`{"user_id":"a","ttl_seconds":"60"}`, 400, 0},
+		{`{"user_id":"a","ttl_seconds":1e30}`, 400, 0},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr TokenResponse
+		if resp.StatusCode == 200 {
+			err = json.NewDecoder(resp.Body).Decode(&tr)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status || err != nil {
+			t.Errorf("%s: status %d (%v), want %d", c.body, resp.StatusCode, err, c.status)
+			continue
+		}
+		if c.status != 200 {
+			continue
+		}
+		want := time.Unix(now.Unix(), 0).Add(c.ttl)
+		if !tr.ExpiresAt.Equal(want) {
+			t.Errorf("%s: expires %v, want %v", c.body, tr.ExpiresAt, want)
+		}
+		if _, err := s.Verify(tr.Token, want.Add(-time.Second)); err != nil {
+			t.Errorf("%s: token refused a second before its expiry: %v", c.body, err)
+		}
+		if _, err := s.Verify(tr.Token, want); !errors.Is(err, ErrExpired) {
+			t.Errorf("%s: token at its expiry: %v, want ErrExpired", c.body, err)
+		}
+	}
+}
