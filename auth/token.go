@@ -18,7 +18,7 @@ var (
 	ErrBadSignature   = error(badToken("auth: bad token signature (signed with another secret, or altered)"))
 	ErrMalformedToken = error(badToken("auth: malformed token"))
 	ErrExpired        = errors.New("auth: token expired")
-	ErrBadUserID      = errors.New("auth: user ID must be 1 to 128 bytes of printable UTF-8")
+	ErrBadUserID      = errors.New("auth: user ID must be 1 to 128 bytes of UTF-8 without control characters (U+0000-U+001F, U+007F)")
 	ErrShortSecret    = errors.New("auth: secret must be at least 16 bytes")
 )
 

@@ -83,5 +83,5 @@ func credentialsFailure(devMode bool, req *wire.SignInRequest) (signInFailure, s
 	case req.Token != "":
 		return signInTokenInDevMode, "dev mode: sign in with a user ID, not a token"
 	}
-	return signInBadUserID, "dev mode: invalid user ID (1-128 bytes of printable UTF-8)"
+	return signInBadUserID, "dev mode: invalid user ID (1-128 bytes of UTF-8, no control characters U+0000-U+001F or U+007F)"
 }
