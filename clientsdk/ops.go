@@ -274,7 +274,9 @@ func (c *Client) SetProperties(ctx context.Context, typ uint8, props map[string]
 
 // IncrProperty adds delta to the int64 property key of the caller's
 // session of type typ (a missing key counts as 0) and returns the new
-// value. A property of another kind fails with wire.StatusNotNumeric.
+// value. A property of another kind fails with wire.StatusNotNumeric, and
+// a sum outside the int64 range with wire.StatusOverflow (the value is
+// unchanged).
 func (c *Client) IncrProperty(ctx context.Context, typ uint8, key string, delta int64) (int64, error) {
 	m := wire.IncrPropertyRequest{Type: typ, Key: key, Delta: delta}
 	f := newFrame()

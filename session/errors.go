@@ -28,6 +28,7 @@ var (
 	ErrBadProperty       error = wire.StatusBadProperty       // property key or value refused
 	ErrPropertyExists    error = wire.StatusPropertyExists    // SetPropertyIfNotExists found the key
 	ErrNotNumeric        error = wire.StatusNotNumeric        // increment of a non-integer property
+	ErrOverflow          error = wire.StatusOverflow          // an increment would leave the int64 range
 	ErrCompareFailed     error = wire.StatusCompareFailed     // compare-and-set found another value
 	ErrTooManyProperties error = wire.StatusTooManyProperties // the session's property limit was reached
 	ErrTooLarge          error = wire.StatusTooLarge          // the push would exceed the maximum payload

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/coveyhq/covey/wire"
@@ -241,9 +242,9 @@ func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
 }
 
 // IncrProperty adds delta to the signed integer property key (a missing key
-// counts as 0) and returns the new value. It wraps around on overflow.
-// Errors: ErrNotNumeric if the key holds anything but a signed integer,
-// and those of SetProperty.
+// counts as 0) and returns the new value. Errors: ErrNotNumeric if the key
+// holds anything but a signed integer, ErrOverflow if the sum would leave
+// the int64 range (the value is unchanged), and those of SetProperty.
 func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
 	if _, err := s.t.checkProperty(key, delta); err != nil {
 		return 0, err
@@ -260,9 +261,20 @@ func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
 	case !exists && !s.roomForKeyLocked(key):
 		return 0, ErrTooManyProperties
 	}
-	n := old.Int() + delta
+	n, ok := addInt64(old.Int(), delta)
+	if !ok {
+		return 0, ErrOverflow
+	}
 	s.props[key] = wire.IntValue(n)
 	return n, nil
+}
+
+// addInt64 returns a+b and whether the sum is within the int64 range.
+func addInt64(a, b int64) (int64, bool) {
+	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
+		return 0, false
+	}
+	return a + b, true
 }
 
 // CompareAndSetProperty stores key = newValue if the key currently holds
@@ -382,7 +394,7 @@ func (t *Table) UpdateProperty(ctx context.Context, typ uint8, u *User, key stri
 }
 
 // IncrProperty runs Session.IncrProperty on u's session. Errors:
-// ErrNotNumeric, and those of SetProperty.
+// ErrNotNumeric, ErrOverflow, and those of SetProperty.
 func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string, delta int64) (int64, error) {
 	s, err := t.memberSession(ctx, typ, u)
 	var n int64

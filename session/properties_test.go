@@ -226,3 +226,43 @@ func TestConcurrentIncrement(t *testing.T) {
 		t.Fatalf("counter = %v, want %d", v, total)
 	}
 }
+
+// TestIncrPropertyOverflow checks that an increment past either end of the
+// int64 range fails with ErrOverflow and leaves the value as it was.
+func TestIncrPropertyOverflow(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	cases := []struct {
+		start, delta int64
+	}{
+		{math.MaxInt64, 1},
+		{math.MaxInt64 - 1, 2},
+		{1, math.MaxInt64},
+		{math.MinInt64, -1},
+		{math.MinInt64 + 1, -2},
+		{-2, math.MinInt64},
+	}
+	for _, c := range cases {
+		must(t, s.SetProperty("n", c.start))
+		_, err := tb.IncrProperty(bg, 1, alice, "n", c.delta)
+		wantErr(t, err, ErrOverflow, IsPropertySetError)
+		if !errors.Is(err, wire.StatusOverflow) {
+			t.Fatalf("%d%+d: %v is not StatusOverflow", c.start, c.delta, err)
+		}
+		if v, _ := s.Property("n"); v != c.start {
+			t.Fatalf("%d%+d: value after the refused increment = %v", c.start, c.delta, v)
+		}
+	}
+	// The edges themselves are reachable.
+	must(t, s.SetProperty("n", math.MaxInt64-1))
+	if n, err := s.IncrProperty("n", 1); err != nil || n != math.MaxInt64 {
+		t.Fatalf("up to MaxInt64: %d, %v", n, err)
+	}
+	if n, err := s.IncrProperty("n", math.MinInt64); err != nil || n != -1 {
+		t.Fatalf("MaxInt64 + MinInt64: %d, %v", n, err)
+	}
+	if n, err := s.IncrProperty("m", math.MinInt64); err != nil || n != math.MinInt64 {
+		t.Fatalf("missing key + MinInt64: %d, %v", n, err)
+	}
+}
