@@ -234,6 +234,10 @@ func (c *Client) props(ctx context.Context, cmd wire.Cmd, f *outFrame) (map[stri
 // SetProperty sets property key of the caller's session of type typ to
 // value: a bool, any integer type (signed types are stored as int64,
 // unsigned ones as uint64), float32, float64, string or wire.Value.
+// Every property write fails with wire.StatusTooManyProperties past the
+// session's key limit, and with wire.StatusPropertiesFull if it would take
+// the session's encoded properties over their size budget (the server's
+// MaxPayload - wire.PushReserve); nothing is written then.
 func (c *Client) SetProperty(ctx context.Context, typ uint8, key string, value any) error {
 	return c.setProperty(ctx, wire.CmdSetProperty, typ, key, value)
 }

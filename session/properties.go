@@ -15,21 +15,45 @@ import (
 // float64 or string whatever size was written, in process and over the
 // network alike. Maps, slices, pointers, structs and nil are refused with
 // ErrBadProperty.
+//
+// Size budget: a session's properties, encoded as one property list
+// (wire.SizeProps), never take more than MaxPayload - wire.PushReserve
+// bytes (Config.Wire.MaxPayload; 65,280 by default). A write that would
+// take them over is refused with ErrPropertiesFull and writes nothing.
+// So the reply to a read of every property, and every PropertiesChanged
+// push (whose other fields fit in the reserve), are within the payload
+// limit a client is told at sign-in. The encoded size is kept in
+// Session.propsSize and updated by every write under the session lock,
+// from the sizes of the entries written and replaced; nothing is
+// re-encoded to check it.
 
-// newProps validates initial properties into a fresh map.
-func (t *Table) newProps(in map[string]any) (map[string]wire.Value, error) {
+// propsBudget returns the most bytes a session's properties may take
+// encoded as one property list.
+func (t *Table) propsBudget() int { return int(wire.MaxMessageFor(t.cfg.Wire.MaxPayload)) }
+
+// entrySize returns the encoded size of one property in a property list.
+func entrySize(key string, v wire.Value) int { return wire.SizeString(key) + wire.SizeValue(v) }
+
+// newProps validates initial properties into a fresh map and returns it
+// with its encoded size.
+func (t *Table) newProps(in map[string]any) (map[string]wire.Value, int, error) {
 	if len(in) > t.cfg.MaxProperties {
-		return nil, ErrTooManyProperties
+		return nil, 0, ErrTooManyProperties
 	}
 	props := make(map[string]wire.Value, len(in))
+	size := wire.SizeUvarint(uint64(len(in)))
 	for k, v := range in {
 		wv, err := t.checkProperty(k, v)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		props[k] = wv
+		size += entrySize(k, wv)
 	}
-	return props, nil
+	if size > t.propsBudget() {
+		return nil, 0, ErrPropertiesFull
+	}
+	return props, size, nil
 }
 
 // checkProperty validates a key and converts its value.
@@ -47,23 +71,47 @@ func (t *Table) checkProperty(key string, v any) (wire.Value, error) {
 	return wv, nil
 }
 
-// roomForLocked reports whether adding the keys of vals not yet present
-// keeps the session within MaxProperties. s.mu must be held; it costs one
+// roomForLocked checks that storing vals keeps the session within
+// MaxProperties and the size budget, and returns the encoded size of the
+// properties once vals are stored: ErrTooManyProperties or
+// ErrPropertiesFull if they would not fit. s.mu must be held; it costs one
 // map lookup per key.
-func (s *Session) roomForLocked(vals map[string]wire.Value) bool {
-	n := len(s.props)
-	for k := range vals {
-		if _, ok := s.props[k]; !ok {
+func (s *Session) roomForLocked(vals map[string]wire.Value) (int, error) {
+	n, delta := len(s.props), 0
+	for k, v := range vals {
+		if old, ok := s.props[k]; ok {
+			delta -= entrySize(k, old)
+		} else {
 			n++
 		}
+		delta += entrySize(k, v)
 	}
-	return n <= s.t.cfg.MaxProperties
+	return s.resizeLocked(n, delta)
 }
 
-// roomForKeyLocked is roomForLocked for one key. s.mu must be held.
-func (s *Session) roomForKeyLocked(key string) bool {
-	_, ok := s.props[key]
-	return ok || len(s.props) < s.t.cfg.MaxProperties
+// roomForKeyLocked is roomForLocked for one key = v. s.mu must be held.
+func (s *Session) roomForKeyLocked(key string, v wire.Value) (int, error) {
+	n, delta := len(s.props), entrySize(key, v)
+	if old, ok := s.props[key]; ok {
+		delta -= entrySize(key, old)
+	} else {
+		n++
+	}
+	return s.resizeLocked(n, delta)
+}
+
+// resizeLocked returns the encoded size of the properties after a write
+// that leaves n keys and changes the entries' encoded size by delta bytes,
+// or the limit the write would break. s.mu must be held.
+func (s *Session) resizeLocked(n, delta int) (int, error) {
+	if n > s.t.cfg.MaxProperties {
+		return 0, ErrTooManyProperties
+	}
+	size := s.propsSize - wire.SizeUvarint(uint64(len(s.props))) + wire.SizeUvarint(uint64(n)) + delta
+	if size > s.t.propsBudget() {
+		return 0, ErrPropertiesFull
+	}
+	return size, nil
 }
 
 // Property returns the value of key and whether it exists.
@@ -143,7 +191,8 @@ func cmpString(a, b string) int {
 }
 
 // SetProperty stores key = value, replacing any value the key had.
-// Errors: ErrBadProperty, ErrTooManyProperties, ErrSessionNotFound (the
+// Errors: ErrBadProperty, ErrTooManyProperties, ErrPropertiesFull (the
+// properties would exceed the size budget), ErrSessionNotFound (the
 // session was deleted).
 func (s *Session) SetProperty(key string, value any) error {
 	return s.SetProperties(map[string]any{key: value})
@@ -168,10 +217,12 @@ func (s *Session) SetProperties(data map[string]any) error {
 	if s.deleted {
 		return ErrSessionNotFound
 	}
-	if !s.roomForLocked(vals) {
-		return ErrTooManyProperties
+	size, err := s.roomForLocked(vals)
+	if err != nil {
+		return err
 	}
 	maps.Copy(s.props, vals)
+	s.propsSize = size
 	return nil
 }
 
@@ -189,10 +240,13 @@ func (s *Session) SetPropertyIfNotExists(key string, value any) error {
 		return ErrSessionNotFound
 	case exists:
 		return ErrPropertyExists
-	case !s.roomForKeyLocked(key):
-		return ErrTooManyProperties
+	}
+	size, err := s.roomForKeyLocked(key, wv)
+	if err != nil {
+		return err
 	}
 	s.props[key] = wv
+	s.propsSize = size
 	return nil
 }
 
@@ -234,10 +288,12 @@ func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
 		}
 		vals[k] = wv
 	}
-	if !s.roomForLocked(vals) {
-		return ErrTooManyProperties
+	size, err := s.roomForLocked(vals)
+	if err != nil {
+		return err
 	}
 	maps.Copy(s.props, vals)
+	s.propsSize = size
 	return nil
 }
 
@@ -255,17 +311,20 @@ func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
 		return 0, ErrSessionNotFound
 	}
 	old, exists := s.props[key]
-	switch {
-	case exists && old.Kind != wire.KindInt:
+	if exists && old.Kind != wire.KindInt {
 		return 0, ErrNotNumeric
-	case !exists && !s.roomForKeyLocked(key):
-		return 0, ErrTooManyProperties
 	}
 	n, ok := addInt64(old.Int(), delta)
 	if !ok {
 		return 0, ErrOverflow
 	}
-	s.props[key] = wire.IntValue(n)
+	nv := wire.IntValue(n)
+	size, err := s.roomForKeyLocked(key, nv)
+	if err != nil {
+		return 0, err
+	}
+	s.props[key] = nv
+	s.propsSize = size
 	return n, nil
 }
 
@@ -298,13 +357,15 @@ func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
 		return ErrSessionNotFound
 	}
 	cur, exists := s.props[key]
-	switch {
-	case old == nil && exists, old != nil && (!exists || cur != ov):
+	if old == nil && exists || old != nil && (!exists || cur != ov) {
 		return ErrCompareFailed
-	case !exists && !s.roomForKeyLocked(key):
-		return ErrTooManyProperties
+	}
+	size, err := s.roomForKeyLocked(key, nv)
+	if err != nil {
+		return err
 	}
 	s.props[key] = nv
+	s.propsSize = size
 	return nil
 }
 
@@ -358,7 +419,8 @@ func (t *Table) PropertyList(ctx context.Context, typ uint8, u *User, keys []str
 }
 
 // SetProperty stores key = value in u's session. Errors: ErrNotMember,
-// ErrSessionNotFound, ErrBadProperty, ErrTooManyProperties.
+// ErrSessionNotFound, ErrBadProperty, ErrTooManyProperties,
+// ErrPropertiesFull.
 func (t *Table) SetProperty(ctx context.Context, typ uint8, u *User, key string, value any) error {
 	return t.SetProperties(ctx, typ, u, map[string]any{key: value})
 }

@@ -30,6 +30,7 @@ type Session struct {
 	deleted    bool                  // mu
 	emptyTimer *timer                // mu; pending deletion while empty
 	props      map[string]wire.Value // mu
+	propsSize  int                   // mu; wire.SizeProps of props, kept by every write
 	invites    map[string]time.Time  // mu; invited user ID -> expiry
 	hooks      hooks                 // mu
 	ticks      map[time.Duration]*tick

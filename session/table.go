@@ -274,8 +274,8 @@ func (t *Table) Len() int {
 //
 // Errors (in an *OpError with Op OpCreate): ErrServerOffline while the node
 // is offline, ErrBadMaxMembers unless spec.MaxMembers > 1,
-// ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty or
-// ErrTooManyProperties for refused initial properties, ErrClosed after Close,
+// ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty,
+// ErrTooManyProperties or ErrPropertiesFull for refused initial properties, ErrClosed after Close,
 // ErrUserNotFound if u has a Conn but is not connected (see Connect).
 func (t *Table) Create(ctx context.Context, u *User, spec Spec) (*Session, error) {
 	s, err := t.create(ctx, u, spec)
@@ -297,7 +297,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	case spec.MaxMembers < 2:
 		return nil, ErrBadMaxMembers
 	}
-	props, err := t.newProps(spec.Properties)
+	props, propsSize, err := t.newProps(spec.Properties)
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +312,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		emptyTTL:   min(max(spec.EmptyTTL, MinEmptyTTL), t.cfg.MaxEmptyTTL),
 		t:          t,
 		props:      props,
+		propsSize:  propsSize,
 	}
 	s.snap.Store(newSnapshot([]*User{u.clone()}))
 	if err := t.users.reserve(u.ID, spec.Type, id); err != nil {
