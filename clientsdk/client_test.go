@@ -328,6 +328,12 @@ func TestOperations(t *testing.T) {
 			!reflect.DeepEqual(got, map[string]any{"hp": int64(100), "fresh": "yes", "b": 0.5}) {
 			t.Errorf("after CAS: %v, %v", got, err)
 		}
+		if existed, err := c.DeleteProperty(ctx, 1, "fresh"); err != nil || !existed {
+			t.Errorf("DeleteProperty(fresh) = %v, %v", existed, err)
+		}
+		if existed, err := c.DeleteProperty(ctx, 1, "fresh"); err != nil || existed {
+			t.Errorf("DeleteProperty(fresh) again = %v, %v", existed, err)
+		}
 
 		check("Join", c.Join(ctx, 1, "s-1"))
 		check("Leave", c.Leave(ctx, 1, "s-1"))

@@ -322,6 +322,23 @@ func (c *Client) CompareAndSetProperty(ctx context.Context, typ uint8, key strin
 	return err
 }
 
+// DeleteProperty removes property key of the caller's session of type typ
+// and reports whether it existed.
+func (c *Client) DeleteProperty(ctx context.Context, typ uint8, key string) (existed bool, err error) {
+	m := wire.PropertyKeyRequest{Type: typ, Key: key}
+	f := newFrame()
+	f.b = m.Append(f.b)
+	p, err := c.roundTrip(ctx, 0, wire.CmdDeleteProperty, f)
+	if err != nil {
+		return false, err
+	}
+	var rep wire.BoolReply
+	if err := rep.Consume(p); err != nil {
+		return false, badReply(wire.CmdDeleteProperty, err)
+	}
+	return rep.Value, nil
+}
+
 // MemberIDs returns the user IDs of the members of the caller's session of
 // type typ.
 func (c *Client) MemberIDs(ctx context.Context, typ uint8) ([]string, error) {

@@ -177,6 +177,14 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 		}
 		c.replyErr(f, t.CompareAndSetProperty(bg, r.Type, u, r.Key, old, r.New.Any()))
 
+	case wire.CmdDeleteProperty:
+		var r wire.PropertyKeyRequest
+		if !c.decode(f, &r) {
+			return
+		}
+		existed, err := t.DeleteProperty(bg, r.Type, u, r.Key)
+		c.replyMsg(f, err, &wire.BoolReply{Value: existed})
+
 	case wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs:
 		var r wire.TypeRequest
 		if !c.decode(f, &r) {

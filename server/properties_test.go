@@ -103,3 +103,29 @@ func TestGetAllPropertiesWithinMaxPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletePropertyOverNetwork checks DeleteProperty through the SDK:
+// the key is gone and the reply says whether it existed.
+func TestDeletePropertyOverNetwork(t *testing.T) {
+	srv := startServer(t)
+	for _, network := range transports {
+		t.Run(network, func(t *testing.T) {
+			ctx := testCtx(t)
+			alice := dialSDK(t, srv, network, "alice-"+network)
+			outsider := dialSDK(t, srv, network, "outsider-"+network)
+			_, err := alice.Create(ctx, 1, 4, 0, map[string]any{"map": "dust"})
+			must(t, err)
+			if existed, err := alice.DeleteProperty(ctx, 1, "map"); err != nil || !existed {
+				t.Fatalf("DeleteProperty(map) = %v, %v", existed, err)
+			}
+			if _, ok, err := alice.GetProperty(ctx, 1, "map"); ok || err != nil {
+				t.Fatalf("map after delete: %v, %v", ok, err)
+			}
+			if existed, err := alice.DeleteProperty(ctx, 1, "map"); err != nil || existed {
+				t.Fatalf("DeleteProperty(map) again = %v, %v", existed, err)
+			}
+			_, err = outsider.DeleteProperty(ctx, 1, "map")
+			wantStatus(t, err, session.ErrNotMember)
+		})
+	}
+}

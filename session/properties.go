@@ -369,6 +369,26 @@ func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
 	return nil
 }
 
+// DeleteProperty removes key and reports whether it existed. A key that
+// could not be stored (empty, or longer than MaxPropertyKeyLen) does not
+// exist. Errors: ErrSessionNotFound (the session was deleted).
+func (s *Session) DeleteProperty(key string) (existed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return false, ErrSessionNotFound
+	}
+	old, ok := s.props[key]
+	if !ok {
+		return false, nil
+	}
+	// Cannot fail: one key fewer and fewer bytes.
+	size, _ := s.resizeLocked(len(s.props)-1, -entrySize(key, old))
+	delete(s.props, key)
+	s.propsSize = size
+	return true, nil
+}
+
 // The table's property operations act on u's session of type typ and
 // require u to be a member. Reads fail with an *OpError of Op
 // OpPropertyGet, writes with OpPropertySet.
@@ -474,6 +494,17 @@ func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, k
 		err = s.CompareAndSetProperty(key, old, newValue)
 	}
 	return t.propSetErr(s, err)
+}
+
+// DeleteProperty runs Session.DeleteProperty on u's session: it removes
+// key and reports whether it existed. Errors: ErrNotMember,
+// ErrSessionNotFound.
+func (t *Table) DeleteProperty(ctx context.Context, typ uint8, u *User, key string) (existed bool, err error) {
+	s, err := t.memberSession(ctx, typ, u)
+	if err == nil {
+		existed, err = s.DeleteProperty(key)
+	}
+	return existed, t.propSetErr(s, err)
 }
 
 func (t *Table) propSetErr(s *Session, err error) error {

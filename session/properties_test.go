@@ -408,7 +408,7 @@ func TestCreatePropertiesSizeBudget(t *testing.T) {
 }
 
 // TestPropertiesSizeKept checks the incrementally kept size against the
-// encoded properties after a random mix of writes.
+// encoded properties after a random mix of writes and deletes.
 func TestPropertiesSizeKept(t *testing.T) {
 	tb, _ := newTestTable(t)
 	alice, _ := player(tb, "alice")
@@ -420,7 +420,7 @@ func TestPropertiesSizeKept(t *testing.T) {
 	for range 2000 {
 		key := fmt.Sprintf("k%d", rng.IntN(160)) // past 127 keys: a 2-byte count
 		v := values[rng.IntN(len(values))]
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
 		case 0:
 			_ = s.SetProperty(key, v)
 		case 1:
@@ -434,7 +434,56 @@ func TestPropertiesSizeKept(t *testing.T) {
 			_ = s.CompareAndSetProperty(key, cur, v)
 		case 5:
 			_ = s.UpdateProperty(key, v, func(_ bool, _, u any) any { return u })
+		case 6:
+			_, _ = s.DeleteProperty(key)
 		}
 		checkPropsSize(t, s)
+	}
+}
+
+// TestDeleteProperty checks that DeleteProperty removes a key, reports
+// whether it existed, frees its room, and is for members only.
+func TestDeleteProperty(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	outsider, _ := player(tb, "outsider")
+	s, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4, Properties: map[string]any{"a": 1, "b": "two"}})
+	must(t, err)
+
+	if existed, err := tb.DeleteProperty(bg, 1, alice, "a"); err != nil || !existed {
+		t.Fatalf("DeleteProperty(a) = %v, %v", existed, err)
+	}
+	if _, ok := s.Property("a"); ok {
+		t.Fatal("a deleted key is still there")
+	}
+	if existed, err := tb.DeleteProperty(bg, 1, alice, "a"); err != nil || existed {
+		t.Fatalf("DeleteProperty(a) again = %v, %v", existed, err)
+	}
+	for _, key := range []string{"", strings.Repeat("k", 129)} {
+		if existed, err := s.DeleteProperty(key); err != nil || existed {
+			t.Fatalf("DeleteProperty(%q) = %v, %v", key, existed, err)
+		}
+	}
+	checkPropsSize(t, s)
+	if existed, err := s.DeleteProperty("b"); err != nil || !existed {
+		t.Fatalf("Session.DeleteProperty(b) = %v, %v", existed, err)
+	}
+	checkPropsSize(t, s)
+
+	// A deleted key's room is free again: at the budget, deleting one
+	// property lets another in.
+	padKey, _ := fillToBudget(t, s)
+	wantErr(t, s.SetProperty("x", 1), ErrPropertiesFull, nil)
+	if existed, err := s.DeleteProperty(padKey); err != nil || !existed {
+		t.Fatalf("DeleteProperty(%s) = %v, %v", padKey, existed, err)
+	}
+	must(t, s.SetProperty("x", 1))
+	checkPropsSize(t, s)
+
+	_, err = tb.DeleteProperty(bg, 1, outsider, "x")
+	wantErr(t, err, ErrNotMember, IsPropertySetError)
+	must(t, tb.Delete(bg, s.ID()))
+	if _, err := s.DeleteProperty("x"); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("DeleteProperty on a deleted session: %v", err)
 	}
 }
