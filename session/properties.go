@@ -190,17 +190,30 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// SetProperty stores key = value, replacing any value the key had.
+// Writes. Each public Session method is the write of the game's server
+// code (writer ""); the Table's member API runs the same write with the
+// member's user ID as writer. A successful write that changed something
+// ends with s.endWriteLocked, which tells the members with one
+// PropertiesChanged push (propchange.go).
+
+// SetProperty stores key = value, replacing any value the key had. Unless
+// the session is quiet, every member is told with a PropertiesChanged
+// push naming no writer.
 // Errors: ErrBadProperty, ErrTooManyProperties, ErrPropertiesFull (the
 // properties would exceed the size budget), ErrSessionNotFound (the
 // session was deleted).
 func (s *Session) SetProperty(key string, value any) error {
-	return s.SetProperties(map[string]any{key: value})
+	return s.setProperties("", map[string]any{key: value})
 }
 
 // SetProperties stores every key and value of data at once: if any is
-// refused, none is stored. Errors: those of SetProperty.
+// refused, none is stored. The members are told with one push carrying
+// every key of data. Errors: those of SetProperty.
 func (s *Session) SetProperties(data map[string]any) error {
+	return s.setProperties("", data)
+}
+
+func (s *Session) setProperties(writer string, data map[string]any) error {
 	if len(data) > s.t.cfg.MaxProperties {
 		return ErrTooManyProperties // before any work under the lock
 	}
@@ -213,7 +226,12 @@ func (s *Session) SetProperties(data map[string]any) error {
 		vals[k] = wv
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	return s.endWriteLocked(change{writer: writer, vals: vals}, s.storeLocked(vals))
+}
+
+// storeLocked stores vals, or nothing if they do not fit. s.mu must be
+// held.
+func (s *Session) storeLocked(vals map[string]wire.Value) error {
 	if s.deleted {
 		return ErrSessionNotFound
 	}
@@ -226,28 +244,39 @@ func (s *Session) SetProperties(data map[string]any) error {
 	return nil
 }
 
+// storeKeyLocked stores key = v, or nothing if it does not fit. s.mu must
+// be held and the session not deleted.
+func (s *Session) storeKeyLocked(key string, v wire.Value) error {
+	size, err := s.roomForKeyLocked(key, v)
+	if err != nil {
+		return err
+	}
+	s.props[key] = v
+	s.propsSize = size
+	return nil
+}
+
 // SetPropertyIfNotExists stores key = value only if key does not exist.
 // Errors: ErrPropertyExists, and those of SetProperty.
 func (s *Session) SetPropertyIfNotExists(key string, value any) error {
+	return s.setPropertyIfNotExists("", key, value)
+}
+
+func (s *Session) setPropertyIfNotExists(writer, key string, value any) error {
 	wv, err := s.t.checkProperty(key, value)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch _, exists := s.props[key]; {
 	case s.deleted:
-		return ErrSessionNotFound
+		err = ErrSessionNotFound
 	case exists:
-		return ErrPropertyExists
+		err = ErrPropertyExists
+	default:
+		err = s.storeKeyLocked(key, wv)
 	}
-	size, err := s.roomForKeyLocked(key, wv)
-	if err != nil {
-		return err
-	}
-	s.props[key] = wv
-	s.propsSize = size
-	return nil
+	return s.endWriteLocked(change{writer: writer, key: key, value: wv}, err)
 }
 
 // UpdateFunc computes a property's new value from whether it exists, its
@@ -258,22 +287,36 @@ type UpdateFunc func(exists bool, stored, update any) any
 // session's lock is held, so the read-compute-write is atomic with respect
 // to every other property operation; fn must be quick and must not call
 // back into the session or the table (deadlock). If fn's result is refused,
-// nothing changes. Errors: those of SetProperty.
+// nothing changes. The members are told the value stored. Errors: those
+// of SetProperty.
 func (s *Session) UpdateProperty(key string, value any, fn UpdateFunc) error {
-	return s.UpdateProperties(map[string]any{key: value}, fn)
+	return s.updateProperties("", map[string]any{key: value}, fn)
 }
 
 // UpdateProperties is UpdateProperty for several keys at once, under one
 // lock: fn is called for each key, and if any result is refused nothing
-// changes.
+// changes. The members are told with one push.
 func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
+	return s.updateProperties("", data, fn)
+}
+
+func (s *Session) updateProperties(writer string, data map[string]any, fn UpdateFunc) error {
 	if len(data) > s.t.cfg.MaxProperties {
 		return ErrTooManyProperties
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	vals, err := s.updatedLocked(data, fn)
+	if err == nil {
+		err = s.storeLocked(vals)
+	}
+	return s.endWriteLocked(change{writer: writer, vals: vals}, err)
+}
+
+// updatedLocked returns the values fn computes for the keys of data.
+// s.mu must be held.
+func (s *Session) updatedLocked(data map[string]any, fn UpdateFunc) (map[string]wire.Value, error) {
 	if s.deleted {
-		return ErrSessionNotFound
+		return nil, ErrSessionNotFound
 	}
 	vals := make(map[string]wire.Value, len(data))
 	for k, update := range data {
@@ -284,29 +327,33 @@ func (s *Session) UpdateProperties(data map[string]any, fn UpdateFunc) error {
 		}
 		wv, err := s.t.checkProperty(k, fn(exists, stored, update))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		vals[k] = wv
 	}
-	size, err := s.roomForLocked(vals)
-	if err != nil {
-		return err
-	}
-	maps.Copy(s.props, vals)
-	s.propsSize = size
-	return nil
+	return vals, nil
 }
 
 // IncrProperty adds delta to the signed integer property key (a missing key
-// counts as 0) and returns the new value. Errors: ErrNotNumeric if the key
-// holds anything but a signed integer, ErrOverflow if the sum would leave
-// the int64 range (the value is unchanged), and those of SetProperty.
+// counts as 0) and returns the new value, which the members are told.
+// Errors: ErrNotNumeric if the key holds anything but a signed integer,
+// ErrOverflow if the sum would leave the int64 range (the value is
+// unchanged), and those of SetProperty.
 func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
+	return s.incrProperty("", key, delta)
+}
+
+func (s *Session) incrProperty(writer, key string, delta int64) (int64, error) {
 	if _, err := s.t.checkProperty(key, delta); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	n, err := s.incrLocked(key, delta)
+	return n, s.endWriteLocked(change{writer: writer, key: key, value: wire.IntValue(n)}, err)
+}
+
+// incrLocked is IncrProperty's write. s.mu must be held.
+func (s *Session) incrLocked(key string, delta int64) (int64, error) {
 	if s.deleted {
 		return 0, ErrSessionNotFound
 	}
@@ -318,13 +365,9 @@ func (s *Session) IncrProperty(key string, delta int64) (int64, error) {
 	if !ok {
 		return 0, ErrOverflow
 	}
-	nv := wire.IntValue(n)
-	size, err := s.roomForKeyLocked(key, nv)
-	if err != nil {
+	if err := s.storeKeyLocked(key, wire.IntValue(n)); err != nil {
 		return 0, err
 	}
-	s.props[key] = nv
-	s.propsSize = size
 	return n, nil
 }
 
@@ -341,6 +384,10 @@ func addInt64(a, b int64) (int64, bool) {
 // normalization (int8(1) equals int64(1)). It is the network form of
 // UpdateProperty. Errors: ErrCompareFailed, and those of SetProperty.
 func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
+	return s.compareAndSetProperty("", key, old, newValue)
+}
+
+func (s *Session) compareAndSetProperty(writer, key string, old, newValue any) error {
 	nv, err := s.t.checkProperty(key, newValue)
 	if err != nil {
 		return err
@@ -352,46 +399,48 @@ func (s *Session) CompareAndSetProperty(key string, old, newValue any) error {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.deleted {
-		return ErrSessionNotFound
-	}
 	cur, exists := s.props[key]
-	if old == nil && exists || old != nil && (!exists || cur != ov) {
-		return ErrCompareFailed
+	switch {
+	case s.deleted:
+		err = ErrSessionNotFound
+	case old == nil && exists, old != nil && (!exists || cur != ov):
+		err = ErrCompareFailed
+	default:
+		err = s.storeKeyLocked(key, nv)
 	}
-	size, err := s.roomForKeyLocked(key, nv)
-	if err != nil {
-		return err
-	}
-	s.props[key] = nv
-	s.propsSize = size
-	return nil
+	return s.endWriteLocked(change{writer: writer, key: key, value: nv}, err)
 }
 
-// DeleteProperty removes key and reports whether it existed. A key that
+// DeleteProperty removes key and reports whether it existed; if it did,
+// the members are told with a push whose Deleted lists key. A key that
 // could not be stored (empty, or longer than MaxPropertyKeyLen) does not
 // exist. Errors: ErrSessionNotFound (the session was deleted).
 func (s *Session) DeleteProperty(key string) (existed bool, err error) {
+	return s.deleteProperty("", key)
+}
+
+func (s *Session) deleteProperty(writer, key string) (bool, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.deleted {
+		s.mu.Unlock()
 		return false, ErrSessionNotFound
 	}
 	old, ok := s.props[key]
 	if !ok {
+		s.mu.Unlock()
 		return false, nil
 	}
 	// Cannot fail: one key fewer and fewer bytes.
 	size, _ := s.resizeLocked(len(s.props)-1, -entrySize(key, old))
 	delete(s.props, key)
 	s.propsSize = size
-	return true, nil
+	return true, s.endWriteLocked(change{writer: writer, key: key, deleted: true}, nil)
 }
 
 // The table's property operations act on u's session of type typ and
 // require u to be a member. Reads fail with an *OpError of Op
-// OpPropertyGet, writes with OpPropertySet.
+// OpPropertyGet, writes with OpPropertySet. A successful write is pushed
+// to the other members as a PropertiesChanged naming u as the writer.
 
 // GetProperty returns the value of key in u's session and whether it
 // exists. Errors: ErrNotMember, ErrSessionNotFound.
@@ -450,7 +499,7 @@ func (t *Table) SetProperty(ctx context.Context, typ uint8, u *User, key string,
 func (t *Table) SetProperties(ctx context.Context, typ uint8, u *User, data map[string]any) error {
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
-		err = s.SetProperties(data)
+		err = s.setProperties(u.ID, data)
 	}
 	return t.propSetErr(s, err)
 }
@@ -460,7 +509,7 @@ func (t *Table) SetProperties(ctx context.Context, typ uint8, u *User, data map[
 func (t *Table) SetPropertyIfNotExists(ctx context.Context, typ uint8, u *User, key string, value any) error {
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
-		err = s.SetPropertyIfNotExists(key, value)
+		err = s.setPropertyIfNotExists(u.ID, key, value)
 	}
 	return t.propSetErr(s, err)
 }
@@ -470,7 +519,7 @@ func (t *Table) SetPropertyIfNotExists(ctx context.Context, typ uint8, u *User, 
 func (t *Table) UpdateProperty(ctx context.Context, typ uint8, u *User, key string, value any, fn UpdateFunc) error {
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
-		err = s.UpdateProperty(key, value, fn)
+		err = s.updateProperties(u.ID, map[string]any{key: value}, fn)
 	}
 	return t.propSetErr(s, err)
 }
@@ -481,7 +530,7 @@ func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string
 	s, err := t.memberSession(ctx, typ, u)
 	var n int64
 	if err == nil {
-		n, err = s.IncrProperty(key, delta)
+		n, err = s.incrProperty(u.ID, key, delta)
 	}
 	return n, t.propSetErr(s, err)
 }
@@ -491,7 +540,7 @@ func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string
 func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, key string, old, newValue any) error {
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
-		err = s.CompareAndSetProperty(key, old, newValue)
+		err = s.compareAndSetProperty(u.ID, key, old, newValue)
 	}
 	return t.propSetErr(s, err)
 }
@@ -502,7 +551,7 @@ func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, k
 func (t *Table) DeleteProperty(ctx context.Context, typ uint8, u *User, key string) (existed bool, err error) {
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
-		existed, err = s.DeleteProperty(key)
+		existed, err = s.deleteProperty(u.ID, key)
 	}
 	return existed, t.propSetErr(s, err)
 }

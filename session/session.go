@@ -26,6 +26,8 @@ type Session struct {
 	// Readers such as Broadcast load it without locking.
 	snap atomic.Pointer[snapshot]
 
+	quiet bool // no PropertiesChanged pushes (Spec.Quiet)
+
 	mu         sync.Mutex
 	deleted    bool                  // mu
 	emptyTimer *timer                // mu; pending deletion while empty
@@ -35,6 +37,12 @@ type Session struct {
 	hooks      hooks                 // mu
 	ticks      map[time.Duration]*tick
 	tickStops  map[time.Duration]func(id string)
+
+	// notifyMu serializes the delivery of PropertiesChanged pushes: taken
+	// under mu, held after mu is released until the push was handed to
+	// every member, so that pushes leave in the order the writes were
+	// applied (propchange.go).
+	notifyMu sync.Mutex
 }
 
 // snapshot is an immutable member list in join order; members[0] is the

@@ -70,6 +70,10 @@ type Spec struct {
 	EmptyTTL time.Duration
 	// Properties are set on the session before anyone can see it.
 	Properties map[string]any
+	// Quiet makes a session whose members get no PropertiesChanged
+	// pushes: for sessions whose properties change too often to be worth
+	// telling (wire.CreateQuiet on the network).
+	Quiet bool
 }
 
 // Table holds every session of one node. All methods are safe for
@@ -313,6 +317,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		t:          t,
 		props:      props,
 		propsSize:  propsSize,
+		quiet:      spec.Quiet,
 	}
 	s.snap.Store(newSnapshot([]*User{u.clone()}))
 	if err := t.users.reserve(u.ID, spec.Type, id); err != nil {
