@@ -64,12 +64,28 @@ type InviteOptions struct {
 	TTL time.Duration
 }
 
+// CreateOption is an option of [Client.Create], such as [Quiet].
+type CreateOption func(*createOptions)
+
+// createOptions are the options a Create request carries.
+type createOptions struct {
+	flags wire.CreateFlags
+}
+
+// Quiet creates a session whose members receive no [PropertiesChanged]
+// events: for sessions whose properties change too often to be worth
+// pushing. Members still read the properties with GetProperty and its
+// kin.
+func Quiet() CreateOption {
+	return func(o *createOptions) { o.flags |= wire.CreateQuiet }
+}
+
 // Create creates a session of type typ for up to maxMembers members (more
 // than 1), with initial properties props, and makes the caller its first
 // member and owner. The session is deleted after staying empty for
 // emptyTTL (rounded up to whole seconds; 0 means the server's default).
-// It returns the new session's ID.
-func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, emptyTTL time.Duration, props map[string]any) (sessionID string, err error) {
+// opts are options such as [Quiet]. It returns the new session's ID.
+func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, emptyTTL time.Duration, props map[string]any, opts ...CreateOption) (sessionID string, err error) {
 	ttl, err := ttlSeconds(wire.CmdCreate, emptyTTL)
 	if err != nil {
 		return "", err
@@ -78,7 +94,11 @@ func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, empty
 	if err != nil {
 		return "", err
 	}
-	m := wire.CreateRequest{Type: typ, MaxMembers: maxMembers, TTLSeconds: ttl, Props: kvs}
+	var o createOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := wire.CreateRequest{Type: typ, MaxMembers: maxMembers, TTLSeconds: ttl, Flags: o.flags, Props: kvs}
 	f := newFrame()
 	f.b = m.Append(f.b)
 	p, err := c.roundTrip(ctx, 0, wire.CmdCreate, f)

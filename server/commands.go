@@ -66,9 +66,14 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 		if !c.decode(f, &r) {
 			return
 		}
+		if !r.Flags.Valid() {
+			c.reply(f, wire.StatusBadRequest, nil) // an option this server does not know
+			return
+		}
 		s, err := t.Create(bg, u, session.Spec{
 			Type: r.Type, MaxMembers: r.MaxMembers,
 			EmptyTTL: time.Duration(r.TTLSeconds) * time.Second, Properties: propMap(r.Props),
+			Quiet: r.Flags&wire.CreateQuiet != 0,
 		})
 		if err != nil {
 			c.replyErr(f, err)
