@@ -91,10 +91,13 @@ func (t *Table) pushPropertiesChanged(members []*User, s *Session, c *change) {
 	case c.deleted:
 		gone[0] = c.key
 		p.Deleted = gone[:]
-	case c.vals != nil:
+	case len(c.vals) > 1:
 		p.Props = sortedProps(c.vals)
 	default:
 		one[0] = wire.KeyValue{Key: c.key, Value: c.value}
+		for k, v := range c.vals { // one key written through a map (SetProperty)
+			one[0] = wire.KeyValue{Key: k, Value: v}
+		}
 		p.Props = one[:]
 	}
 	if !t.fits(p.Size()) {
