@@ -279,8 +279,9 @@ func (t *Table) Len() int {
 // Errors (in an *OpError with Op OpCreate): ErrServerOffline while the node
 // is offline, ErrBadMaxMembers unless spec.MaxMembers > 1,
 // ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty,
-// ErrTooManyProperties or ErrPropertiesFull for refused initial properties, ErrClosed after Close,
-// ErrUserNotFound if u has a Conn but is not connected (see Connect).
+// ErrTooManyProperties or ErrPropertiesFull for refused initial
+// properties, ErrClosed after Close, ErrUserNotFound if u has a Conn but
+// is not connected (see Connect).
 func (t *Table) Create(ctx context.Context, u *User, spec Spec) (*Session, error) {
 	s, err := t.create(ctx, u, spec)
 	if err != nil {
