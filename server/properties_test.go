@@ -312,33 +312,6 @@ func mustGet(t *testing.T, ctx context.Context, c *clientsdk.Client, key string)
 	return v, ok
 }
 
-// TestCreateUndefinedFlagsRefused checks that a Create with an option bit
-// the server does not define is BadRequest, and creates nothing.
-func TestCreateUndefinedFlagsRefused(t *testing.T) {
-	srv := startServer(t)
-	for _, network := range transports {
-		t.Run(network, func(t *testing.T) {
-			r := dialRaw(t, network, srv.addrOf(network))
-			r.signIn("flags-" + network)
-			for _, flags := range []wire.CreateFlags{0x02, 0x80, wire.CreateQuiet | 0x04} {
-				req := wire.CreateRequest{Type: 1, MaxMembers: 4, Flags: flags}
-				if f := r.call(wire.CmdCreate, req.Append(nil)); f.Status != wire.StatusBadRequest {
-					t.Fatalf("flags %#x: %v, want BadRequest", flags, f.Status)
-				}
-			}
-			f := r.call(wire.CmdGetUserSessions, nil)
-			var us wire.UserSessionsReply
-			if f.Status != wire.StatusOK || us.Consume(f.Payload) != nil || len(us.Sessions) != 0 {
-				t.Fatalf("after refused creates: %v %+v", f.Status, us.Sessions)
-			}
-			req := wire.CreateRequest{Type: 1, MaxMembers: 4, Flags: wire.CreateQuiet}
-			if f := r.call(wire.CmdCreate, req.Append(nil)); f.Status != wire.StatusOK {
-				t.Fatalf("Quiet: %v", f.Status)
-			}
-		})
-	}
-}
-
 // TestPropertiesChangedPushWithinMaxPayload writes a session's whole
 // size budget in one SetProperties, from a user with the longest ID the
 // server signs in, and checks that the other member's PropertiesChanged
