@@ -350,6 +350,12 @@ func TestOperations(t *testing.T) {
 			!reflect.DeepEqual(got, map[string]any{"hp": int64(100), "fresh": "yes", "b": 0.5}) {
 			t.Errorf("after CAS: %v, %v", got, err)
 		}
+		if existed, err := c.DeleteProperty(ctx, 1, "fresh"); err != nil || !existed {
+			t.Errorf("DeleteProperty(fresh) = %v, %v", existed, err)
+		}
+		if existed, err := c.DeleteProperty(ctx, 1, "fresh"); err != nil || existed {
+			t.Errorf("DeleteProperty(fresh) again = %v, %v", existed, err)
+		}
 
 		check("Join", c.Join(ctx, 1, "s-1"))
 		check("Leave", c.Leave(ctx, 1, "s-1"))
@@ -424,6 +430,9 @@ func TestPushEvents(t *testing.T) {
 		fc.push(0, wire.CmdBroadcastReceived, wire.AppendMessagePushFrame(nil, 0, 1, "s-1", "bob", []byte("hi"))[wire.HeaderSize:])
 		fc.push(0, wire.CmdMessageReceived, (&wire.MessagePush{Type: 1, SessionID: "s-1", SenderID: "bob", Msg: []byte("psst")}).Append(nil))
 		fc.push(0, wire.CmdSessionDeleted, (&wire.SessionDeletedPush{Type: 1, SessionID: "s-1"}).Append(nil))
+		fc.push(0, wire.CmdPropertiesChanged, (&wire.PropertiesChangedPush{Type: 1, SessionID: "s-1", WriterID: "bob",
+			Props: []wire.KeyValue{{Key: "ready_bob", Value: wire.BoolValue(true)}, {Key: "score", Value: wire.IntValue(3)}}}).Append(nil))
+		fc.push(0, wire.CmdPropertiesChanged, (&wire.PropertiesChangedPush{Type: 1, SessionID: "s-1", Deleted: []string{"map"}}).Append(nil))
 		fc.push(0, 0x02FF, []byte("a push from a newer server")) // ignored
 		fc.push(3, 0x42, []byte{1, 2, 3})
 		fc.pushCompressed(t, 1, 0x11, big)
@@ -439,6 +448,8 @@ func TestPushEvents(t *testing.T) {
 			BroadcastReceived{1, "s-1", "bob", []byte("hi")},
 			MessageReceived{1, "s-1", "bob", []byte("psst")},
 			SessionDeleted{1, "s-1"},
+			PropertiesChanged{1, "s-1", "bob", map[string]any{"ready_bob": true, "score": int64(3)}, nil},
+			PropertiesChanged{1, "s-1", "", map[string]any{}, []string{"map"}},
 			AppMessage{3, 0x42, []byte{1, 2, 3}},
 			AppMessage{1, 0x11, big},
 			BroadcastReceived{1, "s-1", "bob", big},
@@ -769,5 +780,28 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 				t.Fatalf("%d client goroutines left after Close", n)
 			}
 		})
+	}
+}
+
+// TestCreateQuiet checks that the Quiet option sets the Quiet flag of the
+// Create request, and that Create without options sets none.
+func TestCreateQuiet(t *testing.T) {
+	s := startServer(t, "tcp")
+	c := dial(t, s)
+	fc := s.accept(t)
+	ctx := testCtx(t)
+	for _, quiet := range []bool{false, true} {
+		var opts []CreateOption
+		want := wire.CreateFlags(0)
+		if quiet {
+			opts, want = append(opts, Quiet()), wire.CreateQuiet
+		}
+		if _, err := c.Create(ctx, 1, 4, 0, nil, opts...); err != nil {
+			t.Fatal(err)
+		}
+		var m wire.CreateRequest
+		if f := fc.nextFrame(t); f.Cmd != wire.CmdCreate || m.Consume(f.Payload) != nil || m.Flags != want {
+			t.Fatalf("quiet %v: Create sent %v with flags %v, want %v", quiet, f.Cmd, m.Flags, want)
+		}
 	}
 }

@@ -32,12 +32,12 @@
 // # Events
 //
 // Pushes from the server (members joining and leaving, invites,
-// broadcasts, messages, the game's own pushes) arrive in order on
-// [Client.Events] as typed [Event] values. The client never waits for the
-// application: events are queued, up to Config.EventBuffer of them, and a
-// client whose application lets the queue overflow closes itself with
-// [ErrEventOverflow] rather than drop events. Calls may be made from the
-// goroutine that receives events.
+// broadcasts, messages, property changes, the game's own pushes) arrive
+// in order on [Client.Events] as typed [Event] values. The client never
+// waits for the application: events are queued, up to Config.EventBuffer
+// of them, and a client whose application lets the queue overflow closes
+// itself with [ErrEventOverflow] rather than drop events. Calls may be
+// made from the goroutine that receives events.
 //
 // Arguments the server would refuse are refused locally, with the same
 // status and no round trip: a property value that is not a bool, integer,

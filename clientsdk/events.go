@@ -10,7 +10,8 @@ import (
 // push), or the failure of a fire-and-forget call. The set of events is
 // closed: it is one of [MemberJoined], [MemberLeft], [Kicked],
 // [OwnerChanged], [InviteReceived], [BroadcastReceived],
-// [MessageReceived], [SessionDeleted], [AppMessage] and [AsyncError]
+// [MessageReceived], [SessionDeleted], [PropertiesChanged], [AppMessage]
+// and [AsyncError]
 // (always as values, not pointers). Receive them with a type switch:
 //
 //	for ev := range c.Events() {
@@ -93,6 +94,20 @@ type SessionDeleted struct {
 	SessionID string
 }
 
+// PropertiesChanged reports a successful write of the session's
+// properties by another member, or by the game's server code (Writer ""):
+// one event per write, in the order the writes were applied, so that
+// applying each event's Props and Deleted to a copy of the properties
+// keeps it current. A member does not receive its own writes, and members
+// of a session created with [Quiet] receive none.
+type PropertiesChanged struct {
+	Type      uint8
+	SessionID string
+	Writer    string         // the writing member's user ID; "" for the game's server code
+	Props     map[string]any // the keys written with their new values (for IncrProperty, the sum); never nil
+	Deleted   []string       // the keys deleted (by DeleteProperty)
+}
+
 // AppMessage is an application-defined push (Ver 1 to 255), sent by the
 // game's server code. Payload is exactly what the server sent.
 type AppMessage struct {
@@ -123,6 +138,7 @@ func (InviteReceived) event()    {}
 func (BroadcastReceived) event() {}
 func (MessageReceived) event()   {}
 func (SessionDeleted) event()    {}
+func (PropertiesChanged) event() {}
 func (AppMessage) event()        {}
 func (AsyncError) event()        {}
 
@@ -179,6 +195,15 @@ func decodePush(f wire.Frame) (Event, error) {
 			return nil, err
 		}
 		return SessionDeleted{Type: m.Type, SessionID: m.SessionID}, nil
+	case wire.CmdPropertiesChanged:
+		var m wire.PropertiesChangedPush
+		if err := m.Consume(f.Payload); err != nil {
+			return nil, err
+		}
+		return PropertiesChanged{
+			Type: m.Type, SessionID: m.SessionID, Writer: m.WriterID,
+			Props: fromProps(m.Props), Deleted: m.Deleted,
+		}, nil
 	}
 	return nil, nil
 }

@@ -52,6 +52,10 @@ func Example() {
 				joined <- guest.AcceptInvite(ctx, ev.Type, ev.SessionID)
 			case clientsdk.BroadcastReceived:
 				log.Printf("%s says %s", ev.Sender, ev.Msg)
+			case clientsdk.PropertiesChanged:
+				// Another member (or the game's server code, Writer "")
+				// wrote; events come in the order the writes were applied.
+				log.Printf("%q set %v, deleted %v", ev.Writer, ev.Props, ev.Deleted)
 			}
 		}
 	}()

@@ -447,6 +447,14 @@ func (fc *fakeConn) builtin(f wire.Frame) (wire.Status, []byte) {
 		}
 		fc.props[m.Key] = m.New
 		return wire.StatusOK, nil
+	case wire.CmdDeleteProperty:
+		var m wire.PropertyKeyRequest
+		if bad(m.Consume(p)) {
+			return wire.StatusBadRequest, nil
+		}
+		_, ok := fc.props[m.Key]
+		delete(fc.props, m.Key)
+		return wire.StatusOK, (&wire.BoolReply{Value: ok}).Append(nil)
 	case wire.CmdGetMemberIDs:
 		return wire.StatusOK, (&wire.StringsReply{Items: []string{fc.userID, "bob"}}).Append(nil)
 	case wire.CmdGetMemberSIDs:

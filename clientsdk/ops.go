@@ -64,12 +64,28 @@ type InviteOptions struct {
 	TTL time.Duration
 }
 
+// CreateOption is an option of [Client.Create], such as [Quiet].
+type CreateOption func(*createOptions)
+
+// createOptions are the options a Create request carries.
+type createOptions struct {
+	flags wire.CreateFlags
+}
+
+// Quiet creates a session whose members receive no [PropertiesChanged]
+// events: for sessions whose properties change too often to be worth
+// pushing. Members still read the properties with GetProperty and its
+// kin.
+func Quiet() CreateOption {
+	return func(o *createOptions) { o.flags |= wire.CreateQuiet }
+}
+
 // Create creates a session of type typ for up to maxMembers members (more
 // than 1), with initial properties props, and makes the caller its first
 // member and owner. The session is deleted after staying empty for
 // emptyTTL (rounded up to whole seconds; 0 means the server's default).
-// It returns the new session's ID.
-func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, emptyTTL time.Duration, props map[string]any) (sessionID string, err error) {
+// opts are options such as [Quiet]. It returns the new session's ID.
+func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, emptyTTL time.Duration, props map[string]any, opts ...CreateOption) (sessionID string, err error) {
 	ttl, err := ttlSeconds(wire.CmdCreate, emptyTTL)
 	if err != nil {
 		return "", err
@@ -78,7 +94,11 @@ func (c *Client) Create(ctx context.Context, typ uint8, maxMembers uint16, empty
 	if err != nil {
 		return "", err
 	}
-	m := wire.CreateRequest{Type: typ, MaxMembers: maxMembers, TTLSeconds: ttl, Props: kvs}
+	var o createOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := wire.CreateRequest{Type: typ, MaxMembers: maxMembers, TTLSeconds: ttl, Flags: o.flags, Props: kvs}
 	f := newFrame()
 	f.b = m.Append(f.b)
 	p, err := c.roundTrip(ctx, 0, wire.CmdCreate, f)
@@ -234,6 +254,10 @@ func (c *Client) props(ctx context.Context, cmd wire.Cmd, f *outFrame) (map[stri
 // SetProperty sets property key of the caller's session of type typ to
 // value: a bool, any integer type (signed types are stored as int64,
 // unsigned ones as uint64), float32, float64, string or wire.Value.
+// Every property write fails with wire.StatusTooManyProperties past the
+// session's key limit, and with wire.StatusPropertiesFull if it would take
+// the session's encoded properties over their size budget (the server's
+// MaxPayload - wire.PushReserve); nothing is written then.
 func (c *Client) SetProperty(ctx context.Context, typ uint8, key string, value any) error {
 	return c.setProperty(ctx, wire.CmdSetProperty, typ, key, value)
 }
@@ -274,7 +298,9 @@ func (c *Client) SetProperties(ctx context.Context, typ uint8, props map[string]
 
 // IncrProperty adds delta to the int64 property key of the caller's
 // session of type typ (a missing key counts as 0) and returns the new
-// value. A property of another kind fails with wire.StatusNotNumeric.
+// value. A property of another kind fails with wire.StatusNotNumeric, and
+// a sum outside the int64 range with wire.StatusOverflow (the value is
+// unchanged).
 func (c *Client) IncrProperty(ctx context.Context, typ uint8, key string, delta int64) (int64, error) {
 	m := wire.IncrPropertyRequest{Type: typ, Key: key, Delta: delta}
 	f := newFrame()
@@ -314,6 +340,23 @@ func (c *Client) CompareAndSetProperty(ctx context.Context, typ uint8, key strin
 	f.b = m.Append(f.b)
 	_, err = c.roundTrip(ctx, 0, cmd, f)
 	return err
+}
+
+// DeleteProperty removes property key of the caller's session of type typ
+// and reports whether it existed.
+func (c *Client) DeleteProperty(ctx context.Context, typ uint8, key string) (existed bool, err error) {
+	m := wire.PropertyKeyRequest{Type: typ, Key: key}
+	f := newFrame()
+	f.b = m.Append(f.b)
+	p, err := c.roundTrip(ctx, 0, wire.CmdDeleteProperty, f)
+	if err != nil {
+		return false, err
+	}
+	var rep wire.BoolReply
+	if err := rep.Consume(p); err != nil {
+		return false, badReply(wire.CmdDeleteProperty, err)
+	}
+	return rep.Value, nil
 }
 
 // MemberIDs returns the user IDs of the members of the caller's session of

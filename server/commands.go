@@ -73,6 +73,7 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 		s, err := t.Create(bg, u, session.Spec{
 			Type: r.Type, MaxMembers: r.MaxMembers,
 			EmptyTTL: time.Duration(r.TTLSeconds) * time.Second, Properties: propMap(r.Props),
+			Quiet: r.Flags&wire.CreateQuiet != 0,
 		})
 		if err != nil {
 			c.replyErr(f, err)
@@ -180,6 +181,14 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 			old = r.Old.Any()
 		}
 		c.replyErr(f, t.CompareAndSetProperty(bg, r.Type, u, r.Key, old, r.New.Any()))
+
+	case wire.CmdDeleteProperty:
+		var r wire.PropertyKeyRequest
+		if !c.decode(f, &r) {
+			return
+		}
+		existed, err := t.DeleteProperty(bg, r.Type, u, r.Key)
+		c.replyMsg(f, err, &wire.BoolReply{Value: existed})
 
 	case wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs:
 		var r wire.TypeRequest

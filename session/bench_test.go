@@ -135,3 +135,36 @@ func BenchmarkSetProperty(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSetPropertyPushed8 is one member's write of an integer property
+// in a session of 8, each write pushed to the 7 others as a
+// PropertiesChanged (encoded once, delivered under the session's delivery
+// lock).
+func BenchmarkSetPropertyPushed8(b *testing.B) {
+	tb, err := New(DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tb.Close()
+	var s *Session
+	var writer *User
+	for i := range 8 {
+		u := &User{ID: fmt.Sprintf("m%d", i), Conn: &bufConn{buf: make([]byte, 0, 8<<10)}}
+		tb.Connect(u)
+		if i == 0 {
+			writer = u
+			s, err = tb.Create(bg, u, Spec{Type: 1, MaxMembers: 8})
+		} else {
+			err = tb.Join(bg, 1, s.ID(), u)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tb.IncrProperty(bg, 1, writer, "score", 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

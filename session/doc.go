@@ -1,7 +1,7 @@
 // Package session is Covey's session table: players grouped into sessions
 // (parties, lobbies, squads) that they create, join, leave and are kicked
 // from, with broadcasts, direct messages, invites, shared properties,
-// membership events and ticks.
+// membership and property change events, and ticks.
 //
 // It implements the semantics of the Diarkis Session module
 // (shared/reference/diarkis-session-api.txt) as a Go library with
@@ -25,13 +25,30 @@
 // member snapshot and never waits for a join; its frame is encoded once and
 // the same bytes are handed to every member's [Conn].
 //
+// Properties are bounded in count and in encoded size (a budget of the
+// payload limit minus wire.PushReserve), so that a reply holding all of
+// them and every PropertiesChanged push fit the payload limit. After each
+// successful write the other members (all of them, when the game's server
+// code wrote) get one PropertiesChanged push, in the order the writes
+// were applied, unless the session was created with [Spec].Quiet.
+//
 // # Locking
 //
 // Lock order: a Session's mu, then a user shard lock, then the scheduler's
 // lock; a table shard lock is never held with another. A shard lock guards
 // its map; a Session's mu guards members, properties, invites, hooks and
 // ticks; a user shard lock guards its users; the scheduler's lock guards its
-// heap. Nothing that can block runs under any of them — Conn.Deliver, hooks and tick callbacks are called
-// after unlocking — with one documented exception: the compare-and-update
-// callback of [Session.UpdateProperty] runs under the session lock.
+// heap. Nothing that can block runs under any of them: hooks, tick
+// callbacks and Conn.Deliver are called after unlocking. One documented
+// exception: the compare-and-update callback of [Session.UpdateProperty]
+// runs under the session lock.
+//
+// A Session's notifyMu comes after its mu and guards no data, only the
+// order of the session's PropertiesChanged pushes. A property writer takes
+// it while still holding mu, releases mu, hands the push to each member's
+// Conn.Deliver, then releases notifyMu (a hand-off: the next writer
+// applies its write meanwhile but delivers only after). No other lock of
+// this package is taken under notifyMu, so Deliver runs under no data
+// lock; as Deliver never blocks, a writer waits for notifyMu at most one
+// fan-out of copies.
 package session

@@ -28,8 +28,10 @@ var (
 	ErrBadProperty       error = wire.StatusBadProperty       // property key or value refused
 	ErrPropertyExists    error = wire.StatusPropertyExists    // SetPropertyIfNotExists found the key
 	ErrNotNumeric        error = wire.StatusNotNumeric        // increment of a non-integer property
+	ErrOverflow          error = wire.StatusOverflow          // an increment would leave the int64 range
 	ErrCompareFailed     error = wire.StatusCompareFailed     // compare-and-set found another value
 	ErrTooManyProperties error = wire.StatusTooManyProperties // the session's property limit was reached
+	ErrPropertiesFull    error = wire.StatusPropertiesFull    // the properties would exceed their size budget
 	ErrTooLarge          error = wire.StatusTooLarge          // the push would exceed the maximum payload
 	ErrBadRequest        error = wire.StatusBadRequest        // a request over a limit (e.g. too many invite targets)
 	ErrClosed            error = wire.StatusShuttingDown      // the table is closed

@@ -2,7 +2,10 @@ package session
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +227,263 @@ func TestConcurrentIncrement(t *testing.T) {
 	casWins.Range(func(_, v any) bool { total += int64(v.(int)); return true })
 	if v, _ := s.Property("n"); v != total {
 		t.Fatalf("counter = %v, want %d", v, total)
+	}
+}
+
+// TestIncrPropertyOverflow checks that an increment past either end of the
+// int64 range fails with ErrOverflow and leaves the value as it was.
+func TestIncrPropertyOverflow(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	cases := []struct {
+		start, delta int64
+	}{
+		{math.MaxInt64, 1},
+		{math.MaxInt64 - 1, 2},
+		{1, math.MaxInt64},
+		{math.MinInt64, -1},
+		{math.MinInt64 + 1, -2},
+		{-2, math.MinInt64},
+	}
+	for _, c := range cases {
+		must(t, s.SetProperty("n", c.start))
+		_, err := tb.IncrProperty(bg, 1, alice, "n", c.delta)
+		wantErr(t, err, ErrOverflow, IsPropertySetError)
+		if !errors.Is(err, wire.StatusOverflow) {
+			t.Fatalf("%d%+d: %v is not StatusOverflow", c.start, c.delta, err)
+		}
+		if v, _ := s.Property("n"); v != c.start {
+			t.Fatalf("%d%+d: value after the refused increment = %v", c.start, c.delta, v)
+		}
+	}
+	// The edges themselves are reachable.
+	must(t, s.SetProperty("n", math.MaxInt64-1))
+	if n, err := s.IncrProperty("n", 1); err != nil || n != math.MaxInt64 {
+		t.Fatalf("up to MaxInt64: %d, %v", n, err)
+	}
+	if n, err := s.IncrProperty("n", math.MinInt64); err != nil || n != -1 {
+		t.Fatalf("MaxInt64 + MinInt64: %d, %v", n, err)
+	}
+	if n, err := s.IncrProperty("m", math.MinInt64); err != nil || n != math.MinInt64 {
+		t.Fatalf("missing key + MinInt64: %d, %v", n, err)
+	}
+}
+
+// bigValue is a property value of the longest string the default table
+// accepts (4 KB).
+var bigValue = strings.Repeat("v", DefaultConfig().MaxPropertyStringLen)
+
+// checkPropsSize fails the test unless s's kept size is the encoded size
+// of its properties.
+func checkPropsSize(t *testing.T, s *Session) {
+	t.Helper()
+	want := wire.SizeProps(s.propList(nil))
+	s.mu.Lock()
+	got := s.propsSize
+	s.mu.Unlock()
+	if got != want {
+		t.Fatalf("kept properties size %d, encoded size %d", got, want)
+	}
+}
+
+// fillToBudget adds 4 KB properties to s until the next one would not fit,
+// then one property that takes exactly the bytes left, so that s's
+// properties are exactly at the size budget. It returns the key and value
+// of that last property, a string shorter than 4 KB.
+func fillToBudget(t *testing.T, s *Session) (string, string) {
+	t.Helper()
+	budget := s.t.propsBudget()
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("k%03d", i)
+		err := s.SetProperty(key, bigValue)
+		if errors.Is(err, ErrPropertiesFull) {
+			break
+		}
+		must(t, err)
+	}
+	n := len(s.AllProperties())
+	left := budget - wire.SizeProps(s.propList(nil)) - (wire.SizeUvarint(uint64(n+1)) - wire.SizeUvarint(uint64(n)))
+	// A key of 1 to 128 bytes and a string value whose entry is exactly
+	// left bytes long (some lengths are skipped by the uvarint prefixes:
+	// try key lengths until one fits).
+	for kl := 1; kl <= 128; kl++ {
+		key := strings.Repeat("p", kl)
+		for vl := range left {
+			if entrySize(key, wire.StringValue(strings.Repeat("x", vl))) == left {
+				value := strings.Repeat("x", vl)
+				must(t, s.SetProperty(key, value))
+				if got := wire.SizeProps(s.propList(nil)); got != budget {
+					t.Fatalf("filled to %d bytes, budget %d", got, budget)
+				}
+				return key, value
+			}
+		}
+	}
+	t.Fatalf("no property of exactly %d bytes", left)
+	return "", ""
+}
+
+// TestPropertiesSizeBudget fills a session with 4 KB properties, as a
+// client asking for 256 of them would: the write that would take the
+// encoded properties over MaxPayload - PushReserve fails with
+// ErrPropertiesFull and writes nothing, whatever kind of write it is.
+func TestPropertiesSizeBudget(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	budget := tb.propsBudget()
+	if budget != int(tb.cfg.Wire.MaxPayload)-wire.PushReserve {
+		t.Fatalf("budget %d", budget)
+	}
+
+	stored := 0
+	for i := range 256 {
+		key := fmt.Sprintf("k%03d", i)
+		before := wire.SizeProps(s.propList(nil))
+		after := before + entrySize(key, wire.StringValue(bigValue)) +
+			wire.SizeUvarint(uint64(i+1)) - wire.SizeUvarint(uint64(i))
+		err := tb.SetProperty(bg, 1, alice, key, bigValue)
+		if after <= budget {
+			must(t, err)
+			stored++
+			continue
+		}
+		wantErr(t, err, ErrPropertiesFull, IsPropertySetError)
+		if !errors.Is(err, wire.StatusPropertiesFull) {
+			t.Fatalf("%v is not StatusPropertiesFull", err)
+		}
+		if _, ok := s.Property(key); ok || wire.SizeProps(s.propList(nil)) != before {
+			t.Fatal("the refused write was stored")
+		}
+		break
+	}
+	if stored == 0 || stored == 256 {
+		t.Fatalf("%d properties stored before the budget", stored)
+	}
+	checkPropsSize(t, s)
+
+	// At exactly the budget, every write that would grow the properties
+	// is refused, by the member API and the server-side API alike.
+	padKey, padValue := fillToBudget(t, s)
+	checkPropsSize(t, s)
+	before := s.AllProperties()
+	wantErr(t, tb.SetProperty(bg, 1, alice, "x", 1), ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, s.SetProperty("x", 1), ErrPropertiesFull, nil)
+	// All or nothing: k000 alone would fit (same size), x does not.
+	wantErr(t, tb.SetProperties(bg, 1, alice, map[string]any{"k000": strings.Repeat("w", len(bigValue)), "x": true}), ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, tb.SetPropertyIfNotExists(bg, 1, alice, "x", 1), ErrPropertiesFull, IsPropertySetError)
+	_, err := tb.IncrProperty(bg, 1, alice, "x", 1)
+	wantErr(t, err, ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, tb.CompareAndSetProperty(bg, 1, alice, "x", nil, 1), ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, tb.CompareAndSetProperty(bg, 1, alice, padKey, padValue, padValue+"!"), ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, tb.UpdateProperty(bg, 1, alice, padKey, "!", func(_ bool, stored, u any) any { return stored.(string) + u.(string) }), ErrPropertiesFull, IsPropertySetError)
+	wantErr(t, s.UpdateProperties(map[string]any{"k000": "", padKey: "!"}, func(_ bool, stored, u any) any { return stored.(string) + u.(string) }), ErrPropertiesFull, nil)
+	if after := s.AllProperties(); !maps.Equal(before, after) {
+		t.Fatal("a refused write changed the properties")
+	}
+	checkPropsSize(t, s)
+
+	// Writes that keep or shrink the size still work, and make room.
+	must(t, tb.SetProperty(bg, 1, alice, "k000", strings.Repeat("w", len(bigValue))))
+	must(t, tb.SetProperties(bg, 1, alice, map[string]any{"k001": "short", "x": true}))
+	checkPropsSize(t, s)
+}
+
+// TestCreatePropertiesSizeBudget checks that Create refuses initial
+// properties over the size budget.
+func TestCreatePropertiesSizeBudget(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	props := make(map[string]any)
+	for i := range 16 { // 16 x 4 KB: over 65,280 bytes
+		props[fmt.Sprintf("k%02d", i)] = bigValue
+	}
+	_, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4, Properties: props})
+	wantErr(t, err, ErrPropertiesFull, IsSessionError)
+	delete(props, "k00")
+	s, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4, Properties: props})
+	must(t, err)
+	checkPropsSize(t, s)
+}
+
+// TestPropertiesSizeKept checks the incrementally kept size against the
+// encoded properties after a random mix of writes and deletes.
+func TestPropertiesSizeKept(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4, Properties: map[string]any{"a": 1, "b": "x"}})
+	must(t, err)
+	checkPropsSize(t, s)
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := []any{true, int64(-3), uint64(7), 2.5, "", "short", strings.Repeat("m", 300), bigValue}
+	for range 2000 {
+		key := fmt.Sprintf("k%d", rng.IntN(160)) // past 127 keys: a 2-byte count
+		v := values[rng.IntN(len(values))]
+		switch rng.IntN(7) {
+		case 0:
+			_ = s.SetProperty(key, v)
+		case 1:
+			_ = s.SetProperties(map[string]any{key: v, fmt.Sprintf("k%d", rng.IntN(160)): v})
+		case 2:
+			_ = s.SetPropertyIfNotExists(key, v)
+		case 3:
+			_, _ = s.IncrProperty(key, 1)
+		case 4:
+			cur, _ := s.Property(key)
+			_ = s.CompareAndSetProperty(key, cur, v)
+		case 5:
+			_ = s.UpdateProperty(key, v, func(_ bool, _, u any) any { return u })
+		case 6:
+			_, _ = s.DeleteProperty(key)
+		}
+		checkPropsSize(t, s)
+	}
+}
+
+// TestDeleteProperty checks that DeleteProperty removes a key, reports
+// whether it existed, frees its room, and is for members only.
+func TestDeleteProperty(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	outsider, _ := player(tb, "outsider")
+	s, err := tb.Create(bg, alice, Spec{Type: 1, MaxMembers: 4, Properties: map[string]any{"a": 1, "b": "two"}})
+	must(t, err)
+
+	if existed, err := tb.DeleteProperty(bg, 1, alice, "a"); err != nil || !existed {
+		t.Fatalf("DeleteProperty(a) = %v, %v", existed, err)
+	}
+	if _, ok := s.Property("a"); ok {
+		t.Fatal("a deleted key is still there")
+	}
+	if existed, err := tb.DeleteProperty(bg, 1, alice, "a"); err != nil || existed {
+		t.Fatalf("DeleteProperty(a) again = %v, %v", existed, err)
+	}
+	for _, key := range []string{"", strings.Repeat("k", 129)} {
+		if existed, err := s.DeleteProperty(key); err != nil || existed {
+			t.Fatalf("DeleteProperty(%q) = %v, %v", key, existed, err)
+		}
+	}
+	checkPropsSize(t, s)
+	if existed, err := s.DeleteProperty("b"); err != nil || !existed {
+		t.Fatalf("Session.DeleteProperty(b) = %v, %v", existed, err)
+	}
+	checkPropsSize(t, s)
+
+	// A deleted key's room is free again: at the budget, deleting one
+	// property lets another in.
+	padKey, _ := fillToBudget(t, s)
+	wantErr(t, s.SetProperty("x", 1), ErrPropertiesFull, nil)
+	if existed, err := s.DeleteProperty(padKey); err != nil || !existed {
+		t.Fatalf("DeleteProperty(%s) = %v, %v", padKey, existed, err)
+	}
+	must(t, s.SetProperty("x", 1))
+	checkPropsSize(t, s)
+
+	_, err = tb.DeleteProperty(bg, 1, outsider, "x")
+	wantErr(t, err, ErrNotMember, IsPropertySetError)
+	must(t, tb.Delete(bg, s.ID()))
+	if _, err := s.DeleteProperty("x"); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("DeleteProperty on a deleted session: %v", err)
 	}
 }

@@ -26,14 +26,23 @@ type Session struct {
 	// Readers such as Broadcast load it without locking.
 	snap atomic.Pointer[snapshot]
 
+	quiet bool // no PropertiesChanged pushes (Spec.Quiet)
+
 	mu         sync.Mutex
 	deleted    bool                  // mu
 	emptyTimer *timer                // mu; pending deletion while empty
 	props      map[string]wire.Value // mu
+	propsSize  int                   // mu; wire.SizeProps of props, kept by every write
 	invites    map[string]time.Time  // mu; invited user ID -> expiry
 	hooks      hooks                 // mu
 	ticks      map[time.Duration]*tick
 	tickStops  map[time.Duration]func(id string)
+
+	// notifyMu serializes the delivery of PropertiesChanged pushes: taken
+	// under mu, held after mu is released until the push was handed to
+	// every member, so that pushes leave in the order the writes were
+	// applied (propchange.go).
+	notifyMu sync.Mutex
 }
 
 // snapshot is an immutable member list in join order; members[0] is the

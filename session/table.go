@@ -96,6 +96,10 @@ type Spec struct {
 	EmptyTTL time.Duration
 	// Properties are set on the session before anyone can see it.
 	Properties map[string]any
+	// Quiet makes a session whose members get no PropertiesChanged
+	// pushes: for sessions whose properties change too often to be worth
+	// telling (wire.CreateQuiet on the network).
+	Quiet bool
 }
 
 // Table holds every session of one node. All methods are safe for
@@ -338,9 +342,10 @@ func (t *Table) Len() int {
 //
 // Errors (in an *OpError with Op OpCreate): ErrServerOffline while the node
 // is offline, ErrBadMaxMembers unless spec.MaxMembers > 1,
-// ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty or
-// ErrTooManyProperties for refused initial properties, ErrClosed after Close,
-// ErrUserNotFound if u has a Conn but is not connected (see Connect).
+// ErrAlreadyInSession if u is in a session of spec.Type, ErrBadProperty,
+// ErrTooManyProperties or ErrPropertiesFull for refused initial
+// properties, ErrClosed after Close, ErrUserNotFound if u has a Conn but
+// is not connected (see Connect).
 func (t *Table) Create(ctx context.Context, u *User, spec Spec) (*Session, error) {
 	s, err := t.create(ctx, u, spec)
 	if err != nil {
@@ -363,7 +368,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	case !t.memberFits(u):
 		return nil, ErrTooLarge
 	}
-	props, err := t.newProps(spec.Properties)
+	props, propsSize, err := t.newProps(spec.Properties)
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +383,8 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		emptyTTL:   min(max(spec.EmptyTTL, MinEmptyTTL), t.cfg.MaxEmptyTTL),
 		t:          t,
 		props:      props,
+		propsSize:  propsSize,
+		quiet:      spec.Quiet,
 	}
 	s.snap.Store(newSnapshot([]*User{u.clone()}))
 	if err := t.users.reserve(u.ID, spec.Type, id); err != nil {

@@ -9,9 +9,12 @@ import (
 // Conn delivers encoded frames to one connected user. The network layer
 // implements it for each connection; tests implement it in memory.
 //
-// Deliver is called from any goroutine, never under a lock of this package,
-// and often with the same frame for many users (a broadcast is encoded once).
-// It must not block and must not modify frame or keep it after returning:
+// Deliver is called from any goroutine, never under a lock of this package
+// that guards data, and often with the same frame for many users (a
+// broadcast is encoded once). PropertiesChanged pushes are delivered under
+// their session's delivery lock, which keeps them in write order (see the
+// package's Locking notes): so Deliver must not call back into the table,
+// must not block and must not modify frame or keep it after returning:
 // copy it into the connection's outbound buffer. A connection that cannot
 // keep up deals with that itself (it disconnects the slow consumer).
 type Conn interface {
