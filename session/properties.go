@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/coveyhq/covey/wire"
 )
@@ -58,14 +59,17 @@ func (t *Table) newProps(in map[string]any) (map[string]wire.Value, int, error) 
 
 // checkProperty validates a key and converts its value.
 func (t *Table) checkProperty(key string, v any) (wire.Value, error) {
-	if key == "" || len(key) > t.cfg.MaxPropertyKeyLen {
+	// Keys and strings must be UTF-8 whoever writes them (the wire
+	// decoder checks what comes from the network; the game's server code
+	// is checked here), or a strict client breaks on every member's read.
+	if key == "" || len(key) > t.cfg.MaxPropertyKeyLen || !utf8.ValidString(key) {
 		return wire.Value{}, ErrBadProperty
 	}
 	wv, err := wire.ValueOf(v)
 	if err != nil {
 		return wire.Value{}, ErrBadProperty
 	}
-	if wv.Kind == wire.KindString && len(wv.Str()) > t.cfg.MaxPropertyStringLen {
+	if wv.Kind == wire.KindString && (len(wv.Str()) > t.cfg.MaxPropertyStringLen || !utf8.ValidString(wv.Str())) {
 		return wire.Value{}, ErrBadProperty
 	}
 	return wv, nil

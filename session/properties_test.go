@@ -487,3 +487,24 @@ func TestDeleteProperty(t *testing.T) {
 		t.Fatalf("DeleteProperty on a deleted session: %v", err)
 	}
 }
+
+// TestPropertyStringsAreUTF8: the game's server code cannot store a key or
+// a string value that is not UTF-8 either (the network path is checked by
+// the wire decoder), through any write; nothing is stored.
+func TestPropertyStringsAreUTF8(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	const bad = "k\xff"
+	wantErr(t, s.SetProperty(bad, 1), ErrBadProperty, nil)
+	wantErr(t, s.SetProperty("k", bad), ErrBadProperty, nil)
+	wantErr(t, s.SetProperties(map[string]any{"ok": 1, "k": bad}), ErrBadProperty, nil)
+	wantErr(t, s.SetPropertyIfNotExists(bad, true), ErrBadProperty, nil)
+	wantErr(t, tb.SetProperty(bg, 1, alice, "k", bad), ErrBadProperty, IsPropertySetError)
+	_, err := tb.Create(bg, alice, Spec{Type: 2, MaxMembers: 2, Properties: map[string]any{bad: 1}})
+	wantErr(t, err, ErrBadProperty, IsSessionError)
+	if n := len(s.AllProperties()); n != 0 {
+		t.Fatalf("%d properties stored", n)
+	}
+	must(t, s.SetProperty("k", "ready ✓"))
+}

@@ -16,9 +16,11 @@ import (
 const emptyTTLSeconds = 30
 
 // opCreate creates a session of sessionType for up to maxMembers with the
-// given properties and returns its ID.
+// given properties and returns its ID. The session is Quiet: the driver's
+// clients would only discard PropertiesChanged pushes, and the properties
+// scenario measures the property commands as it did before they existed.
 func opCreate(ctx context.Context, c *conn, maxMembers int, props []wire.KeyValue) (string, error) {
-	req := wire.CreateRequest{Type: sessionType, MaxMembers: uint16(maxMembers), TTLSeconds: emptyTTLSeconds, Props: props}
+	req := wire.CreateRequest{Type: sessionType, MaxMembers: uint16(maxMembers), TTLSeconds: emptyTTLSeconds, Flags: wire.CreateQuiet, Props: props}
 	p, err := c.call(ctx, wire.CmdCreate, req.Append(nil))
 	if err != nil {
 		return "", err
