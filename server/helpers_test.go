@@ -29,9 +29,20 @@ func startServer(t testing.TB, mutate ...func(*Config)) *Server {
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	return startConfigured(t, cfg, nil)
+}
+
+// startConfigured runs a server of cfg, with before (if not nil) run
+// between New and Start to register application handlers, and stops it at
+// the end of the test.
+func startConfigured(t testing.TB, cfg Config, before func(*Server)) *Server {
+	t.Helper()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(srv)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strings"
@@ -396,22 +395,7 @@ func startServerWith(t testing.TB, before func(*Server)) *Server {
 	cfg := DefaultConfig()
 	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "", ""
 	cfg.Logger = discardLogger()
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before(srv)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return srv
+	return startConfigured(t, cfg, before)
 }
 
 // waitUntil polls cond until it holds, failing the test after testTimeout.
