@@ -601,7 +601,11 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 		data = ikcp_decode32u(data, &sn)
 		data = ikcp_decode32u(data, &una)
 		data = ikcp_decode32u(data, &length)
-		if len(data) < int(length) {
+		// A segment's data is copied into a pooled buffer of mtuLimit
+		// bytes: a longer one (only in a datagram over any MTU, which the
+		// caller may have read into a larger buffer) is malformed. kcp-go
+		// relies on its reader's buffer size instead.
+		if len(data) < int(length) || length > mtuLimit-IKCP_OVERHEAD {
 			return -2
 		}
 
