@@ -139,9 +139,6 @@ func TestKCPRawFirstSegment(t *testing.T) {
 	}
 }
 
-// fuzzKCPMaxInput is the most of an input FuzzKCPDatagram sends.
-const fuzzKCPMaxInput = 256
-
 // FuzzKCPDatagram sends each input as a datagram to a live KCP port from
 // a raw socket, then checks that a real client is still served: no input
 // may crash the engine or disturb other sessions.
@@ -162,16 +159,12 @@ func FuzzKCPDatagram(f *testing.F) {
 	cl, _ := dial(f, s, h, KCP, dialOpts{})
 	seq := uint32(100)
 	f.Fuzz(func(t *testing.T, p []byte) {
-		// Inputs are cut at fuzzKCPMaxInput, with min rather than an if
-		// (a branch only long inputs take is coverage of its own): each
-		// run is a round trip to the live engine (~0.2 ms), and the
-		// fuzzer minimizes every new input it finds with ~n*n/2 runs
-		// before it reports progress again. At the reader's 1500 bytes
-		// one minimization took the whole minute it is allowed (20
-		// intervals without an exec in a 10-minute run); at 256 it takes
-		// a few seconds. The KCP parser itself is fuzzed at full datagram
-		// size by kcpconn's FuzzInput.
-		p = p[:min(len(p), fuzzKCPMaxInput)]
+		// The reader truncates datagrams to kcpPacketMax. Cut with min,
+		// not an if: the if's branch was coverage that only inputs over
+		// the limit have, and the fuzzer then spent its whole minute
+		// minimizing one (~n*n/2 runs of 1500-byte candidates, every one
+		// too short to keep that coverage).
+		p = p[:min(len(p), kcpPacketMax)]
 		if _, err := raw.Write(p); err != nil {
 			t.Fatal(err)
 		}
