@@ -317,8 +317,16 @@ func (s *Session) updateProperties(writer string, data map[string]any, fn Update
 }
 
 // updatedLocked returns the values fn computes for the keys of data.
-// s.mu must be held.
+// s.mu must be held. If fn panics, s.mu is released before the panic goes
+// on, as the deferred unlock of the write did before writes ended in
+// endWriteLocked: a game that recovers the panic keeps a usable session.
 func (s *Session) updatedLocked(data map[string]any, fn UpdateFunc) (map[string]wire.Value, error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.mu.Unlock()
+			panic(r)
+		}
+	}()
 	if s.deleted {
 		return nil, ErrSessionNotFound
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coveyhq/covey/wire"
 )
@@ -507,4 +508,29 @@ func TestPropertyStringsAreUTF8(t *testing.T) {
 		t.Fatalf("%d properties stored", n)
 	}
 	must(t, s.SetProperty("k", "ready ✓"))
+}
+
+// TestUpdatePropertyPanicReleasesLock: a panic in the UpdateFunc goes on
+// to the caller with the session lock released, so a game that recovers
+// it can still use the session.
+func TestUpdatePropertyPanicReleasesLock(t *testing.T) {
+	tb, _ := newTestTable(t)
+	alice, _ := player(tb, "alice")
+	s := mustCreate(t, tb, alice, 1, 4)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the UpdateFunc's panic did not reach the caller")
+			}
+		}()
+		_ = s.UpdateProperty("k", 1, func(bool, any, any) any { panic("game bug") })
+	}()
+	done := make(chan error, 1)
+	go func() { done <- s.SetProperty("k", 2) }()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetProperty after the panic did not return: the session lock is still held")
+	}
 }
