@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -546,6 +548,101 @@ func TestMeshHandshakeProofs(t *testing.T) {
 	} {
 		if hex.EncodeToString(p) == exampleAcceptorProof {
 			t.Errorf("%s: the same proof", name)
+		}
+	}
+}
+
+// meshSection returns the "Mesh (server to server)" section of
+// PROTOCOL.md and the line it starts on.
+func meshSection(tb testing.TB) (string, int) {
+	tb.Helper()
+	doc, err := os.ReadFile("../PROTOCOL.md")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	const title = "\n## Mesh (server to server)\n"
+	start := bytes.Index(doc, []byte(title))
+	if start < 0 {
+		tb.Fatalf("PROTOCOL.md has no %q section", strings.TrimSpace(title))
+	}
+	sec := doc[start+1:]
+	if end := bytes.Index(sec[len(title):], []byte("\n## ")); end >= 0 {
+		sec = sec[:len(title)+end+1]
+	}
+	return string(sec), bytes.Count(doc[:start+1], []byte("\n")) + 1
+}
+
+var (
+	// docPayloadVector matches a payload example: "`{...}`: `hex`", the
+	// hex possibly on the next line.
+	docPayloadVector = regexp.MustCompile("`:\\s+`([0-9a-f]{2}[0-9a-f ]*)`")
+	// docHexBlock matches a fenced code block.
+	docHexBlock = regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
+	hexLine     = regexp.MustCompile(`^[0-9a-f]{2}[0-9a-f ]*$`)
+	// docHandshakeRow matches a row of the handshake example table.
+	docHandshakeRow = regexp.MustCompile("(?m)^\\| ([^|]+?) \\| `([0-9a-f]+)` \\|")
+)
+
+// TestProtocolDocMeshVectors checks PROTOCOL.md's Mesh section against
+// the tables here, both ways: every payload example ("`{...}`: `hex`"),
+// every code block of hex lines (a complete frame) and every row of the
+// handshake example is one of meshVectors, meshFrameVectors or the
+// handshake values, and every one of those is in the section.
+func TestProtocolDocMeshVectors(t *testing.T) {
+	sec, line := meshSection(t)
+	check := func(kind string, inDoc []string, want map[string]string) {
+		t.Helper()
+		seen := map[string]bool{}
+		for _, h := range inDoc {
+			if _, ok := want[h]; !ok {
+				t.Errorf("PROTOCOL.md (Mesh, from line %d) has a %s vector the tests do not: %s", line, kind, h)
+			}
+			seen[h] = true
+		}
+		for h, name := range want {
+			if !seen[h] {
+				t.Errorf("PROTOCOL.md's Mesh section lacks the %s vector %q: %s", kind, name, h)
+			}
+		}
+	}
+
+	var payloads []string
+	for _, m := range docPayloadVector.FindAllStringSubmatch(sec, -1) {
+		payloads = append(payloads, m[1])
+	}
+	want := map[string]string{}
+	for _, v := range meshVectors {
+		want[v.hex] = v.name
+	}
+	check("payload", payloads, want)
+
+	var frames []string
+	for _, m := range docHexBlock.FindAllStringSubmatch(sec, -1) {
+		body := strings.TrimSpace(m[1])
+		if body != "" && !strings.ContainsFunc(body, func(r rune) bool { return r == '\n' }) && hexLine.MatchString(body) {
+			frames = append(frames, body)
+		}
+	}
+	want = map[string]string{}
+	for _, v := range meshFrameVectors {
+		want[v.hex] = v.name
+	}
+	check("frame", frames, want)
+
+	rows := map[string]string{}
+	for _, m := range docHandshakeRow.FindAllStringSubmatch(sec, -1) {
+		rows[m[1]] = m[2]
+	}
+	for name, h := range map[string]string{
+		"secret":                                hex.EncodeToString([]byte(exampleSecret)),
+		"K":                                     exampleKey,
+		"dialer hello (transcript, first part)": strings.ReplaceAll(meshVectors[1].hex, " ", ""),
+		"acceptor hello (transcript, second part)": hex.EncodeToString(exampleAcceptorHello.Append(nil)),
+		"acceptor Proof": exampleAcceptorProof,
+		"dialer Proof":   exampleDialerProof,
+	} {
+		if rows[name] != h {
+			t.Errorf("PROTOCOL.md's handshake example: %q is %q, want %s", name, rows[name], h)
 		}
 	}
 }
