@@ -321,13 +321,20 @@ func TestConsumeFanoutErrors(t *testing.T) {
 		inputs = append(inputs, b[:i])
 	}
 	for _, h := range []string{
-		"02 73ff 00000001 00 00",                   // session ID not UTF-8
-		"02 7331 00000001 02 03 626f62 01 ff 00",   // a target not UTF-8
-		"02 7331 00000001 8080808080808080 10 00",  // a huge target count
-		"02 7331 00000001 00 ffffffffffffffffff02", // a uvarint over 64 bits
+		"02 73ff 00000001 00 00",                         // session ID not UTF-8
+		"02 7331 00000001 02 03 626f62 01 ff 00",         // a target not UTF-8
+		"02 7331 00000001 02 01 ff 05 61",                // a target not UTF-8, then one cut short
+		"02 7331 00000001 02 01 ff ffffffffffffffffff02", // a target not UTF-8, then a uvarint over 64 bits
+		"02 7331 00000001 8080808080808080 10 00",        // a huge target count
+		"02 7331 00000001 00 ffffffffffffffffff02",       // a uvarint over 64 bits
 	} {
 		inputs = append(inputs, unhex(t, h))
 	}
+	// A target ending in a lead byte, then one with a 2-byte length:
+	// c2 80 would be UTF-8 if the list were checked as one string.
+	tricky := unhex(t, "02 7331 00000001 02 01 c2 8001")
+	tricky = append(tricky, bytes.Repeat([]byte{'a'}, 128)...)
+	inputs = append(inputs, append(tricky, 0))
 	for _, in := range inputs {
 		var m Fanout
 		want := m.Consume(in)
