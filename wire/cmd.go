@@ -60,6 +60,31 @@ const (
 	CmdMessageReceived   Cmd = 0x0207 // MessagePush
 	CmdSessionDeleted    Cmd = 0x0208 // SessionDeletedPush
 	CmdPropertiesChanged Cmd = 0x0209 // PropertiesChangedPush
+	// CmdMembershipLost tells a user that it is no longer in a session
+	// because the node that owns the session can no longer be reached; no
+	// other push about that session follows. MemberEvent (UserID is the
+	// user itself).
+	CmdMembershipLost Cmd = 0x020A
+
+	// Mesh, MeshCmdFirst-0xFFFF: between servers only (see mesh.go for the
+	// payloads). 0xF000 itself is not a command. The link: 0xF001-0xF00F.
+	CmdPeerHello Cmd = 0xF001 // PeerHello -> PeerHelloReply: the first frame each way of a mesh connection
+	CmdPeerAuth  Cmd = 0xF002 // PeerAuth -> empty: the dialer's proof, the handshake's last step
+	CmdPeerPing  Cmd = 0xF003 // PeerPing -> PeerPing: liveness, and each side's load
+
+	// Sessions, 0xF010-0xF03F: from a member's node to the session's
+	// owner, and back.
+	CmdExec    Cmd = 0xF010 // Exec -> the command's own status and reply payload, unchanged
+	CmdFanout  Cmd = 0xF013 // push Fanout: client frames for the listed users of the receiving node
+	CmdRemoved Cmd = 0xF014 // push Removed: a user of the receiving node is no longer a member
+
+	// Users, 0xF040-0xF04F: the presence directory and the node a user is
+	// connected to.
+	CmdPresenceClaim   Cmd = 0xF040 // PresenceClaim -> PresenceClaimReply
+	CmdPresenceRelease Cmd = 0xF041 // push PresenceRelease
+	CmdPresenceLookup  Cmd = 0xF042 // PresenceLookup -> PresenceLookupReply, or StatusUserNotFound
+	CmdUserTakeover    Cmd = 0xF045 // UserTakeover -> UserTakeoverReply
+	CmdDeliverToUser   Cmd = 0xF046 // DeliverToUser -> empty, or StatusUserNotFound
 )
 
 // IsMesh reports whether c, in namespace 0, is in the mesh range
@@ -142,6 +167,30 @@ func (c Cmd) String() string {
 		return "SessionDeleted"
 	case CmdPropertiesChanged:
 		return "PropertiesChanged"
+	case CmdMembershipLost:
+		return "MembershipLost"
+	case CmdPeerHello:
+		return "PeerHello"
+	case CmdPeerAuth:
+		return "PeerAuth"
+	case CmdPeerPing:
+		return "PeerPing"
+	case CmdExec:
+		return "Exec"
+	case CmdFanout:
+		return "Fanout"
+	case CmdRemoved:
+		return "Removed"
+	case CmdPresenceClaim:
+		return "PresenceClaim"
+	case CmdPresenceRelease:
+		return "PresenceRelease"
+	case CmdPresenceLookup:
+		return "PresenceLookup"
+	case CmdUserTakeover:
+		return "UserTakeover"
+	case CmdDeliverToUser:
+		return "DeliverToUser"
 	}
 	const hex = "0123456789ABCDEF"
 	b := [...]byte{'C', 'm', 'd', '(', '0', 'x', hex[c>>12], hex[c>>8&0xF], hex[c>>4&0xF], hex[c&0xF], ')'}

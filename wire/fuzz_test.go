@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -337,4 +339,102 @@ func isCodecError(err error) bool {
 		}
 	}
 	return false
+}
+
+// FuzzMesh decodes its input, but the first byte, as the mesh message that
+// byte picks (its index in meshMessages, modulo their number): a failed
+// Consume must return a codec error and leave the message zero; a
+// successful one must re-encode to Size bytes that decode to the same
+// message and encode again to the same bytes. On every input,
+// ConsumeFanout must agree with Fanout.Consume.
+func FuzzMesh(f *testing.F) {
+	// The golden vectors are in testdata/fuzz/FuzzMesh, each after its
+	// message's index. Add edge cases they do not cover.
+	f.Add(append([]byte{1}, (&PeerHello{Nonce: make([]byte, 31)}).Append(nil)...))
+	f.Add(append([]byte{2}, (&PeerHelloReply{Hello: PeerHello{Nonce: make([]byte, 32)}, Proof: make([]byte, 33)}).Append(nil)...))
+	f.Add([]byte{6, 0x00, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00})
+	f.Add([]byte{6, 0x00, 0, 0, 0, 0, 0x02, 0x01, 'a', 0x01, 0xff, 0x00})
+	f.Add([]byte{15, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 || len(data) > fuzzMaxInput {
+			return
+		}
+		msgs := meshMessages()
+		m, payload := msgs[int(data[0])%len(msgs)], data[1:]
+
+		var fo Fanout
+		ferr := fo.Consume(payload)
+		v, verr := ConsumeFanout(payload)
+		if verr != ferr {
+			t.Fatalf("ConsumeFanout = %v, Fanout.Consume = %v", verr, ferr)
+		}
+		if ferr == nil {
+			if string(v.SessionID) != fo.SessionID || v.Epoch != fo.Epoch || !bytes.Equal(v.Frame, fo.Frame) ||
+				v.Targets.Len() != len(fo.Targets) {
+				t.Fatalf("ConsumeFanout = %+v, Fanout.Consume = %+v", v, fo)
+			}
+			for i := 0; ; i++ {
+				uid, ok := v.Targets.Next()
+				if !ok {
+					break
+				}
+				if string(uid) != fo.Targets[i] {
+					t.Fatalf("target %d = %q, want %q", i, uid, fo.Targets[i])
+				}
+			}
+		}
+
+		if err := m.Consume(payload); err != nil {
+			if !isCodecError(err) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("%T.Consume: unexpected error %v", m, err)
+			}
+			if !reflect.ValueOf(m).Elem().IsZero() {
+				t.Fatalf("%T.Consume failed but modified the message", m)
+			}
+			return
+		}
+		enc := m.Append(nil)
+		if len(enc) != m.Size() {
+			t.Fatalf("%T: Size %d, Append %d bytes", m, m.Size(), len(enc))
+		}
+		back := newLike(m)
+		if err := back.Consume(enc); err != nil {
+			t.Fatalf("%T: Consume(Append(%+v)) = %v", m, m, err)
+		}
+		if !reflect.DeepEqual(back, m) {
+			t.Fatalf("%T: round trip %+v -> %+v", m, m, back)
+		}
+		if again := back.Append(nil); !bytes.Equal(again, enc) {
+			t.Fatalf("%T: encoding not stable: %x then %x", m, enc, again)
+		}
+	})
+}
+
+// TestMeshFuzzSeedCorpus checks that every mesh vector is a FuzzMesh seed,
+// prefixed by its message's index in meshMessages; run with
+// -update-corpus to write them.
+func TestMeshFuzzSeedCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzMesh")
+	for _, v := range meshVectors {
+		b := append([]byte{byte(meshIndex(t, v.msg))}, unhex(t, v.hex)...)
+		path := filepath.Join(dir, seedName(v.name))
+		want := seedFile(b)
+		if *updateCorpus {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%v (run go test ./wire/ -run TestMeshFuzzSeedCorpus -args -update-corpus)", err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale (run go test ./wire/ -run TestMeshFuzzSeedCorpus -args -update-corpus)", path)
+		}
+	}
 }

@@ -12,8 +12,13 @@ import (
 // wire.StatusSessionFull again, so errors.Is works across the network.
 //
 // Values are part of the protocol: only append. 0-15 are connection-level
-// results, 16 and up are session results.
+// results, 16 to 0xEFFF are session results, and MeshStatusFirst to 0xFFFF
+// are mesh-only: servers exchange them on mesh connections and never send
+// them to a client (see [Status.IsMesh]).
 type Status uint16
+
+// MeshStatusFirst is the first status of the mesh-only range.
+const MeshStatusFirst Status = 0xF000
 
 // Status codes. Values are part of the protocol: only append.
 const (
@@ -51,6 +56,10 @@ const (
 	StatusBadSessionType    Status = 34 // the session exists with another type
 	StatusOverflow          Status = 35 // an increment would leave the int64 range
 	StatusPropertiesFull    Status = 36 // the session's properties would exceed their size budget
+	StatusUnavailable       Status = 37 // the node that owns the session cannot be reached now; retry
+
+	// Mesh only, from MeshStatusFirst.
+	StatusStale Status = 0xF000 // fenced: the request's epoch or generation is older than the receiver's
 )
 
 // errorText returns "covey: " and the description of s, or "" if s is not
@@ -124,6 +133,10 @@ func (s Status) errorText() string {
 		return "covey: integer overflow"
 	case StatusPropertiesFull:
 		return "covey: properties over their size budget"
+	case StatusUnavailable:
+		return "covey: unavailable, retry"
+	case StatusStale:
+		return "covey: stale epoch or generation"
 	}
 	return ""
 }
@@ -148,6 +161,11 @@ func (s Status) Error() string {
 	}
 	return errorPrefix + s.String()
 }
+
+// IsMesh reports whether s is in the mesh-only range (MeshStatusFirst to
+// 0xFFFF). A server that relays a mesh reply to a client acts on such a
+// status instead of relaying it.
+func (s Status) IsMesh() bool { return s >= MeshStatusFirst }
 
 // StatusOf returns the status to reply with for err: StatusOK for nil; the
 // Status in err's chain if there is one (errors.As); StatusTooLarge for

@@ -20,10 +20,11 @@ var definedStatuses = map[Status]uint16{
 	StatusBadProperty: 28, StatusPropertyExists: 29, StatusNotNumeric: 30,
 	StatusBadMaxMembers: 31, StatusCompareFailed: 32, StatusTooManyProperties: 33,
 	StatusBadSessionType: 34, StatusOverflow: 35, StatusPropertiesFull: 36,
+	StatusUnavailable: 37, StatusStale: 0xF000,
 }
 
 func TestStatusStrings(t *testing.T) {
-	if len(definedStatuses) != 33 {
+	if len(definedStatuses) != 35 {
 		t.Fatalf("%d statuses", len(definedStatuses))
 	}
 	seen := map[string]Status{}
@@ -120,7 +121,7 @@ func TestCmd(t *testing.T) {
 			t.Errorf("%v is outside the client ranges", c)
 		}
 	}
-	for c, want := range map[Cmd]string{0: "Cmd(0x0000)", 0x0abc: "Cmd(0x0ABC)", 0xF001: "Cmd(0xF001)"} {
+	for c, want := range map[Cmd]string{0: "Cmd(0x0000)", 0x0abc: "Cmd(0x0ABC)", 0xF0FF: "Cmd(0xF0FF)"} {
 		if c.String() != want {
 			t.Errorf("String = %q, want %q", c.String(), want)
 		}
