@@ -9,9 +9,13 @@ var (
 	// ErrIdle: no byte was received for Config.IdleTimeout.
 	ErrIdle = errors.New("netio: idle timeout")
 
+	// ErrPeerSilent: no byte was received on a peer connection for
+	// Config.PeerIdleTimeout: the mesh link is presumed dead.
+	ErrPeerSilent = errors.New("netio: peer link silent")
+
 	// ErrSlowConsumer: the connection's outbound queue exceeded
-	// Config.MaxOutbound (or, on KCP, a write did not complete within
-	// Config.IdleTimeout).
+	// Config.MaxOutbound, or Config.PeerMaxOutbound for a peer (or, on
+	// KCP, a write did not complete within Config.IdleTimeout).
 	ErrSlowConsumer = errors.New("netio: slow consumer")
 
 	// ErrPeerClosed: the peer closed the connection or the socket failed.

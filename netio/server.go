@@ -57,6 +57,8 @@ type Server struct {
 	epoch time.Time
 	tick  time.Duration // idle sweep period (TCP)
 
+	lim [2]connLimits // by Kind: from cfg
+
 	tcp *tcpFront // nil if TCP is disabled
 	kcp *kcpFront // nil if KCP is disabled
 
@@ -110,6 +112,8 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		drained: make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	s.lim[KindClient] = connLimits{maxOutbound: cfg.MaxOutbound, wire: cfg.Wire, idle: cfg.IdleTimeout, idleErr: ErrIdle}
+	s.lim[KindPeer] = connLimits{maxOutbound: cfg.PeerMaxOutbound, wire: cfg.PeerWire, idle: cfg.PeerIdleTimeout, idleErr: ErrPeerSilent}
 	if cfg.TCPAddr != "" {
 		if err := s.startTCP(); err != nil {
 			return nil, err

@@ -274,7 +274,7 @@ func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		_, _ = gc.Write(fullBye) // on failure gnet has closed it already
 		return nil, gnet.Close
 	}
-	c := newConn(s, TCP, cloneAddr(gc.RemoteAddr()))
+	c := newConn(s, TCP, KindClient, cloneAddr(gc.RemoteAddr()))
 	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop())}
 	c.io = t
 	if !s.register(c) {
@@ -317,7 +317,7 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 // never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
-	cfg := c.srv.cfg.Wire
+	cfg := &c.lim.wire
 	for !c.closing.Load() {
 		avail := gc.InboundBuffered()
 		if avail < wire.HeaderSize {
