@@ -334,7 +334,7 @@ func (c *Conn) finish(cause error, opened bool) {
 	c.mu.Unlock()
 	if opened {
 		c.srv.h.OnClose(c, err)
-		c.srv.count.Add(-1)
+		c.srv.count[c.kind].Add(-1)
 	}
 }
 
