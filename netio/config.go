@@ -37,7 +37,7 @@ type Kind uint8
 // Kinds. The zero Kind is KindClient.
 const (
 	KindClient Kind = 0 // accepted on Config.TCPAddr or over KCP
-	KindPeer   Kind = 1 // accepted on Config.MeshAddr
+	KindPeer   Kind = 1 // accepted on Config.MeshAddr, or dialed by [Server.DialPeer]
 )
 
 // String returns "client", "peer", or "kind(N)" for another value.
@@ -84,7 +84,8 @@ type Config struct {
 	// KCPAddr is the UDP address KCP listens on; "" disables KCP.
 	KCPAddr string
 	// MeshAddr is the TCP address on which other nodes of the cluster
-	// connect ("host:port"); "" means no mesh listener. It is served by the same gnet
+	// connect ("host:port"); "" means no mesh listener (DialPeer still
+	// works while the TCP engine runs). It is served by the same gnet
 	// engine as TCPAddr: every connection accepted on it is a [KindPeer]
 	// Conn. It must not be TCPAddr's address (both may ask for port 0).
 	// Port 0 picks a free port: see [Server.MeshAddr].

@@ -37,6 +37,14 @@ var (
 	ErrClosedByServer = errors.New("netio: closed by server")
 )
 
+// Reasons DialPeer fails, besides the dial's own errors, ctx.Err() and
+// ErrServerClosed.
+var (
+	errNoEngine      = errors.New("netio: no TCP engine to dial peers on: set TCPAddr or MeshAddr")
+	errPeerRefused   = errors.New("netio: peer connection refused: open-file limit reached")
+	errNotRegistered = errors.New("netio: peer connection not registered by gnet")
+)
+
 // ListenError is a front end that could not open its listener: Listen
 // returns it, with the cause in Err (a *net.OpError from the socket
 // calls, for instance one matching syscall.EADDRINUSE).

@@ -188,6 +188,26 @@ func dialMesh(t testing.TB, s *Server, h *peerHandler, rcvBuf int) (*client, *Co
 	return cl, c
 }
 
+// dialPeer has a dial b's mesh address with state and returns a's Conn
+// and b's Conn for the link.
+func dialPeer(t testing.TB, a *Server, ha *peerHandler, b *Server, hb *peerHandler, state any) (*Conn, *Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ac, err := a.DialPeer(ctx, b.MeshAddr().String(), state)
+	if err != nil {
+		t.Fatalf("DialPeer: %v", err)
+	}
+	if got := ha.nextOpen(t); got != ac {
+		t.Fatalf("DialPeer returned conn %d, OnOpen got %d", ac.ID(), got.ID())
+	}
+	bc := hb.nextOpen(t)
+	if got, want := portOf(bc.RemoteAddr()), portOf(ac.RemoteAddr()); want != portOf(b.MeshAddr()) || got == 0 {
+		t.Fatalf("link: dialer's remote port %d, want the mesh port %d (acceptor saw port %d)", want, portOf(b.MeshAddr()), got)
+	}
+	return ac, bc
+}
+
 // bigFrame is a frame with a 512 KiB payload: over wire.DefaultMaxPayload,
 // under DefaultPeerMaxPayload.
 func bigFrame(seq uint32) ([]byte, []byte) {
@@ -259,26 +279,71 @@ func TestMeshOnly(t *testing.T) {
 	}
 }
 
+// TestDialPeer links two servers: both ends are peers, the dialer's with
+// the state given to DialPeer already at OnOpen, and frames (512 KiB ones
+// too) flow both ways.
+func TestDialPeer(t *testing.T) {
+	ha, hb := newPeerHandler(), newPeerHandler()
+	a := startMesh(t, ha, nil)
+	b := startMesh(t, hb, nil)
+	type link struct{ name string }
+	state := &link{"b"}
+	ac, bc := dialPeer(t, a, ha, b, hb, state)
+	if seen := ha.seen(ac); seen.kind != KindPeer || seen.state != any(state) {
+		t.Fatalf("dialer's OnOpen saw Kind %v, State %v; want peer, %v", seen.kind, seen.state, state)
+	}
+	if ac.State() != any(state) || ac.Kind() != KindPeer || ac.Transport() != TCP {
+		t.Fatalf("dialed conn: State %v, Kind %v, Transport %v", ac.State(), ac.Kind(), ac.Transport())
+	}
+	if seen := hb.seen(bc); seen.kind != KindPeer || seen.state != nil {
+		t.Fatalf("acceptor's OnOpen saw Kind %v, State %v; want peer, nil", seen.kind, seen.state)
+	}
+	if a.Peers() != 1 || a.Conns() != 0 || b.Peers() != 1 || b.Conns() != 0 {
+		t.Fatalf("Peers/Conns: a %d/%d, b %d/%d; want 1/0 each", a.Peers(), a.Conns(), b.Peers(), b.Conns())
+	}
+
+	frame, payload := bigFrame(1)
+	for _, dir := range []struct {
+		name       string
+		from, to   *Conn
+		hFrom, hTo *peerHandler
+	}{{"a to b", ac, bc, ha, hb}, {"b to a", bc, ac, hb, ha}} {
+		dir.from.Deliver(frame)
+		if pf := dir.hTo.nextFrame(t); pf.c != dir.to || pf.f.Seq != 1 || !bytes.Equal(pf.f.Payload, payload) {
+			t.Fatalf("%s: got seq %d, %d bytes on conn %d", dir.name, pf.f.Seq, len(pf.f.Payload), pf.c.ID())
+		}
+		if pf := dir.hFrom.nextFrame(t); pf.c != dir.from || pf.f.Flags != wire.FlagReply || !bytes.Equal(pf.f.Payload, payload) {
+			t.Fatalf("%s: reply %+v, %d bytes on conn %d", dir.name, pf.f.Header, len(pf.f.Payload), pf.c.ID())
+		}
+	}
+	// Pushes and replies are just frames to netio.
+	ac.Send(wire.Header{Cmd: wire.MeshCmdFirst + 1, Flags: wire.FlagPush, Seq: 5}, []byte("fanout"))
+	if pf := hb.nextFrame(t); pf.f.Flags != wire.FlagPush || string(pf.f.Payload) != "fanout" {
+		t.Fatalf("push: %+v %q", pf.f.Header, pf.f.Payload)
+	}
+}
+
 // TestPeersNotCountedInMaxConns: a server full of clients (MaxConns 1)
-// still takes peers, and they take no client place.
+// still takes peers, accepted and dialed, and they take no client place.
 func TestPeersNotCountedInMaxConns(t *testing.T) {
-	h := newPeerHandler()
-	s := startMesh(t, h, func(c *Config) { c.MaxConns = 1 })
-	dialRaw(t, s.TCPAddr(), 0)
-	h.nextOpen(t)
-	dialMesh(t, s, h, 0)
-	dialMesh(t, s, h, 0)
-	if s.held.Load() != 1 || s.Conns() != 1 || s.Peers() != 2 {
-		t.Fatalf("held %d, Conns %d, Peers %d; want 1, 1, 2", s.held.Load(), s.Conns(), s.Peers())
+	ha, hb := newPeerHandler(), newPeerHandler()
+	a := startMesh(t, ha, nil)
+	b := startMesh(t, hb, func(c *Config) { c.MaxConns = 1 })
+	dialRaw(t, b.TCPAddr(), 0)
+	hb.nextOpen(t)
+	dialMesh(t, b, hb, 0)          // b accepts
+	dialPeer(t, b, hb, a, ha, nil) // b dials
+	if b.held.Load() != 1 || b.Conns() != 1 || b.Peers() != 2 {
+		t.Fatalf("held %d, Conns %d, Peers %d; want 1, 1, 2", b.held.Load(), b.Conns(), b.Peers())
 	}
 	// A second client is still refused.
-	conn := dialRaw(t, s.TCPAddr(), 0).conn
+	conn := dialRaw(t, b.TCPAddr(), 0).conn
 	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
 	got, err := io.ReadAll(conn)
 	if err != nil || !bytes.Equal(got, fullBye) {
 		t.Fatalf("second client: %x, %v; want the refusal Bye", got, err)
 	}
-	if st := s.Stats(); st.RefusedTCP != 1 || st.RefusedPeers != 0 {
+	if st := b.Stats(); st.RefusedTCP != 1 || st.RefusedPeers != 0 {
 		t.Fatalf("Stats: refused tcp %d, peers %d; want 1, 0", st.RefusedTCP, st.RefusedPeers)
 	}
 }
@@ -358,6 +423,80 @@ func TestPeerMaxOutbound(t *testing.T) {
 	}
 }
 
+// TestShutdownClosesPeers: Shutdown sends its peers a Bye and closes
+// them, and DialPeer fails cleanly afterwards.
+func TestShutdownClosesPeers(t *testing.T) {
+	ha, hb := newPeerHandler(), newPeerHandler()
+	a := startMesh(t, ha, nil)
+	b := startMesh(t, hb, nil)
+	ac, bc := dialPeer(t, a, ha, b, hb, nil)
+	pl, pc := dialMesh(t, a, ha, 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Shutdown(ctx, "leaving"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Conn{ac, pc} {
+		if err := ha.waitClose(t, c); !errors.Is(err, ErrServerClosed) {
+			t.Errorf("conn %d: OnClose(%v), want ErrServerClosed", c.ID(), err)
+		}
+	}
+	pl.expectBye(wire.StatusShuttingDown, "leaving")
+	pl.expectClosed()
+	if pf := hb.nextFrame(t); pf.c != bc || pf.f.Cmd != wire.CmdBye || pf.f.Flags != wire.FlagPush {
+		t.Fatalf("b got %+v on conn %d, want the Bye", pf.f.Header, pf.c.ID())
+	}
+	if err := hb.waitClose(t, bc); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("b: OnClose(%v), want ErrPeerClosed", err)
+	}
+
+	c, err := a.DialPeer(ctx, b.MeshAddr().String(), nil)
+	if c != nil || !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("DialPeer after Shutdown = %v, %v; want ErrServerClosed", c, err)
+	}
+	if len(ha.opens) != 0 || len(hb.opens) != 0 {
+		t.Fatal("OnOpen after Shutdown")
+	}
+}
+
+// TestDialPeerFails: DialPeer to a closed port fails with ECONNREFUSED,
+// one with a done context with its error, and one on a server without
+// TCP engine at once; the Handler sees none of them.
+func TestDialPeerFails(t *testing.T) {
+	h := newPeerHandler()
+	s := startMesh(t, h, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	start := time.Now()
+	c, err := s.DialPeer(ctx, closed, "state")
+	t.Logf("DialPeer to a closed port: %v after %v", err, time.Since(start))
+	if c != nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("DialPeer to a closed port = %v, %v; want ECONNREFUSED", c, err)
+	}
+
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if c, err := s.DialPeer(done, s.MeshAddr().String(), nil); c != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("DialPeer with a done context = %v, %v", c, err)
+	}
+
+	kcpOnly := startServer(t, newTestHandler(), func(c *Config) { c.TCPAddr = "" })
+	if c, err := kcpOnly.DialPeer(ctx, s.MeshAddr().String(), nil); c != nil || err == nil {
+		t.Fatalf("DialPeer without TCP engine = %v, %v", c, err)
+	}
+	if len(h.opens) != 0 || s.Peers() != 0 {
+		t.Fatalf("%d OnOpen, %d peers after failed dials", len(h.opens), s.Peers())
+	}
+}
+
 // TestMeshListenErrors: a mesh address in use fails Listen with a
 // ListenError naming it, and the client address cannot be the mesh one.
 func TestMeshListenErrors(t *testing.T) {
@@ -376,5 +515,51 @@ func TestMeshListenErrors(t *testing.T) {
 	ln.Close()
 	if _, err := Listen(Config{TCPAddr: free, MeshAddr: free, Logger: testLogger()}, h); err == nil || errors.As(err, &le) {
 		t.Fatalf("TCPAddr = MeshAddr: Listen = %v, want a configuration error", err)
+	}
+}
+
+// TestDialPeerGivesUp races DialPeer's deadline with the dial and the
+// registration on the event loop: a call that fails returns a nil Conn
+// and leaves no connection the dialer's Handler saw; one that succeeds
+// returns the Conn its OnOpen got, with its state.
+func TestDialPeerGivesUp(t *testing.T) {
+	ha, hb := newPeerHandler(), newPeerHandler()
+	a := startMesh(t, ha, nil)
+	b := startMesh(t, hb, nil)
+	const n = 200
+	ok, late := 0, 0
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%20)*50*time.Microsecond)
+		c, err := a.DialPeer(ctx, b.MeshAddr().String(), i)
+		cancel()
+		if err != nil {
+			if c != nil {
+				t.Fatalf("DialPeer returned conn %d with %v", c.ID(), err)
+			}
+			var ne net.Error
+			if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+				t.Fatalf("DialPeer: %v, want a timeout", err)
+			}
+			if err == context.DeadlineExceeded {
+				late++ // dialed, given up before OnOpen
+			}
+			continue
+		}
+		ok++
+		if got := ha.nextOpen(t); got != c || ha.seen(c).state != i {
+			t.Fatalf("dial %d: DialPeer returned conn %d, OnOpen got %d with state %v", i, c.ID(), got.ID(), ha.seen(got).state)
+		}
+	}
+	t.Logf("%d of %d dials succeeded, %d gave up after the dial", ok, n, late)
+	if len(ha.opens) != 0 || a.Peers() != ok {
+		t.Fatalf("%d OnOpen not returned by DialPeer; %d peers open, want %d", len(ha.opens), a.Peers(), ok)
+	}
+	// b closes what a gave up on.
+	deadline := time.Now().Add(waitFor)
+	for b.Peers() != ok {
+		if time.Now().After(deadline) {
+			t.Fatalf("b has %d peers, want %d", b.Peers(), ok)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -25,9 +25,10 @@ import (
 // (OnOpen and OnFrame on its reader; OnClose on the reader or the writer,
 // or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
-	// OnOpen is called when a connection is established (TCP: accepted;
-	// KCP: its first complete frame arrived, which OnFrame gets next).
-	// c.Kind() is set. Connections refused
+	// OnOpen is called when a connection is established (TCP: accepted,
+	// or dialed by Server.DialPeer; KCP: its first complete frame arrived,
+	// which OnFrame gets next). c.Kind() is set, and for a dialed peer
+	// c.State() returns the state given to DialPeer. Connections refused
 	// over Config.MaxConns (or the open-file bound), and KCP sessions
 	// closed before a complete frame, never get here. c may be used
 	// (Deliver, Send, Close, SetState) from any goroutine from now on.
@@ -178,8 +179,8 @@ func (s *Server) KCPAddr() net.Addr {
 // connections are not counted (see Peers). Any goroutine.
 func (s *Server) Conns() int { return int(s.count[KindClient].Load()) }
 
-// Peers returns the number of open peer connections (mesh links),
-// counted as Conns counts clients. Any goroutine.
+// Peers returns the number of open peer connections (mesh links, accepted
+// or dialed), counted as Conns counts clients. Any goroutine.
 func (s *Server) Peers() int { return int(s.count[KindPeer].Load()) }
 
 // Stats counts what the front ends moved and refused.
@@ -196,7 +197,7 @@ type Stats struct {
 
 	// RefusedPeers counts the peer connections refused because the TCP
 	// connections would have reached the open-file limit (MaxConns does
-	// not apply to peers).
+	// not apply to peers), accepted or dialed.
 	RefusedPeers uint64
 }
 
@@ -212,8 +213,8 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Shutdown stops accepting connections, sends every open connection,
-// peers too, a Bye
+// Shutdown stops accepting connections (and DialPeer fails from now on
+// with ErrServerClosed), sends every open connection, peers too, a Bye
 // push (wire.StatusShuttingDown with reason) after what is queued to it,
 // waits until every connection is closed (OnClose returned, last batch
 // written, socket closed), then stops the front ends and waits for every

@@ -29,7 +29,8 @@ const tcpKeepAlive = 30 * time.Second
 const meshBacklog = 64
 
 // tcpFront is the gnet engine's event handler. One engine serves the
-// client address and the mesh address (gnet.Rotate). gnet calls OnBoot and the engine's
+// client address and the mesh address (gnet.Rotate) and the peer
+// connections DialPeer registers. gnet calls OnBoot and the engine's
 // lifecycle on the goroutine running gnet.Rotate, OnOpen, OnTraffic and
 // OnClose on the connection's event loop, and OnTick on the engine's
 // ticker goroutine.
@@ -376,7 +377,7 @@ var openFileLimit = func() (uint64, bool) {
 var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
 
 // OnOpen registers the connection, with its Kind (from the listener that
-// accepted it), and calls
+// accepted it, or KindPeer for one DialPeer registered), and calls
 // Handler.OnOpen. Frames the Handler queues in OnOpen are written before
 // it returns.
 //
@@ -387,11 +388,18 @@ var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
 // did not) and a close. The Handler never sees it.
 func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := f.s
-	kind, ok := f.kindOf(gc)
-	if !ok {
-		return nil, gnet.Close
+	kind := KindPeer
+	d, _ := gc.Context().(*peerDial) // set by DialPeer, through Engine.Register
+	if d == nil {
+		var ok bool
+		if kind, ok = f.kindOf(gc); !ok {
+			return nil, gnet.Close
+		}
+	} else if !d.claim() {
+		return nil, gnet.Close // DialPeer gave up waiting
 	}
 	if !s.admitKind(kind) {
+		d.fail(errPeerRefused)
 		_, _ = gc.Write(fullBye) // on failure gnet has closed it already
 		return nil, gnet.Close
 	}
@@ -399,7 +407,12 @@ func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop())}
 	c.io = t
 	if !s.register(c) {
+		d.fail(ErrServerClosed)
 		return nil, gnet.Close // shutting down; never shown to the Handler
+	}
+	if d != nil {
+		c.SetState(d.state) // before OnOpen: the Handler finds its link object there
+		d.conn = c
 	}
 	gc.SetContext(t)
 	c.lastRead.Store(s.now())
