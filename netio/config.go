@@ -28,6 +28,29 @@ func (t Transport) String() string {
 	return "transport(" + strconv.Itoa(int(t)) + ")"
 }
 
+// Kind says what is at the other end of a connection: a game client, or
+// another node of the cluster (a mesh link). Both are the same [Conn] type,
+// decoded the same way and sent to the same [Handler], which routes by
+// Kind; they differ only in their limits (see Config's Peer fields).
+type Kind uint8
+
+// Kinds. The zero Kind is KindClient.
+const (
+	KindClient Kind = 0 // accepted on Config.TCPAddr or over KCP
+	KindPeer   Kind = 1 // accepted on Config.MeshAddr, or dialed by [Server.DialPeer]
+)
+
+// String returns "client", "peer", or "kind(N)" for another value.
+func (k Kind) String() string {
+	switch k {
+	case KindClient:
+		return "client"
+	case KindPeer:
+		return "peer"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
 // Defaults applied by [Listen] to zero fields of a [Config].
 const (
 	DefaultMaxConns            = 100_000
@@ -35,17 +58,38 @@ const (
 	DefaultIdleTimeout         = 15 * time.Second
 	DefaultKCPInterval         = 10 * time.Millisecond
 	DefaultKCPHandshakeTimeout = 5 * time.Second
+	DefaultPeerMaxOutbound     = 64 << 20
+	DefaultPeerMaxPayload      = 1 << 20
+	DefaultPeerIdleTimeout     = 3 * time.Second
 )
+
+// DefaultPeerWire returns the frame codec configuration of peer
+// connections by default: payloads up to DefaultPeerMaxPayload (1 MiB;
+// larger state transfers are chunked by the cluster) and no compression
+// (the cluster compresses batches, across slow links only).
+func DefaultPeerWire() wire.Config {
+	return wire.Config{MaxPayload: DefaultPeerMaxPayload}
+}
 
 // Config configures a [Server]. Build it from [DefaultConfig]; Listen
 // replaces zero fields (other than the addresses and Wire) with the
 // defaults.
+//
+// The fields without a Peer prefix apply to clients ([KindClient]); peer
+// connections ([KindPeer]) have their own limits instead.
 type Config struct {
 	// TCPAddr is the TCP address to listen on ("host:port"); "" disables
 	// TCP. Port 0 picks a free port: see [Server.TCPAddr].
 	TCPAddr string
 	// KCPAddr is the UDP address KCP listens on; "" disables KCP.
 	KCPAddr string
+	// MeshAddr is the TCP address on which other nodes of the cluster
+	// connect ("host:port"); "" means no mesh listener (DialPeer still
+	// works while the TCP engine runs). It is served by the same gnet
+	// engine as TCPAddr: every connection accepted on it is a [KindPeer]
+	// Conn. It must not be TCPAddr's address (both may ask for port 0).
+	// Port 0 picks a free port: see [Server.MeshAddr].
+	MeshAddr string
 
 	// Wire is the frame codec configuration of every connection: the
 	// largest payload accepted from clients and the compression threshold
@@ -92,12 +136,32 @@ type Config struct {
 	// one holds. Default 5s.
 	KCPHandshakeTimeout time.Duration
 
+	// PeerWire is the frame codec configuration of peer connections: the
+	// largest payload accepted from a peer and the compression threshold
+	// of frames encoded by [Conn.Send] to one. A zero MaxPayload means
+	// DefaultPeerMaxPayload (1 MiB); the default, [DefaultPeerWire], does
+	// not compress.
+	PeerWire wire.Config
+
+	// PeerMaxOutbound is MaxOutbound for peer connections: a peer that
+	// lets more than this many bytes queue up is closed as a slow consumer
+	// ([ErrSlowConsumer], after a Bye push StatusSlowConsumer), as a
+	// client is at MaxOutbound; the cluster then redials it. It should be
+	// well above HeaderSize+PeerWire.MaxPayload. Default 64 MiB.
+	PeerMaxOutbound int
+
+	// PeerIdleTimeout closes a peer connection from which no byte arrived
+	// for this long with [ErrPeerSilent] (the cluster pings every second
+	// on each link); IdleTimeout does not apply to peers. Default 3s.
+	PeerIdleTimeout time.Duration
+
 	// Logger receives netio's and gnet's logs. Default slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns a Config with the defaults and wire.DefaultConfig,
-// and no address: set TCPAddr and/or KCPAddr.
+// DefaultConfig returns a Config with the defaults, wire.DefaultConfig for
+// clients and DefaultPeerWire for peers, and no address: set TCPAddr,
+// KCPAddr and/or MeshAddr.
 func DefaultConfig() Config {
 	return Config{
 		Wire:                wire.DefaultConfig(),
@@ -106,6 +170,9 @@ func DefaultConfig() Config {
 		IdleTimeout:         DefaultIdleTimeout,
 		KCPInterval:         DefaultKCPInterval,
 		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
+		PeerWire:            DefaultPeerWire(),
+		PeerMaxOutbound:     DefaultPeerMaxOutbound,
+		PeerIdleTimeout:     DefaultPeerIdleTimeout,
 		Logger:              slog.Default(),
 	}
 }
@@ -126,6 +193,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KCPHandshakeTimeout <= 0 {
 		c.KCPHandshakeTimeout = DefaultKCPHandshakeTimeout
+	}
+	if c.PeerWire.MaxPayload == 0 {
+		c.PeerWire.MaxPayload = DefaultPeerMaxPayload
+	}
+	if c.PeerMaxOutbound <= 0 {
+		c.PeerMaxOutbound = DefaultPeerMaxOutbound
+	}
+	if c.PeerIdleTimeout <= 0 {
+		c.PeerIdleTimeout = DefaultPeerIdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coveyhq/covey/wire"
 )
@@ -18,14 +19,18 @@ const keepCap = 16 << 10
 // nextConnID numbers connections across every Server of the process.
 var nextConnID atomic.Uint64
 
-// Conn is one client connection, over TCP or KCP: the same type for both,
-// with a small transport-specific part underneath (connIO).
+// Conn is one connection, of a client over TCP or KCP or of a peer (another
+// node of the cluster) over TCP: the same type for all, with a Kind, the
+// limits of its Kind, and a small transport-specific part underneath
+// (connIO).
 //
 // Its methods may be called from any goroutine, including from Handler
 // callbacks, and none of them blocks on the network.
 type Conn struct {
 	id        uint64
 	transport Transport
+	kind      Kind
+	lim       *connLimits // of kind: srv.lim[kind]
 	remote    net.Addr
 	srv       *Server
 	io        connIO
@@ -82,8 +87,17 @@ type connIO interface {
 	kill()
 }
 
-func newConn(s *Server, t Transport, remote net.Addr) *Conn {
-	return &Conn{id: nextConnID.Add(1), transport: t, remote: remote, srv: s}
+// connLimits are the limits of the connections of one Kind (from Config:
+// the client fields, or the Peer ones). Read-only after Listen.
+type connLimits struct {
+	maxOutbound int           // MaxOutbound or PeerMaxOutbound
+	wire        wire.Config   // Wire or PeerWire
+	idle        time.Duration // IdleTimeout or PeerIdleTimeout
+	idleErr     error         // ErrIdle or ErrPeerSilent
+}
+
+func newConn(s *Server, t Transport, k Kind, remote net.Addr) *Conn {
+	return &Conn{id: nextConnID.Add(1), transport: t, kind: k, lim: &s.lim[k], remote: remote, srv: s}
 }
 
 // ID returns the connection's identifier, unique among the connections of
@@ -93,6 +107,10 @@ func (c *Conn) ID() uint64 { return c.id }
 // Transport returns the front end the connection came through. Any
 // goroutine.
 func (c *Conn) Transport() Transport { return c.transport }
+
+// Kind returns what is at the other end: a client, or a peer node. It is
+// set before OnOpen and never changes. Any goroutine.
+func (c *Conn) Kind() Kind { return c.kind }
 
 // RemoteAddr returns the peer's address (a *net.TCPAddr or *net.UDPAddr).
 // Any goroutine; the caller must not modify it.
@@ -124,8 +142,9 @@ func (c *Conn) Closed() bool { return c.closing.Load() }
 // scheduled yet, wakes the connection's I/O owner. Frames are written in
 // the order Deliver and Send were called (per calling goroutine, and in
 // lock order across goroutines). If the connection is closing the frame is
-// dropped; if it would take the connection past Config.MaxOutbound, the
-// frame is dropped and the connection closed with ErrSlowConsumer.
+// dropped; if it would take the connection past Config.MaxOutbound
+// (Config.PeerMaxOutbound for a peer), the frame is dropped and the
+// connection closed with ErrSlowConsumer.
 func (c *Conn) Deliver(frame []byte) {
 	if len(frame) == 0 {
 		return
@@ -139,13 +158,14 @@ func (c *Conn) Deliver(frame []byte) {
 		c.slowConsumerLocked(len(frame)) // unlocks
 		return
 	}
-	c.pending = grow(c.pending, len(frame), c.srv.cfg.MaxOutbound)
+	c.pending = grow(c.pending, len(frame), c.lim.maxOutbound)
 	c.pending = append(c.pending, frame...)
 	c.enqueuedLocked() // unlocks
 }
 
 // Send encodes a frame with header h (its Length is ignored) and payload,
-// compressing the payload per Config.Wire, straight into the connection's
+// compressing the payload per Config.Wire (Config.PeerWire for a peer),
+// straight into the connection's
 // pending buffer. Same contract as Deliver: any goroutine, never blocks,
 // payload may be reused when Send returns. Compression, when it applies,
 // runs under the connection's mutex. The budget check counts the payload
@@ -154,7 +174,8 @@ func (c *Conn) Send(h wire.Header, payload []byte) {
 	size := wire.HeaderSize + len(payload)
 	// Config.AppendFrame compresses in place: reserve its worst case so
 	// that it does not grow pending past our bound.
-	reserve := c.srv.cfg.Wire.FrameReserve(len(payload))
+	wcfg := &c.lim.wire
+	reserve := wcfg.FrameReserve(len(payload))
 	c.mu.Lock()
 	if c.closing.Load() {
 		c.mu.Unlock()
@@ -164,8 +185,8 @@ func (c *Conn) Send(h wire.Header, payload []byte) {
 		c.slowConsumerLocked(size) // unlocks
 		return
 	}
-	c.pending = grow(c.pending, reserve, c.srv.cfg.MaxOutbound+reserve-size)
-	c.pending = c.srv.cfg.Wire.AppendFrame(c.pending, h, payload)
+	c.pending = grow(c.pending, reserve, c.lim.maxOutbound+reserve-size)
+	c.pending = wcfg.AppendFrame(c.pending, h, payload)
 	c.enqueuedLocked() // unlocks
 }
 
@@ -183,7 +204,7 @@ func (c *Conn) Close(status wire.Status, reason string) {
 // fitsLocked reports whether n more bytes stay within the budget.
 // c.mu must be held.
 func (c *Conn) fitsLocked(n int) bool {
-	return len(c.pending)+c.inflight+n <= c.srv.cfg.MaxOutbound
+	return len(c.pending)+c.inflight+n <= c.lim.maxOutbound
 }
 
 // enqueuedLocked records the high-water mark and schedules a flush after
@@ -216,8 +237,8 @@ func (c *Conn) slowConsumerLocked(n int) {
 		c.io.wake()
 	}
 	c.srv.log.Warn("netio: closing slow consumer",
-		"conn", c.id, "transport", c.transport.String(), "remote", addrString(c.remote),
-		"queued", queued, "frame", n, "max", c.srv.cfg.MaxOutbound)
+		"conn", c.id, "transport", c.transport.String(), "kind", c.kind.String(), "remote", addrString(c.remote),
+		"queued", queued, "frame", n, "max", c.lim.maxOutbound)
 }
 
 // closeWith starts closing the connection with err (a no-op if it is
@@ -313,7 +334,7 @@ func (c *Conn) finish(cause error, opened bool) {
 	c.mu.Unlock()
 	if opened {
 		c.srv.h.OnClose(c, err)
-		c.srv.count.Add(-1)
+		c.srv.count[c.kind].Add(-1)
 	}
 }
 
@@ -324,13 +345,20 @@ func (c *Conn) release() {
 	c.mu.Unlock()
 }
 
-// queued returns the bytes queued to c now (pending plus inflight). For
-// tests.
-func (c *Conn) queued() int {
+// Pending returns the bytes queued to the connection and not yet sent, as
+// far as netio knows: what is pending in netio plus what the transport
+// still held at its last flush (see the package doc, Outbound). This is
+// what Config.MaxOutbound (PeerMaxOutbound) bounds; for metrics, such as
+// the backlog of each mesh link. Any goroutine; it takes the connection's
+// mutex for a moment.
+func (c *Conn) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending) + c.inflight
 }
+
+// queued is Pending. For tests.
+func (c *Conn) queued() int { return c.Pending() }
 
 // queuedHighWater returns the largest number of bytes queued to c (pending
 // plus inflight) seen after a frame was accepted. For tests.

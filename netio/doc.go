@@ -1,6 +1,7 @@
 // Package netio is Covey's network front end: it accepts game clients over
 // TCP (a gnet v2 engine) and over KCP (its own engine on one UDP socket,
-// speaking kcp-go v5's segments), splits their byte
+// speaking kcp-go v5's segments), and the cluster's links to other nodes
+// over TCP on the same gnet engine, splits their byte
 // streams into [wire] frames, and hands every connection to the server as
 // one [Conn] type, so nothing above netio knows which transport a player is
 // on.
@@ -14,6 +15,20 @@
 // the connection's gnet event loop; on KCP on the KCP engine's reader
 // goroutine, except OnClose, which may run on its writer goroutine (under
 // the session's mutex). Handlers must not block.
+//
+// # Peers
+//
+// The cluster's links to other nodes are Conns of [KindPeer] (clients are
+// [KindClient]) on the same gnet engine, with the same buffers, flusher,
+// splitter and Handler. The engine serves Config.MeshAddr next to TCPAddr
+// (or alone): what it accepts there is a peer. [Server.DialPeer] dials
+// another node's MeshAddr and registers the link on the engine, with its
+// State set before OnOpen. Peers have their own limits (PeerWire: 1 MiB
+// frames, no compression; PeerMaxOutbound: 64 MiB, then ErrSlowConsumer;
+// PeerIdleTimeout: 3s of silence, then ErrPeerSilent), take no MaxConns
+// place (only the open-file bound applies) and are counted by
+// [Server.Peers], not Conns. Their frames mean nothing to netio. KCP is
+// for clients only.
 //
 // # Outbound
 //
@@ -58,21 +73,20 @@
 // # Closing
 //
 // A connection closes when the peer goes away, when it is idle for
-// Config.IdleTimeout (on KCP also when its handshake times out: see
-// Limits), when it sends a bad or oversized frame (Bye
-// StatusBadRequest or StatusTooLarge), when it is a slow consumer (Bye
+// Config.IdleTimeout (PeerIdleTimeout for a peer link; on KCP also when its
+// handshake times out: see Limits), when it sends a bad or oversized frame
+// (Bye StatusBadRequest or StatusTooLarge), when it is a slow consumer (Bye
 // StatusSlowConsumer), on [Conn.Close], or on [Server.Shutdown] (Bye
 // StatusShuttingDown). When netio closes it, the last batch (what was
-// queued, then the Bye) is written only after Handler.OnClose has
-// returned, so a client that received its Bye can count on the server
-// being done with that connection. On KCP, which has no close handshake,
-// the session then stays until its last segments are acknowledged (at
-// most min(IdleTimeout, 2s); 250ms for a slow consumer), so that they are
-// retransmitted if lost.
+// queued, then the Bye) is written only after Handler.OnClose has returned,
+// so a client that received its Bye can count on the server being done with
+// that connection. On KCP, which has no close handshake, the session then
+// stays until its last segments are acknowledged (at most min(IdleTimeout,
+// 2s); 250ms for a slow consumer), so that they are retransmitted if lost.
 //
 // # Limits
 //
-// The server holds at most Config.MaxConns connections, TCP and KCP
+// The server holds at most Config.MaxConns client connections, TCP and KCP
 // together (default 100,000), each counted from when its front end
 // registers it until it is removed after its last write (or its linger,
 // on KCP). TCP connections are also kept 1,280 below the open-file limit
@@ -99,16 +113,18 @@
 // The [Server] owns every goroutine netio starts and waits for them in
 // [Server.Shutdown]: the goroutine running the gnet engine (which owns its
 // event loops and ticker), and the KCP engine's reader and writer. Nothing
-// starts a goroutine per connection or per frame.
+// starts a goroutine per connection or per frame. DialPeer runs on its
+// caller's goroutine; gnet's Register hands the dialed socket to a
+// goroutine of gnet's own worker pool, which gives it to an event loop.
 //
 // # Locks
 //
-// Lock order: Server.mu (the connection registry) and Conn.mu (the
-// outbound buffer) are never held together, and neither is held across
-// I/O, a channel send or a Handler call. tcpFront.mu is read-locked
-// alone, around gnet Wake calls, so no Wake reaches an engine that has been
+// Lock order: Server.mu (the connection registry) and Conn.mu (the outbound
+// buffer) are never held together, and neither is held across I/O, a
+// channel send or a Handler call. tcpFront.mu is read-locked alone, around
+// gnet Execute and Register calls, so none reaches an engine that has been
 // told to stop. On KCP a session's mutex comes first: it is held while its
 // Handler calls run and while it is flushed, and the engine's session map,
-// dirty list and active list, Conn.mu and Server.mu may be taken under
-// it, never the other way round.
+// dirty list and active list, Conn.mu and Server.mu may be taken under it,
+// never the other way round.
 package netio

@@ -9,9 +9,13 @@ var (
 	// ErrIdle: no byte was received for Config.IdleTimeout.
 	ErrIdle = errors.New("netio: idle timeout")
 
+	// ErrPeerSilent: no byte was received on a peer connection for
+	// Config.PeerIdleTimeout: the mesh link is presumed dead.
+	ErrPeerSilent = errors.New("netio: peer link silent")
+
 	// ErrSlowConsumer: the connection's outbound queue exceeded
-	// Config.MaxOutbound (or, on KCP, a write did not complete within
-	// Config.IdleTimeout).
+	// Config.MaxOutbound, or Config.PeerMaxOutbound for a peer (or, on
+	// KCP, a write did not complete within Config.IdleTimeout).
 	ErrSlowConsumer = errors.New("netio: slow consumer")
 
 	// ErrPeerClosed: the peer closed the connection or the socket failed.
@@ -31,6 +35,14 @@ var (
 	// ErrClosedByServer: [Conn.Close] was called. The error passed to
 	// OnClose also matches the wire.Status given to Close.
 	ErrClosedByServer = errors.New("netio: closed by server")
+)
+
+// Reasons DialPeer fails, besides the dial's own errors, ctx.Err() and
+// ErrServerClosed.
+var (
+	errNoEngine      = errors.New("netio: no TCP engine to dial peers on: set TCPAddr or MeshAddr")
+	errPeerRefused   = errors.New("netio: peer connection refused: open-file limit reached")
+	errNotRegistered = errors.New("netio: peer connection not registered by gnet")
 )
 
 // ListenError is a front end that could not open its listener: Listen

@@ -366,7 +366,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	}
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
 	zoneName(ua)
-	c := newConn(s, KCP, ua)
+	c := newConn(s, KCP, KindClient, ua)
 	k := &kcpConn{c: c, f: f, key: key, addr: ua, born: s.now(), dec: wire.NewDecoder(s.cfg.Wire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)

@@ -15,19 +15,23 @@ import (
 // Handler receives the connections of a Server. It is implemented by the
 // server package.
 //
-// Calls for one connection never overlap and come in order: OnOpen, then
-// OnFrame for each inbound frame, then OnClose exactly once. Calls for
-// different connections run concurrently. No method may block: on TCP they
-// run on a gnet event loop shared by many connections, on KCP on one of
+// Clients and peers (other nodes, see Conn.Kind) come through the same
+// Handler, which routes by Kind. Calls for one connection never overlap
+// and come in order: OnOpen, then OnFrame for each inbound frame, then
+// OnClose exactly once. Calls for different connections run
+// concurrently. No method may block: on TCP they run on a gnet event
+// loop shared by many connections (clients and peers), on KCP on one of
 // the two goroutines of the KCP engine, shared by every KCP connection
 // (OnOpen and OnFrame on its reader; OnClose on the reader or the writer,
 // or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
-	// OnOpen is called when a connection is established (TCP: accepted;
-	// KCP: its first complete frame arrived, which OnFrame gets next).
-	// Connections refused over Config.MaxConns, and KCP sessions closed
-	// before a complete frame, never get here. c may be used (Deliver,
-	// Send, Close, SetState) from any goroutine from now on.
+	// OnOpen is called when a connection is established (TCP: accepted,
+	// or dialed by Server.DialPeer; KCP: its first complete frame arrived,
+	// which OnFrame gets next). c.Kind() is set, and for a dialed peer
+	// c.State() returns the state given to DialPeer. Connections refused
+	// over Config.MaxConns (or the open-file bound), and KCP sessions
+	// closed before a complete frame, never get here. c may be used
+	// (Deliver, Send, Close, SetState) from any goroutine from now on.
 	OnOpen(c *Conn)
 
 	// OnFrame is called for each complete frame the peer sent, on the
@@ -39,8 +43,8 @@ type Handler interface {
 	OnFrame(c *Conn, f wire.Frame)
 
 	// OnClose is called once the connection is closing for good; err says
-	// why (ErrIdle, ErrSlowConsumer, ErrPeerClosed, ErrTooLarge,
-	// ErrBadFrame, ErrServerClosed, or an error matching
+	// why (ErrIdle, ErrPeerSilent, ErrSlowConsumer, ErrPeerClosed,
+	// ErrTooLarge, ErrBadFrame, ErrServerClosed, or an error matching
 	// ErrClosedByServer and the status given to Conn.Close). Frames
 	// delivered to c from now on are dropped. When netio closes the
 	// connection, OnClose returns before the last frames (the Bye) are
@@ -57,14 +61,16 @@ type Server struct {
 	epoch time.Time
 	tick  time.Duration // idle sweep period (TCP)
 
-	tcp *tcpFront // nil if TCP is disabled
+	lim [2]connLimits // by Kind: from cfg
+
+	tcp *tcpFront // the gnet engine (clients and mesh); nil if neither TCPAddr nor MeshAddr is set
 	kcp *kcpFront // nil if KCP is disabled
 
 	// wg counts every goroutine netio starts: the gnet engine and the KCP
 	// engine's reader and writer.
 	wg sync.WaitGroup
 
-	count atomic.Int64 // connections between OnOpen and the end of OnClose
+	count [2]atomic.Int64 // by Kind: connections between OnOpen and the end of OnClose
 
 	// held counts the connections from admit to remove, what
 	// Config.MaxConns bounds: a front end takes a place before it
@@ -72,30 +78,41 @@ type Server struct {
 	held       atomic.Int64
 	heldTCP    atomic.Int64     // the TCP part of held, bounded by tcpLimit
 	kcpPending atomic.Int64     // KCP sessions before their first frame, bounded by kcpPendingLimit
-	tcpLimit   int64            // the open-file limit less fdReserve: see admit
+	tcpLimit   int64            // min(MaxConns, the open-file limit less fdReserve): see admit
 	refused    [3]atomic.Uint64 // by Transport: refused by admit, for Stats
 	refusedLog atomic.Int64     // s.now() of the last "limit reached" warning
+
+	// heldPeers counts the peer connections from admitPeer to remove,
+	// apart from held: peers do not take the places of clients. Only the
+	// open-file limit, fdLimit, bounds them, with heldTCP.
+	heldPeers    atomic.Int64
+	fdLimit      int64 // the open-file limit less fdReserve (no bound if unknown)
+	refusedPeers atomic.Uint64
 
 	bytesIn, bytesOut atomic.Uint64 // for Stats
 
 	mu       sync.Mutex
-	conns    map[uint64]*Conn
-	closing  bool          // Shutdown started: refuse new connections
-	drained  chan struct{} // closed when closing and conns is empty
-	drainedD bool          // drained is closed
+	conns    map[uint64]*Conn // every kind
+	peers    map[uint64]*Conn // the KindPeer part of conns, for the peer idle sweep
+	closing  bool             // Shutdown started: refuse new connections
+	drained  chan struct{}    // closed when closing and conns is empty
+	drainedD bool             // drained is closed
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when every goroutine has returned
 }
 
 // Listen starts the front ends enabled in cfg (at least one address must
-// be set) and returns once they accept connections. Zero fields of cfg
-// take their defaults. h receives every connection. Listen blocks only
-// while the front ends start.
+// be set: TCPAddr, KCPAddr or MeshAddr) and returns once they accept
+// connections. Zero fields of cfg take their defaults. h receives every
+// connection. Listen blocks only while the front ends start.
 func Listen(cfg Config, h Handler) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if cfg.TCPAddr == "" && cfg.KCPAddr == "" {
+	if cfg.TCPAddr == "" && cfg.KCPAddr == "" && cfg.MeshAddr == "" {
 		return nil, errors.New("netio: no address to listen on")
+	}
+	if cfg.MeshAddr != "" && cfg.MeshAddr == cfg.TCPAddr && !portZero(cfg.MeshAddr) {
+		return nil, errors.New("netio: MeshAddr and TCPAddr are the same address")
 	}
 	if h == nil {
 		return nil, errors.New("netio: nil Handler")
@@ -107,10 +124,13 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		epoch:   time.Now(),
 		tick:    min(max(cfg.IdleTimeout/4, 10*time.Millisecond), time.Second),
 		conns:   make(map[uint64]*Conn),
+		peers:   make(map[uint64]*Conn),
 		drained: make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	if cfg.TCPAddr != "" {
+	s.lim[KindClient] = connLimits{maxOutbound: cfg.MaxOutbound, wire: cfg.Wire, idle: cfg.IdleTimeout, idleErr: ErrIdle}
+	s.lim[KindPeer] = connLimits{maxOutbound: cfg.PeerMaxOutbound, wire: cfg.PeerWire, idle: cfg.PeerIdleTimeout, idleErr: ErrPeerSilent}
+	if cfg.TCPAddr != "" || cfg.MeshAddr != "" {
 		if err := s.startTCP(); err != nil {
 			return nil, err
 		}
@@ -130,10 +150,19 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 // TCPAddr returns the address the TCP front end is bound to (with port 0
 // resolved), or nil if TCP is disabled. Any goroutine.
 func (s *Server) TCPAddr() net.Addr {
-	if s.tcp == nil {
+	if s.tcp == nil || s.tcp.client.addr == nil {
 		return nil
 	}
-	return s.tcp.addr
+	return s.tcp.client.addr
+}
+
+// MeshAddr returns the TCP address the mesh listener is bound to (with
+// port 0 resolved), or nil if Config.MeshAddr is "". Any goroutine.
+func (s *Server) MeshAddr() net.Addr {
+	if s.tcp == nil || s.tcp.mesh.addr == nil {
+		return nil
+	}
+	return s.tcp.mesh.addr
 }
 
 // KCPAddr returns the UDP address the KCP front end is bound to, or nil if
@@ -145,9 +174,14 @@ func (s *Server) KCPAddr() net.Addr {
 	return s.kcp.addr()
 }
 
-// Conns returns the number of open connections: those whose OnOpen has
-// been called and whose OnClose has not returned yet. Any goroutine.
-func (s *Server) Conns() int { return int(s.count.Load()) }
+// Conns returns the number of open client connections: those whose
+// OnOpen has been called and whose OnClose has not returned yet. Peer
+// connections are not counted (see Peers). Any goroutine.
+func (s *Server) Conns() int { return int(s.count[KindClient].Load()) }
+
+// Peers returns the number of open peer connections (mesh links, accepted
+// or dialed), counted as Conns counts clients. Any goroutine.
+func (s *Server) Peers() int { return int(s.count[KindPeer].Load()) }
 
 // Stats counts what the front ends moved and refused.
 type Stats struct {
@@ -160,6 +194,11 @@ type Stats struct {
 	// segments dropped (a client's retransmissions of its first segment
 	// count again).
 	RefusedTCP, RefusedKCP uint64
+
+	// RefusedPeers counts the peer connections refused because the TCP
+	// connections would have reached the open-file limit (MaxConns does
+	// not apply to peers), accepted or dialed.
+	RefusedPeers uint64
 }
 
 // Stats returns the counters since Listen. Any goroutine; atomic reads.
@@ -169,10 +208,13 @@ func (s *Server) Stats() Stats {
 		BytesOut:   s.bytesOut.Load(),
 		RefusedTCP: s.refused[TCP].Load(),
 		RefusedKCP: s.refused[KCP].Load(),
+
+		RefusedPeers: s.refusedPeers.Load(),
 	}
 }
 
-// Shutdown stops accepting connections, sends every open connection a Bye
+// Shutdown stops accepting connections (and DialPeer fails from now on
+// with ErrServerClosed), sends every open connection, peers too, a Bye
 // push (wire.StatusShuttingDown with reason) after what is queued to it,
 // waits until every connection is closed (OnClose returned, last batch
 // written, socket closed), then stops the front ends and waits for every
@@ -292,6 +334,35 @@ func (s *Server) admit(t Transport) bool {
 // place from established players and TCP.
 func (s *Server) kcpPendingLimit() int64 { return max(int64(s.cfg.MaxConns)/10, 1) }
 
+// admitPeer takes a place for a new peer connection (always TCP) before
+// anything is allocated for it. Peers are not bounded by MaxConns, nor do
+// they take the places of clients; only the open-file limit bounds them,
+// together with the TCP clients, for the reason given at admit (a flood
+// of connections to the mesh address must not stop the engine). It
+// reports false, and counts a refusal, over that limit. The place is
+// given back by remove, or by register if that fails. Any goroutine;
+// lock-free.
+func (s *Server) admitPeer() bool {
+	if s.heldPeers.Add(1)+s.heldTCP.Load() > s.fdLimit {
+		s.heldPeers.Add(-1)
+		s.refusedPeers.Add(1)
+		if s.refusedLogDue() {
+			s.log.Warn("netio: open-file limit reached: refusing peer connections",
+				"max_tcp_conns", s.fdLimit, "refused_peers", s.refusedPeers.Load())
+		}
+		return false
+	}
+	return true
+}
+
+// admitKind is admit(TCP) for a client, admitPeer for a peer.
+func (s *Server) admitKind(k Kind) bool {
+	if k == KindPeer {
+		return s.admitPeer()
+	}
+	return s.admit(TCP)
+}
+
 // release gives back the place admit took for a connection on t.
 func (s *Server) release(t Transport) {
 	s.held.Add(-1)
@@ -300,17 +371,21 @@ func (s *Server) release(t Transport) {
 	}
 }
 
+// releaseConn gives back the place admit or admitPeer took for c.
+func (s *Server) releaseConn(c *Conn) {
+	if c.kind == KindPeer {
+		s.heldPeers.Add(-1)
+		return
+	}
+	s.release(c.transport)
+}
+
 // refuse counts a connection refused by admit (or a KCP session refused
 // over the handshake budget) and logs a warning naming the limit, at most
 // once per refusedLogEvery.
 func (s *Server) refuse(t Transport, limit string) {
 	s.refused[t].Add(1)
-	now := s.now()
-	last := s.refusedLog.Load()
-	if last != 0 && now-last < int64(refusedLogEvery) {
-		return
-	}
-	if s.refusedLog.CompareAndSwap(last, now) {
+	if s.refusedLogDue() {
 		s.log.Warn("netio: connection limit reached: refusing new connections",
 			"limit", limit, "transport", t.String(), "max_conns", s.cfg.MaxConns, "max_tcp_conns", s.tcpLimit,
 			"max_kcp_handshakes", s.kcpPendingLimit(),
@@ -318,22 +393,37 @@ func (s *Server) refuse(t Transport, limit string) {
 	}
 }
 
-// register adds a new connection, for which admit took a place, unless
-// the server is shutting down (then it gives the place back).
+// refusedLogDue reports whether a refusal warning may be logged now: at
+// most one per refusedLogEvery, whatever was refused.
+func (s *Server) refusedLogDue() bool {
+	now := s.now()
+	last := s.refusedLog.Load()
+	if last != 0 && now-last < int64(refusedLogEvery) {
+		return false
+	}
+	return s.refusedLog.CompareAndSwap(last, now)
+}
+
+// register adds a new connection, for which admit (admitPeer) took a
+// place, unless the server is shutting down (then it gives the place
+// back).
 func (s *Server) register(c *Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		s.release(c.transport)
+		s.releaseConn(c)
 		return false
 	}
 	s.conns[c.id] = c
+	if c.kind == KindPeer {
+		s.peers[c.id] = c
+	}
 	return true
 }
 
 // open calls Handler.OnOpen for a registered connection.
 func (s *Server) open(c *Conn) {
-	s.count.Add(1)
+	s.count[c.kind].Add(1)
 	s.h.OnOpen(c)
 }
 
@@ -342,9 +432,10 @@ func (s *Server) remove(c *Conn) {
 	c.release()
 	s.mu.Lock()
 	delete(s.conns, c.id)
+	delete(s.peers, c.id)
 	s.checkDrainedLocked()
 	s.mu.Unlock()
-	s.release(c.transport)
+	s.releaseConn(c)
 }
 
 // checkDrainedLocked closes s.drained once shutting down with no

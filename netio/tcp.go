@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,17 +23,31 @@ import (
 // tcpKeepAlive is the TCP keep-alive period of accepted connections.
 const tcpKeepAlive = 30 * time.Second
 
-// tcpFront is the gnet engine's event handler. gnet calls OnBoot and the
-// engine's lifecycle on the goroutine running gnet.Run, OnOpen, OnTraffic
-// and OnClose on the connection's event loop, and OnTick on the engine's
+// meshBacklog is the mesh listener's accept backlog (see tcpBacklog): a
+// node has a few peers, and the reserve of fdReserve beyond tcpBacklog
+// covers it.
+const meshBacklog = 64
+
+// tcpFront is the gnet engine's event handler. One engine serves the
+// client address and the mesh address (gnet.Rotate) and the peer
+// connections DialPeer registers. gnet calls OnBoot and the engine's
+// lifecycle on the goroutine running gnet.Rotate, OnOpen, OnTraffic and
+// OnClose on the connection's event loop, and OnTick on the engine's
 // ticker goroutine.
 type tcpFront struct {
 	gnet.BuiltinEventEngine
 	s *Server
 
-	eng     gnet.Engine // set in OnBoot
-	addr    net.Addr    // set in OnBoot
-	bootErr error       // set in OnBoot
+	eng          gnet.Engine // set in OnBoot
+	client, mesh tcpListener // their addr is set in OnBoot
+	bootErr      error       // set in OnBoot
+
+	// tick is OnTick's period: Server.tick, or a divisor of it short
+	// enough for PeerIdleTimeout; clients are swept every clientEvery
+	// ticks, so at Server.tick as on KCP, and peers at every tick.
+	tick        time.Duration
+	clientEvery int
+	ticks       int // OnTick's count
 
 	ready     chan struct{} // closed by the first OnTick: the loops run
 	readyOnce sync.Once
@@ -97,6 +113,14 @@ func (lf *loopFlusher) Run(context.Context) error {
 	return nil
 }
 
+// tcpListener is one of the engine's listening addresses.
+type tcpListener struct {
+	// gnetAddr is the address as gnet holds it (what Engine.DupListener
+	// matches), "" if it is not configured.
+	gnetAddr string
+	addr     net.Addr // bound, port 0 resolved; set in OnBoot
+}
+
 // tcpConn is the TCP part of a Conn. Its fields other than c, gc and f
 // belong to the connection's event loop.
 type tcpConn struct {
@@ -115,13 +139,36 @@ type tcpConn struct {
 func (s *Server) startTCP() error {
 	// Go raises the soft limit to the hard one at start-up; past it,
 	// accept fails with EMFILE and gnet stops the whole engine, so admit
-	// keeps TCP connections below it.
+	// (admitPeer) keeps TCP connections below it.
 	s.tcpLimit = int64(s.cfg.MaxConns)
-	if nofile, ok := openFileLimit(); ok && nofile < uint64(s.cfg.MaxConns)+fdReserve {
-		s.tcpLimit = max(int64(nofile)-fdReserve, 1)
-		s.log.Info("netio: TCP connections bounded by the open-file limit", "max_tcp_conns", s.tcpLimit, "nofile", nofile)
+	s.fdLimit = math.MaxInt64
+	if nofile, ok := openFileLimit(); ok {
+		s.fdLimit = max(int64(nofile)-fdReserve, 1)
+		if nofile < uint64(s.cfg.MaxConns)+fdReserve {
+			s.tcpLimit = s.fdLimit
+			s.log.Info("netio: TCP connections bounded by the open-file limit", "max_tcp_conns", s.tcpLimit, "nofile", nofile)
+		}
 	}
 	f := &tcpFront{s: s, ready: make(chan struct{}), runDone: make(chan struct{})}
+	peerTick := min(max(s.cfg.PeerIdleTimeout/4, 10*time.Millisecond), time.Second)
+	f.clientEvery = int((s.tick + peerTick - 1) / peerTick)
+	f.tick = s.tick / time.Duration(f.clientEvery)
+	var addrs []string
+	if s.cfg.TCPAddr != "" {
+		f.client.gnetAddr = gnetAddr(s.cfg.TCPAddr)
+		addrs = append(addrs, "tcp://"+s.cfg.TCPAddr)
+	}
+	if mesh := s.cfg.MeshAddr; mesh != "" {
+		if gnetAddr(mesh) == f.client.gnetAddr && portZero(mesh) {
+			// Both on port 0 of one host: Engine.DupListener finds a
+			// listener by its address as configured, so the mesh one is
+			// spelled differently ("00"), which binds the same way.
+			host, _, _ := net.SplitHostPort(mesh)
+			mesh = net.JoinHostPort(host, "00")
+		}
+		f.mesh.gnetAddr = gnetAddr(mesh)
+		addrs = append(addrs, "tcp://"+mesh)
+	}
 	s.tcp = f
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -136,7 +183,7 @@ func (s *Server) startTCP() error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		f.runErr = gnet.Run(f, "tcp://"+s.cfg.TCPAddr, opts...)
+		f.runErr = gnet.Rotate(f, addrs, opts...)
 		close(f.runDone)
 		f.mu.RLock()
 		stopped := f.stopped
@@ -168,12 +215,22 @@ func (s *Server) startTCP() error {
 		// gnet v2.9.7 with a keep-alive period reports a failed bind as
 		// "setsockopt: bad file descriptor" (initListener overwrites the
 		// error): ask the kernel again for the real reason.
-		if ln, perr := net.Listen("tcp", s.cfg.TCPAddr); perr != nil {
-			err = perr
-		} else {
-			ln.Close()
+		addr := s.cfg.TCPAddr
+		for _, a := range []string{s.cfg.TCPAddr, s.cfg.MeshAddr} {
+			if a == "" {
+				continue
+			}
+			if ln, perr := net.Listen("tcp", a); perr != nil {
+				addr, err = a, perr
+				break
+			} else {
+				ln.Close()
+			}
 		}
-		return &ListenError{Transport: TCP, Addr: s.cfg.TCPAddr, Err: err}
+		if addr == "" {
+			addr = s.cfg.MeshAddr
+		}
+		return &ListenError{Transport: TCP, Addr: addr, Err: err}
 	}
 }
 
@@ -195,42 +252,100 @@ func (f *tcpFront) stop() {
 	_ = f.eng.Stop(ctx)
 }
 
-// OnBoot records the engine and the listener's bound address, and sets
-// the listener's backlog to tcpBacklog (see fdReserve).
+// OnBoot records the engine and the listeners' bound addresses, and sets
+// the client listener's backlog to tcpBacklog (see fdReserve), the mesh
+// listener's to meshBacklog.
 func (f *tcpFront) OnBoot(eng gnet.Engine) gnet.Action {
 	f.eng = eng
-	// listen on a listening socket only changes its backlog; the
-	// duplicate shares the socket.
-	fd, err := eng.Dup()
-	if err == nil {
-		err = syscall.Listen(fd, tcpBacklog)
-		syscall.Close(fd)
+	for _, l := range []struct {
+		ln      *tcpListener
+		backlog int
+	}{{&f.client, tcpBacklog}, {&f.mesh, meshBacklog}} {
+		if l.ln.gnetAddr == "" {
+			continue
+		}
+		addr, err := f.bootListener(l.ln.gnetAddr, l.backlog)
+		if err != nil {
+			f.bootErr = err
+			return gnet.Shutdown
+		}
+		l.ln.addr = addr
 	}
-	if err != nil {
-		f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "err", err)
-	}
-	addr, err := listenerAddr(eng)
-	if err != nil {
-		f.bootErr = err
-		return gnet.Shutdown
-	}
-	f.addr = addr
 	return gnet.None
 }
 
-// listenerAddr returns the local address of the engine's listener: gnet
-// does not expose it, so it asks the kernel (getsockname) through a
-// duplicate of the listener's descriptor (Engine.Dup).
-func listenerAddr(eng gnet.Engine) (net.Addr, error) {
-	fd, err := eng.Dup()
+// bootListener sets the backlog of the engine's listener on gnetAddr and
+// returns its bound address: gnet exposes neither, so it works on a
+// duplicate of the listener's descriptor (Engine.DupListener; Engine.Dup
+// refuses an engine with two listeners), which shares the socket.
+func (f *tcpFront) bootListener(gnetAddr string, backlog int) (net.Addr, error) {
+	fd, err := f.eng.DupListener("tcp", gnetAddr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dup listener %s: %w", gnetAddr, err)
 	}
 	defer syscall.Close(fd)
+	// listen on a listening socket only changes its backlog.
+	if err := syscall.Listen(fd, backlog); err != nil {
+		f.s.log.Warn("netio: tcp backlog left at somaxconn: the open-file reserve may not cover it", "addr", gnetAddr, "err", err)
+	}
 	sa, err := syscall.Getsockname(fd)
 	if err != nil {
 		return nil, err
 	}
+	a, err := sockaddrTCP(sa)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// gnetAddr returns a "host:port" address as gnet holds it once it has
+// parsed "tcp://"+addr (what Engine.DupListener compares), or "" if gnet
+// cannot parse it (then gnet.Rotate fails).
+func gnetAddr(addr string) string {
+	u, err := url.Parse("tcp://" + strings.ReplaceAll(addr, "%", "%25"))
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// portZero reports whether addr ("host:port") asks for any free port.
+func portZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+// kindOf tells, for a connection gnet accepted, which listener took it.
+// gnet gives an accepted connection the listener's address as configured
+// (port 0 unresolved) for LocalAddr, so with two listeners it asks the
+// kernel for the connection's local address (one getsockname per
+// accept) and compares it with the mesh listener's bound address. It
+// reports false if that fails. Event loop.
+func (f *tcpFront) kindOf(gc gnet.Conn) (Kind, bool) {
+	switch {
+	case f.mesh.addr == nil:
+		return KindClient, true
+	case f.client.addr == nil:
+		return KindPeer, true
+	}
+	sa, err := syscall.Getsockname(gc.Fd())
+	if err != nil {
+		return 0, false
+	}
+	local, err := sockaddrTCP(sa)
+	if err != nil {
+		return 0, false
+	}
+	mesh := f.mesh.addr.(*net.TCPAddr)
+	if local.Port == mesh.Port && (mesh.IP.IsUnspecified() || mesh.IP.Equal(local.IP)) {
+		return KindPeer, true
+	}
+	return KindClient, true
+}
+
+// sockaddrTCP converts a TCP socket address.
+func sockaddrTCP(sa syscall.Sockaddr) (*net.TCPAddr, error) {
 	switch sa := sa.(type) {
 	case *syscall.SockaddrInet4:
 		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}, nil
@@ -243,7 +358,7 @@ func listenerAddr(eng gnet.Engine) (net.Addr, error) {
 		}
 		return a, nil
 	}
-	return nil, fmt.Errorf("unexpected listener address %T", sa)
+	return nil, fmt.Errorf("unexpected socket address %T", sa)
 }
 
 // openFileLimit returns the process's open-file limit (the soft
@@ -261,24 +376,43 @@ var openFileLimit = func() (uint64, bool) {
 // Read-only.
 var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
 
-// OnOpen registers the connection and calls Handler.OnOpen. Frames the
-// Handler queues in OnOpen are written before it returns.
+// OnOpen registers the connection, with its Kind (from the listener that
+// accepted it, or KindPeer for one DialPeer registered), and calls
+// Handler.OnOpen. Frames the Handler queues in OnOpen are written before
+// it returns.
 //
-// When admit refuses it (Config.MaxConns, or the open-file bound), the
-// connection is refused before anything is allocated for it: one write of
-// fullBye (to a new socket: the kernel takes it whole; gnet would keep and
-// flush what it did not) and a close. The Handler never sees it.
+// When admit refuses a client (Config.MaxConns, or the open-file bound),
+// or admitPeer a peer (the open-file bound), the connection is refused
+// before anything is allocated for it: one write of fullBye (to a new
+// socket: the kernel takes it whole; gnet would keep and flush what it
+// did not) and a close. The Handler never sees it.
 func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := f.s
-	if !s.admit(TCP) {
+	kind := KindPeer
+	d, _ := gc.Context().(*peerDial) // set by DialPeer, through Engine.Register
+	if d == nil {
+		var ok bool
+		if kind, ok = f.kindOf(gc); !ok {
+			return nil, gnet.Close
+		}
+	} else if !d.claim() {
+		return nil, gnet.Close // DialPeer gave up waiting
+	}
+	if !s.admitKind(kind) {
+		d.fail(errPeerRefused)
 		_, _ = gc.Write(fullBye) // on failure gnet has closed it already
 		return nil, gnet.Close
 	}
-	c := newConn(s, TCP, cloneAddr(gc.RemoteAddr()))
+	c := newConn(s, TCP, kind, cloneAddr(gc.RemoteAddr()))
 	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop())}
 	c.io = t
 	if !s.register(c) {
+		d.fail(ErrServerClosed)
 		return nil, gnet.Close // shutting down; never shown to the Handler
+	}
+	if d != nil {
+		c.SetState(d.state) // before OnOpen: the Handler finds its link object there
+		d.conn = c
 	}
 	gc.SetContext(t)
 	c.lastRead.Store(s.now())
@@ -317,7 +451,7 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 // never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
-	cfg := c.srv.cfg.Wire
+	cfg := &c.lim.wire
 	for !c.closing.Load() {
 		avail := gc.InboundBuffered()
 		if avail < wire.HeaderSize {
@@ -432,29 +566,43 @@ func tcpCloseCause(err error) error {
 	return fmt.Errorf("%w: %w", ErrPeerClosed, err)
 }
 
-// OnTick marks the engine ready the first time, then closes the TCP
-// connections that received nothing for IdleTimeout. It runs on gnet's
-// ticker goroutine every Server.tick.
+// OnTick marks the engine ready the first time, then closes the peer
+// connections that received nothing for PeerIdleTimeout, and every
+// clientEvery ticks (so every Server.tick) the TCP client connections
+// that received nothing for IdleTimeout. It runs on gnet's ticker
+// goroutine every f.tick.
 //
-// Idle connections are closed with ErrIdle and no Bye: no status says
-// "idle", and a silent client is most likely gone.
+// Idle connections are closed with ErrIdle (ErrPeerSilent for a peer) and
+// no Bye: no status says "idle", and a silent client or peer is most
+// likely gone.
 func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 	f.readyOnce.Do(func() { close(f.ready) })
 	s := f.s
-	limit := s.now() - int64(s.cfg.IdleTimeout)
+	now := s.now()
+	clients := f.ticks%f.clientEvery == 0
+	f.ticks++
 	f.idle = f.idle[:0]
 	s.mu.Lock()
-	for _, c := range s.conns {
-		if c.transport == TCP && c.lastRead.Load() < limit && !c.closing.Load() {
+	limit := now - int64(s.cfg.PeerIdleTimeout)
+	for _, c := range s.peers {
+		if c.lastRead.Load() < limit && !c.closing.Load() {
 			f.idle = append(f.idle, c)
+		}
+	}
+	if clients {
+		limit = now - int64(s.cfg.IdleTimeout)
+		for _, c := range s.conns {
+			if c.transport == TCP && c.kind == KindClient && c.lastRead.Load() < limit && !c.closing.Load() {
+				f.idle = append(f.idle, c)
+			}
 		}
 	}
 	s.mu.Unlock()
 	for i, c := range f.idle {
-		c.closeWith(ErrIdle, false, 0, "", false)
+		c.closeWith(c.lim.idleErr, false, 0, "", false)
 		f.idle[i] = nil
 	}
-	return s.tick, gnet.None
+	return f.tick, gnet.None
 }
 
 // wake has the connection flushed on its event loop, batched with the
