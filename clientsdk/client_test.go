@@ -737,10 +737,9 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 			s := startServer(t, network)
 			// Earlier tests' clients were closed by their cleanups, which
 			// ran before this test started, and Close waits for the
-			// client's goroutines.
-			if n := clientGoroutines(); n > 0 {
-				t.Fatalf("%d client goroutines left by earlier tests", n)
-			}
+			// client's goroutines: what may be left is their return from
+			// the frames that closed Done (see the end of this test).
+			waitNoClientGoroutines(t, "left by earlier tests")
 			c := dial(t, s)
 			if _, err := c.Request(testCtx(t), 1, 1, nil); err != nil {
 				t.Fatal(err)
@@ -780,14 +779,21 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 			// their return from the frames that closed Done, which a
 			// loaded machine can catch in a stack dump (CI did once), so
 			// poll for that, with a deadline.
-			deadline := time.Now().Add(wait)
-			for n := clientGoroutines(); n != 0; n = clientGoroutines() {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d client goroutines left after Close", n)
-				}
-				runtime.Gosched()
-			}
+			waitNoClientGoroutines(t, "left after Close")
 		})
+	}
+}
+
+// waitNoClientGoroutines waits, with a deadline, until no client
+// goroutine shows in a stack dump.
+func waitNoClientGoroutines(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for n := clientGoroutines(); n != 0; n = clientGoroutines() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d client goroutines %s", n, what)
+		}
+		runtime.Gosched()
 	}
 }
 

@@ -3,6 +3,8 @@ package cluster
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
+
+	"github.com/coveyhq/covey/wire"
 )
 
 // KeySize is the length of the keys derived from the cluster secret, in
@@ -12,14 +14,19 @@ const KeySize = 32
 // Info strings of the key derivations. Values are part of the protocol: a
 // node deriving with another string cannot talk to the rest of the cluster.
 const (
-	meshKeyInfo   = "covey mesh"
 	gossipKeyInfo = "covey gossip"
 )
 
 // MeshKey returns the key that authenticates mesh handshakes (the HMAC key K
 // of design §3.2): HKDF-SHA256 of secret with no salt and info "covey mesh",
 // KeySize bytes. It is safe for concurrent use.
-func MeshKey(secret []byte) []byte { return deriveKey(secret, meshKeyInfo) }
+func MeshKey(secret []byte) []byte {
+	k, err := wire.MeshKey(secret) // the protocol's definition, with its vectors
+	if err != nil {
+		panic("cluster: " + err.Error())
+	}
+	return k
+}
 
 // GossipKey returns memberlist's SecretKey, which encrypts and
 // authenticates gossip with AES-256-GCM: HKDF-SHA256 of secret with no salt

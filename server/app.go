@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -33,17 +34,27 @@ type Request struct {
 }
 
 // Defer makes the handler's return value ignored and returns a function
-// that sends the reply instead. Call it once, from any goroutine; it
-// copies what it needs from r, so it stays valid after the handler returns.
+// that sends the reply instead. Call it once (later calls do nothing),
+// from any goroutine; it copies what it needs from r, so it stays valid
+// after the handler returns. The reply keeps its place: replies to the
+// connection's later requests wait until it is sent.
 func (r *Request) Defer() func(reply []byte, err error) {
 	r.deferred = true
-	nc, ver, cmd, seq := r.c.nc, r.Ver, r.Cmd, r.Seq
+	c, ver, cmd, seq := r.c, r.Ver, r.Cmd, r.Seq
+	ticket, ordered := c.order.take()
+	var once sync.Once
 	return func(reply []byte, err error) {
-		status := wire.StatusOf(err)
-		if seq == 0 && status == wire.StatusOK {
-			return
-		}
-		nc.Send(wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: status}, reply)
+		once.Do(func() {
+			status := wire.StatusOf(err)
+			h := wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: status}
+			send := seq != 0 || status != wire.StatusOK
+			switch {
+			case ordered:
+				c.order.fill(c.nc, ticket, send, h, reply)
+			case send:
+				c.nc.Send(h, reply) // over the late-reply bound: unordered, as before it
+			}
+		})
 	}
 }
 

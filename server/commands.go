@@ -111,9 +111,14 @@ func (h *handler) builtin(c *conn, f wire.Frame) {
 			c.replyErr(f, session.ErrNotMember)
 			return
 		}
-		c.replyErr(f, t.Invite(bg, r.Type, id, u, r.Targets, session.InviteSpec{
+		// Targets on other nodes answer later: the reply keeps its turn.
+		done, ok := c.later(f)
+		if !ok {
+			return
+		}
+		t.InviteAsync(bg, r.Type, id, u, r.Targets, session.InviteSpec{
 			Ver: r.Ver, Cmd: uint16(r.Cmd), Msg: r.Msg, TTL: time.Duration(r.TTLSeconds) * time.Second,
-		}))
+		}, func(err error) { done(wire.StatusOf(err), nil) })
 
 	case wire.CmdGetProperty:
 		var r wire.PropertyKeyRequest

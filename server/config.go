@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/coveyhq/covey/cluster"
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -49,7 +50,40 @@ type Config struct {
 	Logger *slog.Logger
 	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP listener.
 	Pprof bool
+	// Cluster makes the node one of a cluster; the zero value is a single
+	// node.
+	Cluster ClusterConfig
 }
+
+// ClusterConfig is how a node joins a cluster (see the cluster package).
+// A node is in a cluster when MeshAddr is set; then GossipAddr must be
+// too, and Node must be unique in the cluster and stable across restarts.
+type ClusterConfig struct {
+	// MeshAddr is the TCP listen address of the links to the other nodes;
+	// GossipAddr is memberlist's (UDP and TCP on the same port).
+	MeshAddr, GossipAddr string
+	// MeshAdvertise and GossipAdvertise are the addresses other nodes
+	// reach those at, when not the bound ones (behind NAT or in a
+	// container); "" for the bound addresses.
+	MeshAdvertise, GossipAdvertise string
+	// Join lists gossip addresses (host:port, hostnames allowed) of nodes
+	// to join; a node retries them for as long as it runs, so they may be
+	// every node of the cluster, itself included.
+	Join []string
+	// Secret authenticates the links and encrypts gossip (at least 16
+	// bytes). Without it every listener, mesh and gossip included, must
+	// be on loopback.
+	Secret string
+	// Name is the cluster's name ("covey" by default): nodes of different
+	// clusters refuse each other's links.
+	Name string
+	// Faults, for tests, cuts chosen pairs of nodes apart (gossip and
+	// mesh) inside one process.
+	Faults *cluster.Faults
+}
+
+// enabled reports whether the node is to join a cluster.
+func (c ClusterConfig) enabled() bool { return c.MeshAddr != "" }
 
 // DefaultConfig returns the configuration of a single dev-mode node on
 // loopback: TCP and KCP on 127.0.0.1:7700, HTTP on 127.0.0.1:7701.
@@ -79,6 +113,8 @@ var (
 	ErrDevModeNotLoopback = errors.New("server: dev mode (no secret) only listens on loopback addresses; set a secret to listen elsewhere")
 	ErrBadMaxPayload      = errors.New("server: max payload must be 4 KiB to 16 MiB")
 	ErrBadNode            = errors.New("server: a node name is 1 to 64 characters of A-Z a-z 0-9 . _ -")
+	ErrClusterConfig      = errors.New("server: a cluster node needs both a mesh and a gossip address")
+	ErrClusterSecret      = errors.New("server: a cluster secret is at least 16 bytes; without one every listener, mesh and gossip included, must be on loopback")
 )
 
 // withDefaults fills zero fields from DefaultConfig and checks the result.
@@ -117,6 +153,13 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ErrBadNode
 	case c.Secret != "" && c.APIKey == "":
 		return c, ErrNoAPIKey
+	case c.Cluster.enabled() && c.Cluster.GossipAddr == "":
+		return c, ErrClusterConfig
+	case c.Cluster.enabled() && c.Cluster.Secret != "" && len(c.Cluster.Secret) < 16:
+		return c, ErrClusterSecret
+	case c.Cluster.enabled() && c.Cluster.Secret == "" &&
+		(!isLoopback(c.Cluster.MeshAddr) || !isLoopback(c.Cluster.GossipAddr) || !allLoopback(c.TCPAddr, c.KCPAddr, c.HTTPAddr)):
+		return c, ErrClusterSecret
 	case c.Secret == "":
 		for _, addr := range []string{c.TCPAddr, c.KCPAddr, c.HTTPAddr} {
 			if addr != "" && !isLoopback(addr) {
@@ -125,6 +168,16 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// allLoopback reports whether every address set is on loopback.
+func allLoopback(addrs ...string) bool {
+	for _, a := range addrs {
+		if a != "" && !isLoopback(a) {
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopback(addr string) bool {
@@ -148,6 +201,7 @@ func (c Config) wire() wire.Config {
 func (c Config) netio() netio.Config {
 	n := netio.DefaultConfig()
 	n.TCPAddr, n.KCPAddr = c.TCPAddr, c.KCPAddr
+	n.MeshAddr = c.Cluster.MeshAddr
 	n.Wire = c.wire()
 	n.MaxConns = c.MaxConns
 	n.MaxOutbound = c.MaxOutbound

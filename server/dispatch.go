@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,11 @@ type conn struct {
 	scratch []byte        // reply payload encoding
 	req     Request       // reused for application handlers
 	status  wire.Status   // of the last reply queued, for metrics
+	order   replyOrder    // replies that come later (other nodes, Defer)
+
+	// execReply is set on the owner's side of a command another node
+	// forwarded (exec.go): the reply goes back to that node.
+	execReply func(status wire.Status, payload []byte)
 }
 
 // handler is the Server seen as the netio.Handler of its front ends.
@@ -31,6 +37,14 @@ type handler Server
 
 // OnOpen implements netio.Handler.
 func (h *handler) OnOpen(nc *netio.Conn) {
+	if nc.Kind() == netio.KindPeer {
+		if h.node != nil {
+			h.node.OnOpen(nc)
+		} else {
+			nc.Close(wire.StatusUnknownCommand, "not a cluster node")
+		}
+		return
+	}
 	nc.SetState(&conn{nc: nc})
 	h.metrics.connOpened(nc.Transport())
 }
@@ -38,17 +52,32 @@ func (h *handler) OnOpen(nc *netio.Conn) {
 // OnClose implements netio.Handler: a signed-in player leaves its sessions
 // (unless a newer sign-in of the same user replaced this connection).
 func (h *handler) OnClose(nc *netio.Conn, err error) {
+	if nc.Kind() == netio.KindPeer {
+		if h.node != nil {
+			h.node.OnClose(nc, err)
+		}
+		return
+	}
 	h.metrics.connClosed(nc.Transport(), disconnectReasonOf(err))
 	c, _ := nc.State().(*conn)
 	if c == nil || c.user == nil {
 		return
 	}
 	h.table.Disconnect(c.user)
+	if h.node != nil {
+		h.node.SignOut(c.user)
+	}
 	h.log.Debug("player disconnected", "user", c.user.ID, "transport", nc.Transport().String(), "reason", err)
 }
 
 // OnFrame implements netio.Handler: it runs the command and counts it.
 func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
+	if nc.Kind() == netio.KindPeer {
+		if h.node != nil {
+			h.node.OnFrame(nc, f)
+		}
+		return
+	}
 	c, _ := nc.State().(*conn)
 	if c == nil {
 		return
@@ -82,7 +111,9 @@ func (h *handler) dispatch(c *conn, f wire.Frame) {
 		}
 		return
 	case f.Ver == 0:
-		h.builtin(c, f)
+		if !h.forwarded(c, f) {
+			h.builtin(c, f)
+		}
 	default:
 		h.application(c, f)
 	}
@@ -93,10 +124,40 @@ func (h *handler) dispatch(c *conn, f wire.Frame) {
 // count on hearing from the server once per heartbeat.
 func (c *conn) reply(f wire.Frame, status wire.Status, payload []byte) {
 	c.status = status
+	if c.execReply != nil {
+		c.execReply(status, payload)
+		return
+	}
 	if f.Seq == 0 && status == wire.StatusOK && (f.Ver != 0 || f.Cmd != wire.CmdPing) {
 		return
 	}
-	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, payload)
+	h := wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}
+	if c.order.busy() {
+		c.order.queueReady(c.nc, h, payload)
+		return
+	}
+	c.nc.Send(h, payload)
+}
+
+// later returns the function that answers f once its result is known,
+// in f's turn (replyOrder), or back to the node that forwarded it; call
+// it once. Over the late-reply bound (false) f is answered at once with
+// StatusUnavailable and the function does nothing.
+func (c *conn) later(f wire.Frame) (func(status wire.Status, payload []byte), bool) {
+	if c.execReply != nil {
+		return c.execReply, true
+	}
+	ticket, ok := c.order.take()
+	if !ok {
+		c.reply(f, wire.StatusUnavailable, nil)
+		return func(wire.Status, []byte) {}, false
+	}
+	nc := c.nc
+	hdr := wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}
+	return func(st wire.Status, payload []byte) {
+		hdr.Status = st
+		c.order.fill(nc, ticket, hdr.Seq != 0 || st != wire.StatusOK, hdr, payload)
+	}, true
 }
 
 // replyErr answers f with the status of err (StatusOK for nil).
@@ -157,11 +218,21 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 		MaxPayload:      h.cfg.MaxPayload, MaxMessage: wire.MaxMessageFor(h.cfg.MaxPayload),
 	}
 	c.scratch = rep.Append(c.scratch[:0])
-	c.reply(f, wire.StatusOK, c.scratch)
+	if h.node == nil {
+		c.reply(f, wire.StatusOK, c.scratch)
+	}
 	if prev := h.table.Connect(c.user); prev != nil {
 		if pc, ok := prev.Conn.(*netio.Conn); ok {
 			pc.Close(wire.StatusReplaced, "signed in from another connection")
 		}
+	}
+	if h.node != nil {
+		// In a cluster the reply waits until the presence directory has
+		// the user and a connection on another node has handed its
+		// memberships over; commands sent meanwhile are answered after it.
+		done, _ := c.later(f) // the first late reply: always under the bound
+		reply := slices.Clone(c.scratch)
+		h.node.SignIn(c.user, func() { done(wire.StatusOK, reply) })
 	}
 	h.log.Debug("player signed in", "user", uid, "transport", c.nc.Transport().String())
 }

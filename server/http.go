@@ -26,6 +26,7 @@ const (
 //	                sign-in token (not in dev mode)
 //	GET  /healthz   200 while the process runs
 //	GET  /readyz    200 while the node accepts new sessions, 503 when offline
+//	                or, in a cluster, until every node it knows is linked
 //	GET  /metrics   Prometheus metrics
 //	/debug/pprof/   Go profiles, only with Config.Pprof
 func (s *Server) httpMux() (*http.ServeMux, error) {
@@ -55,6 +56,10 @@ func (s *Server) httpMux() (*http.ServeMux, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if s.table.Offline() {
 			http.Error(w, "offline", http.StatusServiceUnavailable)
+			return
+		}
+		if s.node != nil && !s.node.Ready() {
+			http.Error(w, "joining the cluster", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

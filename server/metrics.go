@@ -70,14 +70,15 @@ type metrics struct {
 	latency  [cmdSlots]prometheus.Observer
 	hist     *prometheus.HistogramVec
 
-	conns    [3]atomic.Int64 // by netio.Transport
-	opened   [3]atomic.Uint64
-	slow     atomic.Uint64
-	closed   [disconnectReasons]atomic.Uint64 // by disconnectReason
-	build    [3]string                        // version, go_version, revision
-	signIns  [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
-	descs    map[string]*prometheus.Desc
-	registry *prometheus.Registry
+	conns     [3]atomic.Int64 // by netio.Transport
+	opened    [3]atomic.Uint64
+	slow      atomic.Uint64
+	closed    [disconnectReasons]atomic.Uint64 // by disconnectReason
+	build     [3]string                        // version, go_version, revision
+	signIns   [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
+	forwarded atomic.Uint64                    // client commands sent to the node owning their session
+	descs     map[string]*prometheus.Desc
+	registry  *prometheus.Registry
 }
 
 func newMetrics(s *Server) *metrics {
@@ -94,23 +95,32 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	m.descs = map[string]*prometheus.Desc{
-		"conns":      d("covey_connections", "Open client connections.", "transport"),
-		"opened":     d("covey_connections_opened_total", "Client connections accepted.", "transport"),
-		"refused":    d("covey_connections_refused_total", "Client connections refused because the node was full (max connections, the open-file bound on TCP, the handshake budget on KCP; TCP: closed on accept; KCP: first segment dropped, each retransmission counted).", "transport"),
-		"sessions":   d("covey_sessions", "Sessions held by this node.", "type"),
-		"members":    d("covey_session_members", "Memberships across this node's sessions."),
-		"deliveries": d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
-		"commands":   d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
-		"slow":       d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
-		"closed":     d("covey_disconnects_total", "Client connections closed, by reason (client_bye, peer_closed, idle_timeout, slow_consumer, replaced, shutting_down, protocol_error, auth_failed, server_full, io_error, other). Connections refused when full are in covey_connections_refused_total instead.", "reason"),
-		"created":    d("covey_sessions_created_total", "Sessions created on this node."),
-		"deleted":    d("covey_sessions_deleted_total", "Sessions deleted on this node (empty TTL ran out, or deleted by the application)."),
-		"empty":      d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
-		"build":      d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
-		"signInFail": d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id).", "reason"),
-		"framesIn":   d("covey_frames_in_total", "Frames received from clients."),
-		"bytesIn":    d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
-		"bytesOut":   d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
+		"conns":          d("covey_connections", "Open client connections.", "transport"),
+		"opened":         d("covey_connections_opened_total", "Client connections accepted.", "transport"),
+		"refused":        d("covey_connections_refused_total", "Client connections refused because the node was full (max connections, the open-file bound on TCP, the handshake budget on KCP; TCP: closed on accept; KCP: first segment dropped, each retransmission counted).", "transport"),
+		"sessions":       d("covey_sessions", "Sessions held by this node.", "type"),
+		"members":        d("covey_session_members", "Memberships across this node's sessions."),
+		"deliveries":     d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
+		"commands":       d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
+		"slow":           d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
+		"closed":         d("covey_disconnects_total", "Client connections closed, by reason (client_bye, peer_closed, idle_timeout, slow_consumer, replaced, shutting_down, protocol_error, auth_failed, server_full, io_error, other). Connections refused when full are in covey_connections_refused_total instead.", "reason"),
+		"created":        d("covey_sessions_created_total", "Sessions created on this node."),
+		"deleted":        d("covey_sessions_deleted_total", "Sessions deleted on this node (empty TTL ran out, or deleted by the application)."),
+		"empty":          d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
+		"build":          d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
+		"signInFail":     d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id).", "reason"),
+		"forwarded":      d("covey_forwarded_commands_total", "Client commands sent to the node that owns their session."),
+		"clusterMembers": d("covey_cluster_members", "Nodes the cluster membership counts alive, this one included (1 for a single node)."),
+		"linkUp":         d("covey_mesh_link_up", "1 while the mesh link to the peer is up.", "peer"),
+		"meshPending":    d("covey_mesh_pending_bytes", "Bytes queued on the mesh link to the peer, not yet sent.", "peer"),
+		"meshFramesIn":   d("covey_mesh_frames_in_total", "Mesh frames received from the peer after its handshake.", "peer"),
+		"meshFramesOut":  d("covey_mesh_frames_out_total", "Mesh frames sent to the peer after the handshake.", "peer"),
+		"meshCalls":      d("covey_mesh_calls_total", "Requests to the peer answered, failed or timed out.", "peer"),
+		"meshCallTime":   d("covey_mesh_call_seconds_total", "Summed round trip of the requests to the peer (divide by covey_mesh_calls_total for the mean).", "peer"),
+		"meshLost":       d("covey_mesh_peer_lost_total", "Times the peer was lost (link closed or silent, or gone from the membership) and its state cleaned up.", "peer"),
+		"framesIn":       d("covey_frames_in_total", "Frames received from clients."),
+		"bytesIn":        d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
+		"bytesOut":       d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
 	}
 	m.build = buildInfo()
 	m.registry.MustRegister(m, m.hist)
@@ -300,6 +310,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter("slow", float64(m.slow.Load()))
+	counter("forwarded", float64(m.forwarded.Load()))
 	for why := range disconnectReasons {
 		counter("closed", float64(m.closed[why].Load()), disconnectLabels[why])
 	}
@@ -311,6 +322,24 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter("signInFail", float64(m.signIns[why].Load()), signInFailureInfo[why].label)
 	}
 	counter("framesIn", float64(frames))
+	if node := m.srv.node; node != nil {
+		gauge("clusterMembers", float64(node.Members()))
+		for _, p := range node.Peers() {
+			up := 0.0
+			if p.LinkUp {
+				up = 1
+			}
+			gauge("linkUp", up, p.Name)
+			gauge("meshPending", float64(p.Pending), p.Name)
+			counter("meshFramesIn", float64(p.FramesIn), p.Name)
+			counter("meshFramesOut", float64(p.FramesOut), p.Name)
+			counter("meshCalls", float64(p.Calls), p.Name)
+			counter("meshCallTime", p.CallTime.Seconds(), p.Name)
+			counter("meshLost", float64(p.Lost), p.Name)
+		}
+	} else {
+		gauge("clusterMembers", 1)
+	}
 	if m.srv.net != nil {
 		ns := m.srv.net.Stats()
 		counter("bytesIn", float64(ns.BytesIn))

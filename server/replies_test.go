@@ -289,27 +289,42 @@ func TestDevModeUserIDs(t *testing.T) {
 	}
 }
 
-// TestDeferredReplyMayComeLater: replies come in request order except
-// where an application handler defers its reply: then later requests can
-// be answered first.
-func TestDeferredReplyMayComeLater(t *testing.T) {
+// TestDeferredReplyKeepsItsPlace: replies come in request order even
+// where an application handler defers its reply: the replies to later
+// requests, produced at once, wait for it.
+func TestDeferredReplyKeepsItsPlace(t *testing.T) {
 	release := make(chan func([]byte, error), 1)
+	handled := make(chan struct{}, 1)
 	srv := startServerWith(t, func(s *Server) {
 		s.Handle(1, 0x0010, func(r *Request) ([]byte, error) {
 			release <- r.Defer()
 			return nil, nil
+		})
+		s.Handle(1, 0x0011, func(r *Request) ([]byte, error) {
+			handled <- struct{}{}
+			return []byte("now"), nil
 		})
 	})
 	c := dialRaw(t, "tcp", srv.addrOf("tcp"))
 	c.signIn("deferrer")
 	c.write(wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 0x0010, Seq: 1}, nil))
 	c.write(frames(wire.Header{Cmd: wire.CmdPing, Seq: 2}))
-	c.expectReply(wire.CmdPing, 2, wire.StatusOK)
-	(<-release)([]byte("late"), nil)
+	c.write(wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 0x0011, Seq: 3}, nil))
+	reply := <-release
+	<-handled // requests 2 and 3 were run (in order, after 1): their replies wait
+	reply([]byte("late"), nil)
+	reply([]byte("twice"), nil) // a second call does nothing
 	f := c.frame()
 	if f.Flags != wire.FlagReply || f.Ver != 1 || f.Cmd != 0x0010 || f.Seq != 1 || string(f.Payload) != "late" {
-		t.Fatalf("got %+v %q, want the deferred reply to seq 1", f.Header, f.Payload)
+		t.Fatalf("got %+v %q, want the deferred reply to seq 1 first", f.Header, f.Payload)
 	}
+	c.expectReply(wire.CmdPing, 2, wire.StatusOK)
+	f = c.frame()
+	if f.Ver != 1 || f.Cmd != 0x0011 || f.Seq != 3 || string(f.Payload) != "now" {
+		t.Fatalf("got %+v %q, want the reply to seq 3", f.Header, f.Payload)
+	}
+	c.write(frames(wire.Header{Cmd: wire.CmdPing, Seq: 4}))
+	c.expectReply(wire.CmdPing, 4, wire.StatusOK)
 }
 
 // TestIdleCloseSendsNoBye: a connection that sends nothing for 3

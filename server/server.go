@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/coveyhq/covey/auth"
+	"github.com/coveyhq/covey/cluster"
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/session"
 )
@@ -27,6 +28,8 @@ type Server struct {
 	table   *session.Table
 	signer  *auth.Signer // nil in dev mode
 	metrics *metrics
+	mesh    mesh          // nil: a single node
+	node    *cluster.Node // nil: a single node
 
 	handlers map[uint32]HandlerFunc // ver<<16|cmd; written only before Start
 	started  atomic.Bool
@@ -52,9 +55,34 @@ func New(cfg Config) (*Server, error) {
 	if s.table, err = session.New(cfg.session()); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.enabled() {
+		s.node, err = cluster.New(cluster.Config{
+			Name: cfg.Node, Cluster: cfg.Cluster.Name, Secret: clusterSecret(cfg.Cluster.Secret),
+			Gossip: cfg.Cluster.GossipAddr, GossipAdvertise: cfg.Cluster.GossipAdvertise, Join: cfg.Cluster.Join,
+			MeshAdvertise: cfg.Cluster.MeshAdvertise, Logger: cfg.Logger,
+			Faults: cfg.Cluster.Faults,
+		}, s.table, (*handler)(s))
+		if err != nil {
+			return nil, err
+		}
+		s.mesh = s.node
+		s.table.SetRemote(s.node)
+	}
 	s.metrics = newMetrics(s)
 	return s, nil
 }
+
+// clusterSecret is the cluster secret's bytes (nil for none).
+func clusterSecret(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	return []byte(secret)
+}
+
+// Cluster returns the node's cluster membership, or nil for a single
+// node.
+func (s *Server) Cluster() *cluster.Node { return s.node }
 
 // Sessions returns the node's session table, for application code that
 // uses the session API directly (broadcasts from game logic, hooks, ticks).
@@ -84,6 +112,14 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.net = ns // before the HTTP listener, whose /metrics reads it
+	if s.node != nil {
+		if err := s.node.Start(ns); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ns.Shutdown(ctx, "server failed to start")
+			return err
+		}
+	}
 	if s.cfg.HTTPAddr != "" {
 		if err := s.startHTTP(); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -196,8 +232,19 @@ func (s *Server) Conns() int {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.table.SetOffline(true)
 	var err error
+	if s.node != nil {
+		// Leave first: the other nodes clean up at once instead of after
+		// a timeout.
+		timeout := 2 * time.Second
+		if d, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(d))
+		}
+		err = s.node.Shutdown(timeout)
+	}
 	if s.net != nil {
-		err = s.net.Shutdown(ctx, "server shutting down")
+		if nerr := s.net.Shutdown(ctx, "server shutting down"); err == nil {
+			err = nerr
+		}
 	}
 	s.stopHTTP(ctx)
 	s.table.Close()

@@ -69,3 +69,8 @@ func ValidNodeName(name string) bool {
 	}
 	return true
 }
+
+// idOwnedBy reports whether session ID id names node.
+func idOwnedBy(id, node string) bool {
+	return len(id) == uuidLen+1+len(node) && id[uuidLen] == '@' && id[uuidLen+1:] == node
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coveyhq/covey/wire"
@@ -30,7 +31,7 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 	sn := s.snap.Load()
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
-	t.deliver(sn.members, *fb, nil)
+	t.deliver(s.id, sn.members, *fb, nil)
 	t.putBuf(fb)
 	t.propagated(ver, cmd, msg, sn.sids)
 	return nil
@@ -76,7 +77,7 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 	}
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagPush}, msg)
-	t.deliver(sn.members, *fb, func(m *User) bool { return contains(recipientUIDs, m.ID) })
+	t.deliver(s.id, sn.members, *fb, func(m *User) bool { return contains(recipientUIDs, m.ID) })
 	t.putBuf(fb)
 	return nil
 }
@@ -171,7 +172,10 @@ type InviteSpec struct {
 // until the invite expires. An invite does not reserve a place: accepting
 // fails if the session is full or gone by then.
 //
-// A target named twice is invited once.
+// A target named twice is invited once. In a cluster, targets connected
+// to other nodes are invited too: Invite then waits, bounded by ctx and
+// the cluster's call timeout, until their nodes answered (event-loop
+// callers use InviteAsync).
 //
 // Errors (Op OpInvite): ErrInvalidSessionID, ErrSessionNotFound,
 // ErrBadSessionType, ErrNotMember (only members invite), ErrCannotInviteSelf
@@ -180,18 +184,34 @@ type InviteSpec struct {
 // ErrUserNotFound (a target is not online: the other targets are still
 // invited).
 func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec) error {
+	ch := make(chan error, 1)
+	t.InviteAsync(ctx, typ, id, u, targetUIDs, spec, func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return opErr(OpInvite, id, ctx.Err())
+	}
+}
+
+// InviteAsync is Invite for callers that must not wait: done gets
+// Invite's result, once, on the calling goroutine when every target is
+// connected here (or none is anywhere), else on the goroutine of the last
+// answer from another node.
+func (t *Table) InviteAsync(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec, done func(error)) {
 	s, err := t.routeTyped(ctx, typ, id)
+	switch {
+	case err != nil:
+	case !s.IsMember(u.ID):
+		err = ErrNotMember
+	case contains(targetUIDs, u.ID):
+		err = ErrCannotInviteSelf
+	case len(targetUIDs) > t.cfg.MaxInviteTargets:
+		err = ErrBadRequest
+	}
 	if err != nil {
-		return opErr(OpInvite, id, err)
-	}
-	if !s.IsMember(u.ID) {
-		return opErr(OpInvite, id, ErrNotMember)
-	}
-	if contains(targetUIDs, u.ID) {
-		return opErr(OpInvite, id, ErrCannotInviteSelf)
-	}
-	if len(targetUIDs) > t.cfg.MaxInviteTargets {
-		return opErr(OpInvite, id, ErrBadRequest)
+		done(opErr(OpInvite, id, err))
+		return
 	}
 	ttl := spec.TTL
 	if ttl <= 0 {
@@ -204,7 +224,8 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 		ExpiresUnixMillis: uint64(expires.UnixMilli()), Msg: spec.Msg,
 	}
 	if !t.msgFits(spec.Msg) || !t.fits(push.Size()) {
-		return opErr(OpInvite, id, ErrTooLarge)
+		done(opErr(OpInvite, id, ErrTooLarge))
+		return
 	}
 	payload := t.getBuf()
 	*payload = push.Append((*payload)[:0])
@@ -214,26 +235,76 @@ func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targe
 	defer t.putBuf(fb)
 
 	var failed error
+	var elsewhere []string
 	delivered := 0
-	defer func() { t.deliveries.Add(uint64(delivered)) }()
 	for i, uid := range targetUIDs {
 		if slices.Contains(targetUIDs[:i], uid) {
 			continue // one invite per target, however often it is named
 		}
 		target, ok := t.users.online(uid)
 		if !ok {
-			failed = ErrUserNotFound
+			if t.remote == nil {
+				failed = ErrUserNotFound
+			} else {
+				elsewhere = append(elsewhere, uid)
+			}
 			continue
 		}
 		if err := s.addInvite(uid, expires); err != nil {
-			return opErr(OpInvite, id, err)
+			t.deliveries.Add(uint64(delivered))
+			done(opErr(OpInvite, id, err))
+			return
 		}
 		if target.Conn != nil {
 			target.Conn.Deliver(*fb)
 			delivered++
 		}
 	}
-	return opErr(OpInvite, id, failed)
+	t.deliveries.Add(uint64(delivered))
+	if len(elsewhere) == 0 {
+		done(opErr(OpInvite, id, failed))
+		return
+	}
+	// Targets not connected here: the invite is recorded first (so that
+	// an accept racing the push finds it), then handed to the Remote,
+	// which finds each target's node; a target found nowhere loses its
+	// record again and makes the result ErrUserNotFound.
+	for _, uid := range elsewhere {
+		if err := s.addInvite(uid, expires); err != nil {
+			done(opErr(OpInvite, id, err))
+			return
+		}
+	}
+	frame := slices.Clone(*fb)
+	var mu sync.Mutex
+	left := len(elsewhere)
+	for _, uid := range elsewhere {
+		t.remote.DeliverToUser(uid, frame, func(found bool) {
+			if !found {
+				s.dropInvite(uid, expires)
+			}
+			mu.Lock()
+			if !found {
+				failed = ErrUserNotFound
+			}
+			left--
+			last, result := left == 0, failed
+			mu.Unlock()
+			if last {
+				done(opErr(OpInvite, id, result))
+			}
+		})
+	}
+}
+
+// dropInvite forgets uid's invite if it is still the one that expires
+// at expires (an invite whose target was found nowhere).
+func (s *Session) dropInvite(uid string, expires time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exp, ok := s.invites[uid]; ok && exp.Equal(expires) {
+		delete(s.invites, uid)
+	}
 }
 
 // addInvite records an invite for uid, dropping expired ones and, at the
@@ -272,18 +343,64 @@ func (s *Session) hasInviteLocked(uid string, now time.Time) bool {
 	return ok && now.Before(exp)
 }
 
-// deliver hands frame to every member with a connection that want
-// reports true for (every one if want is nil), and counts the deliveries
-// with one atomic add.
-func (t *Table) deliver(members []*User, frame []byte, want func(*User) bool) {
+// deliver hands frame to every member of session id that want reports
+// true for (every one if want is nil): to the Conn of each member
+// connected here, and through the table's Remote to the members on other
+// nodes, one Fanout per node (fanout). It counts the local deliveries
+// with one atomic add; a member node counts its own (DeliverLocal).
+func (t *Table) deliver(id string, members []*User, frame []byte, want func(*User) bool) {
 	n := 0
+	remote := false
 	for _, m := range members {
-		if m.Conn != nil && (want == nil || want(m)) {
-			m.Conn.Deliver(frame)
-			n++
+		switch {
+		case m.Conn != nil:
+			if want == nil || want(m) {
+				m.Conn.Deliver(frame)
+				n++
+			}
+		case m.Node != "":
+			remote = true
 		}
 	}
 	t.deliveries.Add(uint64(n))
+	if remote && t.remote != nil {
+		t.fanout(id, members, frame, want)
+	}
+}
+
+// fanout hands frame to the Remote once per other node that holds
+// members of session id wanted by want, naming those members. It
+// allocates nothing: the target lists are built in a pooled slice, which
+// the Remote must not keep.
+func (t *Table) fanout(id string, members []*User, frame []byte, want func(*User) bool) {
+	sc := t.targets.Get().(*[]string)
+	for i, m := range members {
+		if m.Conn != nil || m.Node == "" || nodeSeen(members[:i], m.Node) {
+			continue
+		}
+		targets := (*sc)[:0]
+		for _, o := range members[i:] {
+			if o.Conn == nil && o.Node == m.Node && (want == nil || want(o)) {
+				targets = append(targets, o.ID)
+			}
+		}
+		if len(targets) > 0 {
+			t.remote.Fanout(m.Node, id, targets, frame)
+		}
+		clear(targets)
+		*sc = targets[:0]
+	}
+	t.targets.Put(sc)
+}
+
+// nodeSeen reports whether a remote member of node is in members.
+func nodeSeen(members []*User, node string) bool {
+	for _, m := range members {
+		if m.Conn == nil && m.Node == node {
+			return true
+		}
+	}
+	return false
 }
 
 // fits reports whether a payload of size bytes is within the wire's
@@ -319,7 +436,7 @@ func (t *Table) pushMessage(members []*User, cmd wire.Cmd, s *Session, senderID 
 		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
 		t.putBuf(payload)
 	}
-	t.deliver(members, *fb, want)
+	t.deliver(s.id, members, *fb, want)
 	t.putBuf(fb)
 	return nil
 }
@@ -335,7 +452,7 @@ func (t *Table) pushMemberEvent(members []*User, cmd wire.Cmd, s *Session, uid s
 	*payload = ev.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: cmd, Flags: wire.FlagPush}, *payload)
-	t.deliver(members, *fb, nil)
+	t.deliver(s.id, members, *fb, nil)
 	t.putBuf(fb)
 	t.putBuf(payload)
 }

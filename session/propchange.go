@@ -69,7 +69,7 @@ func (s *Session) audienceLocked(writer string) []*User {
 	}
 	members := s.snap.Load().members
 	for _, m := range members {
-		if m.Conn != nil && (writer == "" || m.ID != writer) {
+		if (m.Conn != nil || m.Node != "") && (writer == "" || m.ID != writer) {
 			return members
 		}
 	}
@@ -109,7 +109,7 @@ func (t *Table) pushPropertiesChanged(members []*User, s *Session, c *change) {
 	*payload = p.Append((*payload)[:0])
 	fb := t.getBuf()
 	*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdPropertiesChanged, Flags: wire.FlagPush}, *payload)
-	t.deliver(members, *fb, func(m *User) bool { return c.writer == "" || m.ID != c.writer })
+	t.deliver(s.id, members, *fb, func(m *User) bool { return c.writer == "" || m.ID != c.writer })
 	t.putBuf(fb)
 	t.putBuf(payload)
 }

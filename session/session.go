@@ -137,8 +137,9 @@ func (s *Session) MemberSID(uid string) string {
 // MemberNode returns the node the member uid is connected to, or "" if uid
 // is not a member. On a single node it is always this node's name.
 func (s *Session) MemberNode(uid string) string {
-	if s.IsMember(uid) {
-		return s.t.cfg.Node
+	sn := s.snap.Load()
+	if i := sn.indexOf(uid); i >= 0 {
+		return s.t.nodeOf(sn.members[i])
 	}
 	return ""
 }
@@ -146,12 +147,20 @@ func (s *Session) MemberNode(uid string) string {
 // MemberNodes returns, for each member in join order, the node it is
 // connected to.
 func (s *Session) MemberNodes() []string {
-	n := s.MemberCount()
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s.t.cfg.Node
+	sn := s.snap.Load()
+	out := make([]string, len(sn.members))
+	for i, m := range sn.members {
+		out[i] = s.t.nodeOf(m)
 	}
 	return out
+}
+
+// nodeOf returns the node member m is connected to.
+func (t *Table) nodeOf(m *User) string {
+	if m.Node != "" {
+		return m.Node
+	}
+	return t.cfg.Node
 }
 
 // IsJoinAllowed reports whether a session with memberCount members has room
@@ -312,7 +321,7 @@ func (s *Session) memberData() []MemberData {
 	sn := s.snap.Load()
 	out := make([]MemberData, len(sn.members))
 	for i, m := range sn.members {
-		out[i] = MemberData{SessionID: s.id, UserID: m.ID, SID: m.SID, Node: s.t.cfg.Node, Data: maps.Clone(m.Data)}
+		out[i] = MemberData{SessionID: s.id, UserID: m.ID, SID: m.SID, Node: s.t.nodeOf(m), Data: maps.Clone(m.Data)}
 	}
 	return out
 }

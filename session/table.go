@@ -116,7 +116,10 @@ type Table struct {
 	propagateMu sync.Mutex                                        // serializes writers of propagate
 	propagate   atomic.Pointer[map[uint32]func([]byte, []string)] // ver<<16|cmd -> hook; copy on write
 
-	bufs sync.Pool // *[]byte scratch for encoding pushes
+	bufs    sync.Pool // *[]byte scratch for encoding pushes
+	targets sync.Pool // *[]string scratch for Fanout target lists
+
+	remote Remote // nil: a single node (SetRemote)
 
 	onCreate atomic.Pointer[func(*Session)]
 
@@ -214,6 +217,7 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 		t.shards[i].sessions = make(map[string]*Session)
 	}
 	t.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	t.targets.New = func() any { l := make([]string, 0, 8); return &l }
 	return t, nil
 }
 
@@ -578,7 +582,21 @@ const (
 	removeLeave removeKind = iota
 	removeKick
 	removeDisconnect
+	removeLost // disconnect semantics, for a member whose node was lost
 )
+
+// removedReason is the wire.Removed reason of a removal of kind k.
+func removedReason(k removeKind) wire.RemovedReason {
+	switch k {
+	case removeKick:
+		return wire.RemovedKicked
+	case removeDisconnect:
+		return wire.RemovedDisconnected
+	case removeLost:
+		return wire.RemovedOwnerLost
+	}
+	return wire.RemovedLeft
+}
 
 // remove takes member uid out of s and tells everyone concerned.
 func (t *Table) remove(s *Session, uid string, kind removeKind) error {
@@ -607,6 +625,9 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 	t.pushMemberEvent(after.members, wire.CmdMemberLeft, s, uid)
 	if i == 0 && len(after.members) > 0 {
 		t.pushMemberEvent(after.members, wire.CmdOwnerChanged, s, after.members[0].ID)
+	}
+	if gone.Node != "" && t.remote != nil && kind != removeLost {
+		t.remote.Removed(gone.Node, s.id, s.typ, uid, removedReason(kind))
 	}
 	if onLeft != nil {
 		onLeft(s.id, gone.clone())
@@ -638,6 +659,13 @@ func (t *Table) Disconnect(u *User) {
 		return
 	}
 	for _, us := range t.users.sessions(u.ID) {
+		if !t.IsLocal(us.ID) {
+			t.users.release(u.ID, us.Type, us.ID)
+			if node, err := IDNode(us.ID); err == nil && t.remote != nil {
+				t.remote.Disconnected(node, us.ID, us.Type, u.ID)
+			}
+			continue
+		}
 		if s, err := t.route(context.Background(), us.ID); err == nil {
 			_ = t.remove(s, u.ID, removeDisconnect) // ErrNotMember: already gone
 		}
@@ -715,9 +743,16 @@ func (t *Table) deleteLocked(s *Session) {
 		*payload = p.Append((*payload)[:0])
 		fb := t.getBuf()
 		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
-		t.deliver(members, *fb, nil)
+		t.deliver(s.id, members, *fb, nil)
 		t.putBuf(fb)
 		t.putBuf(payload)
+	}
+	if t.remote != nil {
+		for _, m := range members {
+			if m.Conn == nil && m.Node != "" {
+				t.remote.Removed(m.Node, s.id, s.typ, m.ID, wire.RemovedDeleted)
+			}
+		}
 	}
 	for _, stop := range stops {
 		stop(s.id)
@@ -796,4 +831,31 @@ func (t *Table) SessionInfo(ctx context.Context, id string) (Info, error) {
 		return Info{}, opErr(OpMember, id, err)
 	}
 	return s.Info(), nil
+}
+
+// JoinCheck is the owner's answer to Join (AcceptInvite if invited) of
+// session id by u when u's own node found u already in a session of type
+// typ: the error a single node would give, without joining. That is the
+// first of the route errors, ErrAlreadyInSession (u is a member),
+// ErrTooLarge and ErrJoinRejected (the OnJoin hook), else
+// ErrAlreadyInSession.
+func (t *Table) JoinCheck(ctx context.Context, typ uint8, id string, u *User, invited bool) error {
+	op := OpJoin
+	if invited {
+		op = OpAccept
+	}
+	s, err := t.routeTyped(ctx, typ, id)
+	switch {
+	case err != nil:
+	case s.IsMember(u.ID):
+		err = ErrAlreadyInSession
+	case !t.memberFits(u):
+		err = ErrTooLarge
+	default:
+		err = ErrAlreadyInSession
+		if h := s.currentHooks(); h.onJoin != nil && !h.onJoin(id, u.clone()) {
+			err = ErrJoinRejected
+		}
+	}
+	return opErr(op, id, err)
 }

@@ -32,8 +32,14 @@ type User struct {
 	// a copy is taken when the user joins a session and handed to member
 	// queries and hooks.
 	Data map[string]any
-	// Conn receives the user's pushes. A nil Conn receives nothing.
+	// Conn receives the user's pushes. A nil Conn receives nothing,
+	// unless Node names another node.
 	Conn Conn
+	// Node is the node the user is connected to, when that is another
+	// node of the cluster ("" means this one). Such a member has a nil
+	// Conn: its pushes go through the table's Remote (see
+	// [Table.SetRemote]), one message per node, never one per member.
+	Node string
 }
 
 // clone returns a copy of u with its own Data map.
@@ -178,6 +184,84 @@ func (x *userIndex) setOffline(u *User) bool {
 		delete(sh.users, u.ID)
 	}
 	return true
+}
+
+// onlineBytes is online for a user ID held in a byte slice (a network
+// buffer); it does not allocate.
+func (x *userIndex) onlineBytes(uid []byte) (*User, bool) {
+	sh := &x.shards[maphash.Bytes(x.seed, uid)%uint64(len(x.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.users[string(uid)]; e != nil && e.online != nil {
+		return e.online, true
+	}
+	return nil, false
+}
+
+// lostMembership is a local user's membership of a session whose owner
+// was lost.
+type lostMembership struct {
+	conn Conn // the user's connection, or nil
+	typ  uint8
+	id   string
+}
+
+// dropSessionsOf forgets every membership of a session owned by node
+// and returns them.
+func (x *userIndex) dropSessionsOf(node string) []lostMembership {
+	var lost []lostMembership
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		for uid, e := range sh.users {
+			kept := e.sessions[:0]
+			for _, us := range e.sessions {
+				if idOwnedBy(us.ID, node) {
+					l := lostMembership{typ: us.Type, id: us.ID}
+					if e.online != nil {
+						l.conn = e.online.Conn
+					}
+					lost = append(lost, l)
+					continue
+				}
+				kept = append(kept, us)
+			}
+			e.sessions = kept
+			if e.online == nil && len(e.sessions) == 0 {
+				delete(sh.users, uid)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return lost
+}
+
+// moveAway clears uid's online connection, whatever it is, and the
+// memberships of sessions that are not owned by node (this node): the
+// user signed in on another node, which takes those over. It returns the
+// connection and every membership. The memberships of sessions owned
+// here stay: this node, as their owner, keeps the user's slot.
+func (x *userIndex) moveAway(uid, node string) (*User, []UserSession) {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.users[uid]
+	if e == nil {
+		return nil, nil
+	}
+	prev, all := e.online, append([]UserSession(nil), e.sessions...)
+	e.online = nil
+	kept := e.sessions[:0]
+	for _, us := range e.sessions {
+		if idOwnedBy(us.ID, node) {
+			kept = append(kept, us)
+		}
+	}
+	e.sessions = kept
+	if len(e.sessions) == 0 {
+		delete(sh.users, uid)
+	}
+	return prev, all
 }
 
 // online returns uid's online connection.

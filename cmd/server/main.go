@@ -13,6 +13,12 @@
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
 //	-node NAME          COVEY_NODE           node name written into session IDs (1-64 of A-Z a-z 0-9 . _ -)
+//	-mesh ADDR          COVEY_MESH_ADDR      cluster: TCP address of the links to other nodes ("" = single node)
+//	-gossip ADDR        COVEY_GOSSIP_ADDR    cluster: membership address, UDP and TCP (with -mesh)
+//	-join ADDRS         COVEY_JOIN           cluster: gossip host:port of nodes to join, comma-separated
+//	-advertise-mesh A   COVEY_MESH_ADVERTISE   cluster: mesh address other nodes dial, if not the bound one
+//	-advertise-gossip A COVEY_GOSSIP_ADVERTISE cluster: gossip address others reach, if not the bound one
+//	-cluster-secret S   COVEY_CLUSTER_SECRET cluster: link and gossip secret (>= 16 bytes); none only on loopback
 //	-heartbeat D        COVEY_HEARTBEAT      client ping interval; silent 3x this = disconnected
 //	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes (at most 16 MiB)
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
@@ -154,6 +160,10 @@ func explain(err error, cfg server.Config) error {
 		return fmt.Errorf("%w: -tcp and -kcp (COVEY_TCP_ADDR, COVEY_KCP_ADDR) are both empty", err)
 	case errors.Is(err, server.ErrNoAPIKey):
 		return fmt.Errorf("%w: set COVEY_API_KEY (or -api-key) with COVEY_SECRET", err)
+	case errors.Is(err, server.ErrClusterConfig):
+		return fmt.Errorf("%w: set -gossip (COVEY_GOSSIP_ADDR) with -mesh", err)
+	case errors.Is(err, server.ErrClusterSecret):
+		return fmt.Errorf("%w: set COVEY_CLUSTER_SECRET (-mesh=%q -gossip=%q)", err, cfg.Cluster.MeshAddr, cfg.Cluster.GossipAddr)
 	case errors.Is(err, server.ErrDevModeNotLoopback):
 		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr)
 	}
@@ -215,6 +225,42 @@ var options = []option{
 			return nil
 		},
 		show: func(s *settings) string { return s.Node }},
+	{name: "mesh", env: "COVEY_MESH_ADDR", arg: "ADDR", usage: `cluster: TCP address of the links to other nodes ("" = single node)`,
+		set:  func(s *settings, v string) error { return setAddr(&s.Cluster.MeshAddr, v) },
+		show: func(s *settings) string { return orNone(s.Cluster.MeshAddr, "none: a single node") }},
+	{name: "gossip", env: "COVEY_GOSSIP_ADDR", arg: "ADDR", usage: "cluster: membership address, UDP and TCP (with -mesh)",
+		set:  func(s *settings, v string) error { return setAddr(&s.Cluster.GossipAddr, v) },
+		show: func(s *settings) string { return orNone(s.Cluster.GossipAddr, "none") }},
+	{name: "join", env: "COVEY_JOIN", arg: "ADDRS", usage: "cluster: gossip addresses (host:port, comma-separated; DNS names resolved at each retry) of nodes to join",
+		set: func(s *settings, v string) error {
+			s.Cluster.Join = nil
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a == "" {
+					continue
+				}
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					return fmt.Errorf("%q is not host:port", a)
+				}
+				s.Cluster.Join = append(s.Cluster.Join, a)
+			}
+			return nil
+		},
+		show: func(s *settings) string { return orNone(strings.Join(s.Cluster.Join, ","), "none: start a cluster") }},
+	{name: "advertise-mesh", env: "COVEY_MESH_ADVERTISE", arg: "ADDR", usage: "cluster: mesh address other nodes dial, if not the bound one",
+		set:  func(s *settings, v string) error { return setAddr(&s.Cluster.MeshAdvertise, v) },
+		show: func(s *settings) string { return orNone(s.Cluster.MeshAdvertise, "the bound address") }},
+	{name: "advertise-gossip", env: "COVEY_GOSSIP_ADVERTISE", arg: "ADDR", usage: "cluster: gossip address other nodes reach, if not the bound one",
+		set:  func(s *settings, v string) error { return setAddr(&s.Cluster.GossipAdvertise, v) },
+		show: func(s *settings) string { return orNone(s.Cluster.GossipAdvertise, "the bound address") }},
+	{name: "cluster-secret", env: "COVEY_CLUSTER_SECRET", arg: "S", usage: "cluster: secret of the links and gossip, >= 16 bytes (prefer the variable); none only on loopback", secret: true,
+		set: func(s *settings, v string) error {
+			if len(v) < 16 {
+				return fmt.Errorf("must be at least 16 bytes (got %d)", len(v))
+			}
+			s.Cluster.Secret = v
+			return nil
+		},
+		show: func(s *settings) string { return "none" }},
 	{name: "heartbeat", env: "COVEY_HEARTBEAT", arg: "D", usage: "client ping interval; silent 3x this = disconnected",
 		set:  func(s *settings, v string) error { return setDuration(&s.Heartbeat, v) },
 		show: func(s *settings) string { return s.Heartbeat.String() }},
@@ -269,6 +315,14 @@ var options = []option{
 
 func defaultSettings() settings {
 	return settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+}
+
+// orNone is v, or none when v is empty (for -h's defaults).
+func orNone(v, none string) string {
+	if v == "" {
+		return none
+	}
+	return v
 }
 
 func setAddr(dst *string, v string) error {

@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"github.com/coveyhq/covey/netio"
+	"github.com/coveyhq/covey/wire"
+)
+
+// OnOpen takes a new peer connection: a dialed one carries its link as
+// state already and starts the handshake; an accepted one gets a link
+// that waits for the dialer's hello.
+func (n *Node) OnOpen(nc *netio.Conn) {
+	l, _ := nc.State().(*link)
+	if l == nil {
+		l = newLink(n, false)
+		nc.SetState(l)
+	}
+	l.nc = nc
+	if l.dialed {
+		l.open()
+	}
+}
+
+// OnClose cleans up after a peer connection: if it was the link to its
+// peer, the peer is lost (Table.NodeLost), and calls in flight on it fail
+// with StatusUnavailable.
+func (n *Node) OnClose(nc *netio.Conn, err error) {
+	l, _ := nc.State().(*link)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	name := l.peer
+	l.mu.Unlock()
+	wasUp := l.close()
+	if !wasUp || name == "" {
+		return
+	}
+	n.mu.Lock()
+	p := n.peers[name]
+	n.mu.Unlock()
+	if p != nil {
+		why := "link closed"
+		if err != nil {
+			why = err.Error()
+		}
+		n.lose(p, l, why)
+	}
+}
+
+// OnFrame handles one frame from a peer connection, on its event loop.
+func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
+	l, _ := nc.State().(*link)
+	if l == nil {
+		return
+	}
+	if !l.isUp() {
+		l.handshake(f)
+		return
+	}
+	l.stats.framesIn.Add(1)
+	if f.Ver == 0 && f.Cmd == wire.CmdBye {
+		nc.Close(wire.StatusOK, "peer said goodbye")
+		return
+	}
+	if f.Ver != 0 || !f.Cmd.IsMesh() {
+		if f.Flags&(wire.FlagReply|wire.FlagPush) == 0 {
+			l.reply(f, wire.StatusUnknownCommand, nil)
+		}
+		nc.Close(wire.StatusUnknownCommand, "not a mesh command")
+		return
+	}
+	if f.Flags&wire.FlagReply != 0 {
+		l.replied(f)
+		return
+	}
+	switch f.Cmd {
+	case wire.CmdFanout:
+		v, err := wire.ConsumeFanout(f.Payload)
+		if err != nil {
+			nc.Close(wire.StatusBadRequest, "malformed Fanout")
+			return
+		}
+		l.targets = l.targets[:0]
+		for uid, ok := v.Targets.Next(); ok; uid, ok = v.Targets.Next() {
+			l.targets = append(l.targets, uid)
+		}
+		n.table.DeliverLocal(l.targets, v.Frame)
+		clear(l.targets)
+
+	case wire.CmdRemoved:
+		var r wire.Removed
+		if err := r.Consume(f.Payload); err != nil {
+			nc.Close(wire.StatusBadRequest, "malformed Removed")
+			return
+		}
+		n.table.ReleaseSlot(r.UID, r.Type, r.SessionID)
+
+	case wire.CmdExec:
+		var e wire.Exec
+		if err := e.Consume(f.Payload); err != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		seq := f.Seq
+		n.exec.ExecRemote(l.peer, &e, func(st wire.Status, payload []byte) {
+			if seq != 0 {
+				l.nc.Send(wire.Header{Cmd: wire.CmdExec, Flags: wire.FlagReply, Seq: seq, Status: st}, payload)
+				l.stats.framesOut.Add(1)
+			}
+		})
+
+	case wire.CmdDeliverToUser:
+		var d wire.DeliverToUser
+		if err := d.Consume(f.Payload); err != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		l.targets = append(l.targets[:0], []byte(d.UID))
+		st := wire.StatusOK
+		if n.table.DeliverLocal(l.targets, d.Frame) == 0 {
+			st = wire.StatusUserNotFound
+		}
+		clear(l.targets)
+		l.reply(f, st, nil)
+
+	case wire.CmdPresenceClaim, wire.CmdPresenceRelease, wire.CmdPresenceLookup, wire.CmdUserTakeover:
+		n.onPresence(l, f)
+
+	case wire.CmdPeerPing:
+		l.reply(f, wire.StatusOK, nil)
+
+	default:
+		l.reply(f, wire.StatusUnknownCommand, nil)
+	}
+}
+
+// epoch is the epoch of every session in this version: sessions do not
+// move between nodes yet, so none is fenced.
+const epoch = 1
+
+// reply answers request f on the link (nothing for seq 0).
+func (l *link) reply(f wire.Frame, st wire.Status, payload []byte) {
+	if f.Seq != 0 {
+		l.nc.Send(wire.Header{Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: st}, payload)
+		l.stats.framesOut.Add(1)
+	}
+}
+
+// Fanout implements session.Remote: one Fanout frame to node, encoded
+// into a pooled buffer and copied into the link's outbound queue.
+func (n *Node) Fanout(node, sessionID string, uids []string, frame []byte) {
+	l := n.upLink(node)
+	if l == nil {
+		return // node lost or not yet linked: its clean-up handles the members
+	}
+	b := n.bufs.Get().(*[]byte)
+	*b = wire.AppendFanoutFrame((*b)[:0], sessionID, epoch, uids, frame)
+	l.nc.Deliver(*b)
+	l.stats.framesOut.Add(1)
+	n.putBuf(b)
+}
+
+// Removed implements session.Remote.
+func (n *Node) Removed(node, sessionID string, typ uint8, uid string, reason wire.RemovedReason) {
+	l := n.upLink(node)
+	if l == nil {
+		return
+	}
+	b := n.bufs.Get().(*[]byte)
+	r := wire.Removed{SessionID: sessionID, Type: typ, UID: uid, Reason: reason}
+	*b = r.Append((*b)[:0])
+	l.nc.Send(wire.Header{Cmd: wire.CmdRemoved, Flags: wire.FlagPush}, *b)
+	l.stats.framesOut.Add(1)
+	n.putBuf(b)
+}
+
+// Disconnected implements session.Remote: an Exec of OpDisconnect with
+// no reply.
+func (n *Node) Disconnected(node, sessionID string, typ uint8, uid string) {
+	l := n.upLink(node)
+	if l == nil {
+		return
+	}
+	ref := wire.SessionRef{Type: typ, SessionID: sessionID}
+	e := wire.Exec{SessionID: sessionID, Epoch: epoch, Caller: wire.Member{UID: uid}, Op: wire.OpDisconnect, Payload: ref.Append(nil)}
+	n.send(l, wire.CmdExec, &e, nil)
+}
+
+// Exec sends a command to the node owning its session (the server's
+// forwarding path); done gets the owner's status and reply payload, or
+// StatusUnavailable.
+func (n *Node) Exec(node string, e *wire.Exec, done func(wire.Status, []byte)) {
+	l := n.upLink(node)
+	if l == nil {
+		done(wire.StatusUnavailable, nil)
+		return
+	}
+	n.send(l, wire.CmdExec, e, done)
+}
+
+// send encodes m and sends it as a request on l.
+func (n *Node) send(l *link, cmd wire.Cmd, m interface{ Append([]byte) []byte }, done func(wire.Status, []byte)) {
+	b := n.bufs.Get().(*[]byte)
+	*b = m.Append((*b)[:0])
+	l.request(cmd, *b, n.cfg.CallTimeout, done)
+	n.putBuf(b)
+}
+
+func (n *Node) putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		n.bufs.Put(b)
+	}
+}

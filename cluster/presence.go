@@ -1,0 +1,333 @@
+package cluster
+
+import (
+	"hash/fnv"
+	"sync"
+
+	"github.com/coveyhq/covey/netio"
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// The presence directory says which node each signed-in user is
+// connected to. It is soft state, sharded over the nodes: the record of
+// user uid lives on dir(uid), a rendezvous hash of uid over the nodes
+// alive, and the node that holds the connection is the truth: it claims
+// the user at sign-in, releases it at disconnect, and claims it again
+// when the directory moves (a node joined or was lost). A user signing in
+// on a second node takes over from the first (Bye Replaced there, the
+// memberships move). See PROTOCOL.md, Mesh, and the package doc for what
+// it does not promise during a partition.
+
+// presence is this node's shard of the directory and the generations of
+// its own users' claims.
+type presence struct {
+	mu   sync.Mutex
+	recs map[string]presenceRec // uid -> record; this node is dir(uid)
+	gens map[string]uint64      // uid -> gen of the claim of a user connected here
+}
+
+type presenceRec struct {
+	node, sid string
+	gen       uint64
+}
+
+// dirOf returns the node holding uid's presence record: the highest
+// hash of (uid, node) over this node and the alive nodes that have a
+// link up.
+func (n *Node) dirOf(uid string) string {
+	best, bestH := n.cfg.Name, rendezvous(uid, n.cfg.Name)
+	n.mu.Lock()
+	for name, p := range n.peers {
+		if !p.alive || p.link == nil {
+			continue
+		}
+		if h := rendezvous(uid, name); h > bestH || (h == bestH && name > best) {
+			best, bestH = name, h
+		}
+	}
+	n.mu.Unlock()
+	return best
+}
+
+func rendezvous(uid, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(uid))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	return h.Sum64()
+}
+
+// claim records that uid signed in on node from with sid, here as its
+// directory, and returns the record it replaces.
+func (n *Node) claim(from, uid, sid string) wire.PresenceClaimReply {
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	prev := n.pres.recs[uid]
+	gen := prev.gen + 1
+	n.pres.recs[uid] = presenceRec{node: from, sid: sid, gen: gen}
+	return wire.PresenceClaimReply{Gen: gen, PrevNode: prev.node, PrevSID: prev.sid, PrevGen: prev.gen}
+}
+
+// release forgets uid's record if it is still the claim of generation
+// gen by node from.
+func (n *Node) release(from, uid string, gen uint64) {
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	if r, ok := n.pres.recs[uid]; ok && r.node == from && r.gen == gen {
+		delete(n.pres.recs, uid)
+	}
+}
+
+// lookup returns uid's record in this node's shard.
+func (n *Node) lookup(uid string) (presenceRec, bool) {
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	r, ok := n.pres.recs[uid]
+	return r, ok && r.node != ""
+}
+
+// dropRecordsOf forgets the records of users connected to a lost node.
+func (n *Node) dropRecordsOf(node string) {
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	for uid, r := range n.pres.recs {
+		if r.node == node {
+			delete(n.pres.recs, uid)
+		}
+	}
+}
+
+// SignIn claims user u, just signed in here, in the presence directory.
+// If the user was connected to another node, that node closes its
+// connection (Bye Replaced) and hands over its memberships, which then
+// point here (OpMemberMove to each owner). done runs once, when that is
+// settled or could not be (a node unreachable: the user is admitted
+// anyway, and the directory converges when the nodes meet again); the
+// server sends the sign-in reply then.
+func (n *Node) SignIn(u *session.User, done func()) {
+	uid, sid := u.ID, u.SID
+	after := func(rep wire.PresenceClaimReply) {
+		n.pres.mu.Lock()
+		n.pres.gens[uid] = rep.Gen
+		n.pres.mu.Unlock()
+		if rep.PrevNode == "" || rep.PrevNode == n.cfg.Name {
+			done()
+			return
+		}
+		n.takeOver(u, rep, done)
+	}
+	dir := n.dirOf(uid)
+	if dir == n.cfg.Name {
+		after(n.claim(n.cfg.Name, uid, sid))
+		return
+	}
+	l := n.upLink(dir)
+	if l == nil {
+		done()
+		return
+	}
+	m := wire.PresenceClaim{UID: uid, SID: sid}
+	n.send(l, wire.CmdPresenceClaim, &m, func(st wire.Status, payload []byte) {
+		var rep wire.PresenceClaimReply
+		if st != wire.StatusOK || rep.Consume(payload) != nil {
+			done()
+			return
+		}
+		after(rep)
+	})
+}
+
+// takeOver asks the node that had user u before to let it go, and moves
+// the user's memberships here.
+func (n *Node) takeOver(u *session.User, rep wire.PresenceClaimReply, done func()) {
+	prev := rep.PrevNode
+	l := n.upLink(prev)
+	if l == nil {
+		done()
+		return
+	}
+	m := wire.UserTakeover{UID: u.ID, Gen: rep.Gen, NewSID: u.SID}
+	n.send(l, wire.CmdUserTakeover, &m, func(st wire.Status, payload []byte) {
+		var tr wire.UserTakeoverReply
+		if st == wire.StatusOK && tr.Consume(payload) == nil {
+			for _, ref := range tr.Sessions {
+				n.moveMembership(u, prev, ref)
+			}
+		}
+		done()
+	})
+}
+
+// moveMembership makes u's membership of ref, held by node prev until
+// now, point here.
+func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef) {
+	owner, err := session.IDNode(ref.SessionID)
+	if err != nil {
+		return
+	}
+	_ = n.table.HoldSlot(u.ID, ref.Type, ref.SessionID) // held already if owned here
+	if owner == n.cfg.Name {
+		_ = n.table.MoveMember(ref.SessionID, u.ID, prev, u)
+		return
+	}
+	l := n.upLink(owner)
+	if l == nil {
+		return // the owner is lost: NodeLost frees the slot
+	}
+	payload := wire.AppendString(ref.Append(nil), prev)
+	e := wire.Exec{SessionID: ref.SessionID, Epoch: epoch, Caller: wire.Member{UID: u.ID, SID: u.SID}, Op: wire.OpMemberMove, Payload: payload}
+	n.send(l, wire.CmdExec, &e, func(st wire.Status, _ []byte) {
+		if st != wire.StatusOK && st != wire.StatusUnavailable {
+			n.table.ReleaseSlot(u.ID, ref.Type, ref.SessionID)
+		}
+	})
+}
+
+// SignOut releases user u, whose connection here closed, from the
+// presence directory.
+func (n *Node) SignOut(u *session.User) {
+	n.pres.mu.Lock()
+	gen, ok := n.pres.gens[u.ID]
+	delete(n.pres.gens, u.ID)
+	n.pres.mu.Unlock()
+	if !ok {
+		return
+	}
+	dir := n.dirOf(u.ID)
+	if dir == n.cfg.Name {
+		n.release(n.cfg.Name, u.ID, gen)
+		return
+	}
+	if l := n.upLink(dir); l != nil {
+		m := wire.PresenceRelease{UID: u.ID, Gen: gen}
+		b := m.Append(nil)
+		l.nc.Send(wire.Header{Cmd: wire.CmdPresenceRelease, Flags: wire.FlagPush}, b)
+		l.stats.framesOut.Add(1)
+	}
+}
+
+// reassert claims again every user connected here whose directory is
+// another node (after the set of nodes changed, records may have moved).
+func (n *Node) reassert() {
+	var users []*session.User
+	n.table.OnlineUsers(func(u *session.User) { users = append(users, u) })
+	for _, u := range users {
+		dir := n.dirOf(u.ID)
+		if dir == n.cfg.Name {
+			rep := n.claim(n.cfg.Name, u.ID, u.SID)
+			n.pres.mu.Lock()
+			n.pres.gens[u.ID] = rep.Gen
+			n.pres.mu.Unlock()
+			continue
+		}
+		if l := n.upLink(dir); l != nil {
+			uid := u.ID
+			m := wire.PresenceClaim{UID: uid, SID: u.SID}
+			n.send(l, wire.CmdPresenceClaim, &m, func(st wire.Status, payload []byte) {
+				var rep wire.PresenceClaimReply
+				if st == wire.StatusOK && rep.Consume(payload) == nil {
+					n.pres.mu.Lock()
+					n.pres.gens[uid] = rep.Gen
+					n.pres.mu.Unlock()
+				}
+			})
+		}
+	}
+}
+
+// DeliverToUser implements session.Remote: it looks uid up in the
+// directory and hands frame to the node it is connected to.
+func (n *Node) DeliverToUser(uid string, frame []byte, done func(bool)) {
+	deliver := func(node string) {
+		if node == n.cfg.Name {
+			done(n.table.DeliverLocal([][]byte{[]byte(uid)}, frame) > 0)
+			return
+		}
+		l := n.upLink(node)
+		if l == nil {
+			done(false)
+			return
+		}
+		m := wire.DeliverToUser{UID: uid, Frame: frame}
+		n.send(l, wire.CmdDeliverToUser, &m, func(st wire.Status, _ []byte) { done(st == wire.StatusOK) })
+	}
+	dir := n.dirOf(uid)
+	if dir == n.cfg.Name {
+		r, ok := n.lookup(uid)
+		if !ok {
+			done(false)
+			return
+		}
+		deliver(r.node)
+		return
+	}
+	l := n.upLink(dir)
+	if l == nil {
+		done(false)
+		return
+	}
+	m := wire.PresenceLookup{UID: uid}
+	n.send(l, wire.CmdPresenceLookup, &m, func(st wire.Status, payload []byte) {
+		var rep wire.PresenceLookupReply
+		if st != wire.StatusOK || rep.Consume(payload) != nil {
+			done(false)
+			return
+		}
+		deliver(rep.Node)
+	})
+}
+
+// onPresence handles the presence frames of an up link from peer.
+func (n *Node) onPresence(l *link, f wire.Frame) {
+	switch f.Cmd {
+	case wire.CmdPresenceClaim:
+		var m wire.PresenceClaim
+		if m.Consume(f.Payload) != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		rep := n.claim(l.peer, m.UID, m.SID)
+		l.reply(f, wire.StatusOK, rep.Append(nil))
+	case wire.CmdPresenceRelease:
+		var m wire.PresenceRelease
+		if m.Consume(f.Payload) == nil {
+			n.release(l.peer, m.UID, m.Gen)
+		}
+	case wire.CmdPresenceLookup:
+		var m wire.PresenceLookup
+		if m.Consume(f.Payload) != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		r, ok := n.lookup(m.UID)
+		if !ok {
+			l.reply(f, wire.StatusUserNotFound, nil)
+			return
+		}
+		rep := wire.PresenceLookupReply{Node: r.node, SID: r.sid, Gen: r.gen}
+		l.reply(f, wire.StatusOK, rep.Append(nil))
+	case wire.CmdUserTakeover:
+		var m wire.UserTakeover
+		if m.Consume(f.Payload) != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		old, list, ok := n.table.MoveAway(m.UID)
+		if !ok {
+			l.reply(f, wire.StatusUserNotFound, nil)
+			return
+		}
+		n.pres.mu.Lock()
+		delete(n.pres.gens, m.UID)
+		n.pres.mu.Unlock()
+		rep := wire.UserTakeoverReply{Sessions: make([]wire.SessionRef, len(list))}
+		for i, us := range list {
+			rep.Sessions[i] = wire.SessionRef{Type: us.Type, SessionID: us.ID}
+		}
+		l.reply(f, wire.StatusOK, rep.Append(nil))
+		if nc, ok := old.Conn.(*netio.Conn); ok {
+			nc.Close(wire.StatusReplaced, "signed in on another node")
+		}
+	}
+}

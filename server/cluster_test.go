@@ -1,0 +1,294 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/cluster"
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// testCluster is n in-process nodes on loopback, linked in one cluster.
+type testCluster struct {
+	nodes  []*Server
+	faults *cluster.Faults
+}
+
+// startCluster runs n dev-mode nodes named n1..nN on loopback ports
+// chosen by the kernel, each joining the first, and waits until every
+// node has a link up to every other one. They stop at the end of the
+// test.
+func startCluster(t *testing.T, n int, mutate ...func(*Config)) *testCluster {
+	t.Helper()
+	tc := &testCluster{faults: &cluster.Faults{}}
+	var seed string
+	for i := range n {
+		srv := startServer(t, func(c *Config) {
+			c.Node = fmt.Sprintf("n%d", i+1)
+			c.Cluster = ClusterConfig{MeshAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Faults: tc.faults}
+			if seed != "" {
+				c.Cluster.Join = []string{seed}
+			}
+			for _, m := range mutate {
+				m(c)
+			}
+		})
+		if i == 0 {
+			seed = srv.Cluster().GossipAddr()
+		}
+		tc.nodes = append(tc.nodes, srv)
+	}
+	tc.waitLinked(t)
+	return tc
+}
+
+// waitLinked waits until every running node has a link up to every other
+// running node.
+func (tc *testCluster) waitLinked(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		ok := true
+		for _, s := range tc.nodes {
+			up := 0
+			for _, p := range s.Cluster().Peers() {
+				if p.LinkUp {
+					up++
+				}
+			}
+			if up != len(tc.nodes)-1 {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, s := range tc.nodes {
+				t.Logf("%s peers: %+v", s.cfg.Node, s.Cluster().Peers())
+			}
+			t.Fatal("cluster not linked in time")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the links' state: there is no event to wait on
+	}
+}
+
+// TestClusterEndToEnd runs the single node's end-to-end scenario on a
+// 3-node cluster, with the players placed all on the session's owner,
+// round-robin over the nodes, and none but its creator on the owner:
+// every status and push must be the single node's.
+func TestClusterEndToEnd(t *testing.T) {
+	placements := map[string]func(i int) int{
+		"all-on-owner":  func(int) int { return 0 },
+		"round-robin":   func(i int) int { return i % 3 },
+		"none-on-owner": func(i int) int { return 1 + i%2 },
+	}
+	for _, name := range []string{"all-on-owner", "round-robin", "none-on-owner"} {
+		place := placements[name]
+		t.Run(name, func(t *testing.T) {
+			tc := startCluster(t, 3)
+			players := map[string]int{"alice": 0, "bob": 1, "carol": 2, "dave": 3}
+			runEndToEnd(t, func(uid string) *clientsdk.Client {
+				node := 0 // alice creates the session: its owner is her node
+				if i := players[uid]; i > 0 {
+					node = place(i)
+				}
+				return dialSDK(t, tc.nodes[node], "tcp", uid)
+			})
+			var forwarded uint64
+			for _, n := range tc.nodes {
+				forwarded += n.metrics.forwarded.Load()
+			}
+			t.Logf("%d commands forwarded to the owner", forwarded)
+			if (forwarded == 0) != (name == "all-on-owner") {
+				t.Fatalf("%d commands forwarded with placement %s", forwarded, name)
+			}
+		})
+	}
+}
+
+// TestClusterBroadcastOrder: members on three nodes broadcast numbered
+// messages at once; every member receives every other member's messages,
+// each sender's in order.
+func TestClusterBroadcastOrder(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	const members, msgs = 6, 200
+	clients := make([]*clientsdk.Client, members)
+	for i := range clients {
+		clients[i] = dialSDK(t, tc.nodes[i%3], "tcp", fmt.Sprintf("p%d", i))
+	}
+	id, err := clients[0].Create(ctx, 1, members, 0, nil)
+	must(t, err)
+	for _, c := range clients[1:] {
+		must(t, c.Join(ctx, 1, id))
+	}
+	for i, c := range clients {
+		go func() {
+			for k := range msgs {
+				if err := c.BroadcastAsync(1, []byte(fmt.Sprintf("%d:%d", i, k))); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	defer func() { // the cluster's metrics, once the traffic went through
+		n1 := tc.nodes[0]
+		for pattern, want := range map[string]float64{
+			"covey_cluster_members": 3, `covey_mesh_link_up\{peer="n2"\}`: 1, `covey_mesh_link_up\{peer="n3"\}`: 1,
+		} {
+			if got := scrape(t, n1, pattern); got != want {
+				t.Errorf("%s = %v, want %v", pattern, got, want)
+			}
+		}
+		if got := scrape(t, n1, `covey_mesh_frames_in_total\{peer="n2"\}`); got < msgs {
+			t.Errorf("%v mesh frames counted from n2, want at least %d", got, msgs)
+		}
+	}()
+	for r, c := range clients {
+		next := make([]int, members)
+		for got := 0; got < (members-1)*msgs; {
+			e := waitEvent(t, c, func(clientsdk.BroadcastReceived) bool { return true })
+			var from, k int
+			if _, err := fmt.Sscanf(string(e.Msg), "%d:%d", &from, &k); err != nil || from == r {
+				t.Fatalf("member %d got %q", r, e.Msg)
+			}
+			if k != next[from] {
+				t.Fatalf("member %d got message %d of sender %d, want %d", r, k, from, next[from])
+			}
+			next[from]++
+			got++
+		}
+	}
+}
+
+// TestClusterSecondSignInElsewhere: a user signed in on n2 and in a
+// session owned by n1 signs in again on n3: the first connection gets
+// Bye Replaced, and the membership follows the new connection.
+func TestClusterSecondSignInElsewhere(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	owner := dialSDK(t, tc.nodes[0], "tcp", "owner")
+	first := dialSDK(t, tc.nodes[1], "tcp", "player")
+	id, err := owner.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	must(t, first.Join(ctx, 1, id))
+
+	second := dialSDK(t, tc.nodes[2], "tcp", "player")
+	select {
+	case <-first.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("the first connection was not closed")
+	}
+	ids, err := second.MemberIDs(ctx, 1)
+	must(t, err)
+	if !slices.Equal(ids, []string{"owner", "player"}) {
+		t.Fatalf("members after the second sign-in = %v", ids)
+	}
+	must(t, owner.Broadcast(ctx, 1, []byte("to the new connection")))
+	waitEvent(t, second, func(e clientsdk.BroadcastReceived) bool { return string(e.Msg) == "to the new connection" })
+	_, err = second.Create(ctx, 1, 2, 0, nil)
+	wantStatus(t, err, session.ErrAlreadyInSession) // the slot moved with the membership
+}
+
+// TestClusterNodeLost: a node that stops without leaving (its process
+// killed) is cleaned up everywhere within 5 s: its members leave the
+// sessions of the others (MemberLeft, OwnerChanged), and members of its
+// sessions get SessionDeleted and may join another session of the type.
+func TestClusterNodeLost(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	a := dialSDK(t, tc.nodes[0], "tcp", "a")
+	b := dialSDK(t, tc.nodes[1], "tcp", "b")
+	c := dialSDK(t, tc.nodes[2], "tcp", "c")
+	onA, err := c.Create(ctx, 1, 4, 0, nil) // owned by n3, which is lost; c owns it
+	must(t, err)
+	must(t, a.Join(ctx, 1, onA))
+	onB, err := b.Create(ctx, 2, 4, 0, nil) // owned by n2; c (on n3) joins
+	must(t, err)
+	must(t, c.Join(ctx, 2, onB))
+	must(t, a.Join(ctx, 2, onB))
+
+	start := time.Now()
+	tc.faults.Block("n3", "n1") // n3 can no longer reach anyone, nor be reached
+	tc.faults.Block("n3", "n2")
+	waitEvent(t, b, func(e clientsdk.MemberLeft) bool { return e.SessionID == onB && e.UserID == "c" })
+	waitEvent(t, a, func(e clientsdk.SessionDeleted) bool { return e.SessionID == onA })
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("clean-up took %v, want at most 5 s", d)
+	}
+	t.Logf("node loss cleaned up in %v", time.Since(start))
+	ids, err := b.MemberIDs(ctx, 2)
+	must(t, err)
+	if !slices.Equal(ids, []string{"b", "a"}) {
+		t.Fatalf("members of n2's session after losing n3: %v", ids)
+	}
+	if _, err := a.Create(ctx, 1, 2, 0, nil); err != nil {
+		t.Fatalf("a could not create a session of the lost session's type: %v", err)
+	}
+}
+
+// TestMeshHandshakeRefusals: the mesh address admits only a peer that
+// proves it holds the cluster secret; anything else before that is
+// answered and closed with a Bye, and nothing reaches the sessions.
+func TestMeshHandshakeRefusals(t *testing.T) {
+	srv := startServer(t, func(c *Config) {
+		c.Node = "n1"
+		c.Cluster = ClusterConfig{MeshAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Secret: "the cluster secret, 32 bytes ok"}
+	})
+	mesh := srv.net.MeshAddr().String()
+	hello := func(cluster string, proto uint16) []byte {
+		h := wire.PeerHello{Proto: proto, Cluster: cluster, Node: "n0", Boot: 7, MaxPayload: 1 << 20, Nonce: make([]byte, wire.MeshNonceLen)}
+		return h.Append(nil)
+	}
+
+	t.Run("a session command before the handshake", func(t *testing.T) {
+		c := dialRaw(t, "tcp", mesh)
+		c.request(0, wire.CmdExec, nil)
+		if st := c.expectBye(); st != wire.StatusUnauthenticated {
+			t.Fatalf("Bye %v, want Unauthenticated", st)
+		}
+	})
+	t.Run("another cluster", func(t *testing.T) {
+		c := dialRaw(t, "tcp", mesh)
+		c.request(0, wire.CmdPeerHello, hello("other", wire.MeshProtocolVersion))
+		if st := c.reply(1).Status; st != wire.StatusAuthFailed {
+			t.Fatalf("hello answered %v, want AuthFailed", st)
+		}
+		c.expectBye()
+	})
+	t.Run("another mesh protocol version", func(t *testing.T) {
+		c := dialRaw(t, "tcp", mesh)
+		c.request(0, wire.CmdPeerHello, hello("covey", wire.MeshProtocolVersion+1))
+		if st := c.reply(1).Status; st != wire.StatusBadVersion {
+			t.Fatalf("hello answered %v, want BadVersion", st)
+		}
+		c.expectBye()
+	})
+	t.Run("a wrong secret", func(t *testing.T) {
+		c := dialRaw(t, "tcp", mesh)
+		dialerHello := hello("covey", wire.MeshProtocolVersion)
+		c.request(0, wire.CmdPeerHello, dialerHello)
+		r := c.reply(1)
+		var rep wire.PeerHelloReply
+		if r.Status != wire.StatusOK || rep.Consume(r.Payload) != nil {
+			t.Fatalf("hello answered %v", r.Status)
+		}
+		wrongKey, _ := wire.MeshKey([]byte("another secret, just as long ok"))
+		auth := wire.PeerAuth{Proof: wire.MeshDialerProof(wrongKey, dialerHello, rep.Hello.Append(nil))}
+		c.request(0, wire.CmdPeerAuth, auth.Append(nil))
+		if st := c.reply(2).Status; st != wire.StatusAuthFailed {
+			t.Fatalf("auth answered %v, want AuthFailed", st)
+		}
+		if st := c.expectBye(); st != wire.StatusAuthFailed {
+			t.Fatalf("Bye %v, want AuthFailed", st)
+		}
+	})
+	if n := srv.Sessions().Len(); n != 0 {
+		t.Fatalf("%d sessions after the refused peers", n)
+	}
+}

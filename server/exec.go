@@ -1,0 +1,78 @@
+package server
+
+import (
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// ExecRemote implements cluster.Executor: the owner's half of a command that node peer forwarded
+// for one of its users (forwarded, on that node): it runs the same code
+// as for a local client, with a member record that names peer, and hands
+// the status and reply payload to reply. It runs on the mesh link's
+// event loop and never blocks.
+//
+// A node speaks only for its own users: a command naming a member that
+// another node holds is refused with StatusNotMember.
+func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.Status, payload []byte)) {
+	u := &session.User{ID: e.Caller.UID, SID: e.Caller.SID, Node: peer, Data: propMap(e.Caller.Data)}
+	t := h.table
+	switch e.Op {
+	case wire.OpDisconnect:
+		reply(wire.StatusOf(t.RemoveRemoteMember(e.SessionID, u.ID, peer)), nil)
+		return
+	case wire.OpMemberMove:
+		// Payload: a SessionRef, then the String name of the node the
+		// member was connected to.
+		if len(e.Payload) < 1 {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		_, n, err := wire.ConsumeString(e.Payload[1:])
+		if err != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		from, m, err := wire.ConsumeString(e.Payload[1+n:])
+		if err != nil || 1+n+m != len(e.Payload) {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		reply(wire.StatusOf(t.MoveMember(e.SessionID, u.ID, from, u)), nil)
+		return
+	case wire.OpJoinHeld, wire.OpAcceptHeld:
+		var r wire.SessionRef
+		if r.Consume(e.Payload) != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		reply(wire.StatusOf(t.JoinCheck(bg, r.Type, r.SessionID, u, e.Op == wire.OpAcceptHeld)), nil)
+		return
+	}
+	if !remoteOp(e.Op) {
+		reply(wire.StatusUnknownCommand, nil)
+		return
+	}
+	if s, ok := t.Session(e.SessionID); ok {
+		if n := s.MemberNode(u.ID); n != "" && n != peer {
+			reply(wire.StatusNotMember, nil)
+			return
+		}
+	}
+	c := &conn{user: u, execReply: reply}
+	h.builtin(c, wire.Frame{Header: wire.Header{Cmd: e.Op, Seq: 1}, Payload: e.Payload})
+}
+
+// remoteOp reports whether another node may forward client command cmd:
+// the commands that act on one session (forwarded).
+func remoteOp(cmd wire.Cmd) bool {
+	switch cmd {
+	case wire.CmdBroadcast, wire.CmdMessageTo, wire.CmdKick, wire.CmdInvite,
+		wire.CmdGetProperty, wire.CmdGetProperties, wire.CmdGetAllProperties,
+		wire.CmdSetProperty, wire.CmdSetProperties, wire.CmdSetPropertyIfNotExists,
+		wire.CmdIncrProperty, wire.CmdCompareAndSetProperty, wire.CmdDeleteProperty,
+		wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs, wire.CmdGetMemberData, wire.CmdIsOwner,
+		wire.CmdGetSessionInfo, wire.CmdJoin, wire.CmdAcceptInvite, wire.CmdLeave:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"github.com/coveyhq/covey/session"
+	"github.com/coveyhq/covey/wire"
+)
+
+// mesh is what the server needs of the cluster to run commands for
+// sessions that other nodes own (cluster.Node implements it).
+type mesh interface {
+	// Exec sends e to node and calls done once with the owner's status
+	// and reply payload, or with wire.StatusUnavailable when node cannot
+	// be reached (at once, or when the link is lost or the call times
+	// out). e is encoded before Exec returns: its slices may point into a
+	// read buffer. done runs on any goroutine, must not block, and must
+	// not keep reply after returning.
+	Exec(node string, e *wire.Exec, done func(status wire.Status, reply []byte))
+}
+
+// forwarded runs the first half of a command for a session that another
+// node owns: it sends the command to the owner, whose reply will answer
+// the client in its turn (replyOrder), and reports true. It reports false
+// for every command that runs here: the session is local, the command
+// addresses no session, or its payload is too broken to say which (the
+// local path then answers it as a single node would).
+//
+// The session is found as on a single node: from the user's own session
+// of the request's type (this node's user index is the authority for its
+// users), or from the session ID in the request.
+func (h *handler) forwarded(c *conn, f wire.Frame) bool {
+	if h.mesh == nil {
+		return false
+	}
+	t, u := h.table, c.user
+	switch f.Cmd {
+	case wire.CmdBroadcast, wire.CmdMessageTo, wire.CmdKick, wire.CmdInvite,
+		wire.CmdGetProperty, wire.CmdGetProperties, wire.CmdGetAllProperties,
+		wire.CmdSetProperty, wire.CmdSetProperties, wire.CmdSetPropertyIfNotExists,
+		wire.CmdIncrProperty, wire.CmdCompareAndSetProperty, wire.CmdDeleteProperty,
+		wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs, wire.CmdGetMemberData, wire.CmdIsOwner:
+		// Every one of these payloads starts with the session type.
+		if len(f.Payload) == 0 {
+			return false
+		}
+		id, ok := t.SessionIDByUser(f.Payload[0], u)
+		if !ok || t.IsLocal(id) {
+			return false
+		}
+		h.forward(c, f, id, f.Cmd, nil)
+		return true
+
+	case wire.CmdGetSessionInfo:
+		var r wire.SessionInfoRequest
+		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+			return false
+		}
+		h.forward(c, f, r.SessionID, f.Cmd, nil)
+		return true
+
+	case wire.CmdJoin, wire.CmdAcceptInvite:
+		var r wire.SessionRef
+		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+			return false
+		}
+		// The user's type slot is taken here, before the owner is asked,
+		// so that racing joins of one user cannot both succeed. If it is
+		// taken already, the owner still answers what a single node
+		// would (the session may not exist, or refuse the user for
+		// another reason first), without joining.
+		if t.HoldSlot(u.ID, r.Type, r.SessionID) != nil {
+			op := wire.OpJoinHeld
+			if f.Cmd == wire.CmdAcceptInvite {
+				op = wire.OpAcceptHeld
+			}
+			h.forward(c, f, r.SessionID, op, nil)
+			return true
+		}
+		h.forward(c, f, r.SessionID, f.Cmd, func(st wire.Status) {
+			if st != wire.StatusOK {
+				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
+			}
+		})
+		return true
+
+	case wire.CmdLeave:
+		var r wire.SessionRef
+		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+			return false
+		}
+		h.forward(c, f, r.SessionID, f.Cmd, func(st wire.Status) {
+			if st == wire.StatusOK || st == wire.StatusNotMember {
+				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
+			}
+		})
+		return true
+	}
+	return false
+}
+
+// forward sends f's command, as op, to the node owning session id, and
+// answers f with the owner's status and reply payload in f's turn. after,
+// if set, sees the status first (on the goroutine the reply arrives on).
+func (h *handler) forward(c *conn, f wire.Frame, id string, op wire.Cmd, after func(wire.Status)) {
+	node, err := session.IDNode(id)
+	if err != nil {
+		c.replyErr(f, err)
+		return
+	}
+	done, ok := c.later(f)
+	if !ok {
+		if after != nil {
+			after(wire.StatusUnavailable)
+		}
+		return
+	}
+	e := wire.Exec{SessionID: id, Epoch: 1, Caller: wire.Member{UID: c.user.ID, SID: c.user.SID}, Op: op, Payload: f.Payload}
+	h.metrics.forwarded.Add(1)
+	h.mesh.Exec(node, &e, func(st wire.Status, reply []byte) {
+		if after != nil {
+			after(st)
+		}
+		done(st, reply)
+	})
+}

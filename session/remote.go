@@ -1,0 +1,204 @@
+package session
+
+import (
+	"context"
+	"slices"
+
+	"github.com/coveyhq/covey/wire"
+)
+
+// Remote is how a Table reaches the other nodes of a cluster. The cluster
+// package implements it; a Table without one (the default) is a single
+// node, and members with a Node are then never reached.
+//
+// A Table calls a Remote from any goroutine, often from a network event
+// loop and sometimes under a session's delivery lock (PropertiesChanged
+// pushes are delivered under it to keep them in write order): no method may
+// block, call back into the table, or keep a slice it was given after
+// returning. What cannot be sent (the node is unreachable) is dropped: the
+// cluster's failure handling then removes that node's members (see
+// [Table.NodeLost]).
+type Remote interface {
+	// Fanout hands frame (one or more encoded frames) to the users uids,
+	// all connected to node, as one message: the member node delivers it
+	// to each of them that is still connected there (DeliverLocal).
+	Fanout(node, sessionID string, uids []string, frame []byte)
+	// Removed tells node that its user uid is no longer a member of
+	// session sessionID, of type typ, for reason,
+	// so that it frees the user's session slot of that type. It is sent
+	// after any push about the removal, on the same path.
+	Removed(node, sessionID string, typ uint8, uid string, reason wire.RemovedReason)
+	// Disconnected tells the node that owns session sessionID that uid,
+	// connected here, disconnected: the owner removes it as on a local
+	// disconnect.
+	Disconnected(node, sessionID string, typ uint8, uid string)
+	// DeliverToUser finds the node user uid is connected to and hands it
+	// frame (an invite push) for that user; done reports whether the
+	// user was found, once, on any goroutine (false also when no answer
+	// came in time).
+	DeliverToUser(uid string, frame []byte, done func(found bool))
+}
+
+// SetRemote connects the table to the other nodes of a cluster. Call it
+// once, before the table is used.
+func (t *Table) SetRemote(r Remote) { t.remote = r }
+
+// IsLocal reports whether session ID id names this node: its commands run
+// here. An ID naming another node is run by that node, the session's
+// owner (sessions do not move between nodes yet, so the node in the ID is
+// the owner). A malformed ID is local: this node answers it
+// (ErrInvalidSessionID).
+func (t *Table) IsLocal(id string) bool {
+	node, err := IDNode(id)
+	return err != nil || node == t.cfg.Node
+}
+
+// DeliverLocal hands frame to each user of uids that is connected to this
+// node, and reports how many it reached; the others are skipped (they
+// disconnected or moved since the owner sent it). It is how a member node
+// delivers a Fanout from a session's owner.
+func (t *Table) DeliverLocal(uids [][]byte, frame []byte) int {
+	n := 0
+	for _, uid := range uids {
+		if u, ok := t.users.onlineBytes(uid); ok && u.Conn != nil {
+			u.Conn.Deliver(frame)
+			n++
+		}
+	}
+	t.deliveries.Add(uint64(n))
+	return n
+}
+
+// HoldSlot records, on this node (the user's), that local user uid is
+// joining session id of type typ owned by another node, so that the user
+// joins at most one session per type however many commands race: it fails
+// with ErrAlreadyInSession if uid is in a session of that type, or joining
+// one. Release it with ReleaseSlot if the owner refuses the join.
+func (t *Table) HoldSlot(uid string, typ uint8, id string) error {
+	return t.users.reserve(uid, typ, id)
+}
+
+// ReleaseSlot forgets that local user uid is in session id of type typ (a
+// remote session it left, was refused or removed from). It does nothing
+// if the user's slot of that type names another session.
+func (t *Table) ReleaseSlot(uid string, typ uint8, id string) {
+	t.users.release(uid, typ, id)
+}
+
+// RemoveRemoteMember removes member uid, connected to node, from session
+// id owned here, as on a disconnect: the owner's half of a remote user's
+// disconnect (Remote.Disconnected). It refuses (ErrNotMember) a member
+// that node does not hold, so that a node can only remove its own users.
+func (t *Table) RemoveRemoteMember(id, uid, node string) error {
+	s, err := t.route(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	if s.MemberNode(uid) != node {
+		return ErrNotMember
+	}
+	return t.remove(s, uid, removeDisconnect)
+}
+
+// NodeLost cleans up after node left the cluster or could not be reached
+// for too long. Each session owned here loses its members connected to
+// node, as on their disconnect (MemberLeft, OwnerChanged, OnLeft, empty
+// TTL); each local user in a session owned by node loses that membership
+// and gets a SessionDeleted push: the session lived in node's memory. It
+// walks every session and every user: a node loss is rare.
+func (t *Table) NodeLost(node string) {
+	if node == t.cfg.Node || node == "" {
+		return
+	}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		var hit []*Session
+		for _, s := range sh.sessions {
+			for _, m := range s.snap.Load().members {
+				if m.Conn == nil && m.Node == node {
+					hit = append(hit, s)
+					break
+				}
+			}
+		}
+		sh.mu.RUnlock()
+		for _, s := range hit {
+			for _, m := range s.snap.Load().members {
+				if m.Conn == nil && m.Node == node {
+					_ = t.remove(s, m.ID, removeLost)
+				}
+			}
+		}
+	}
+	for _, lost := range t.users.dropSessionsOf(node) {
+		if lost.conn == nil {
+			continue
+		}
+		p := wire.SessionDeletedPush{Type: lost.typ, SessionID: lost.id}
+		payload := t.getBuf()
+		*payload = p.Append((*payload)[:0])
+		fb := t.getBuf()
+		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
+		lost.conn.Deliver(*fb)
+		t.deliveries.Add(1)
+		t.putBuf(fb)
+		t.putBuf(payload)
+	}
+}
+
+// MoveAway hands user uid over to another node, where it just signed in:
+// the user is no longer connected here (its old connection, returned,
+// is for the caller to close: it no longer counts as the user's) and
+// this node forgets its memberships of sessions owned elsewhere. Sessions
+// owned here keep it as a member, still reached through the old
+// connection until the new node's MoveMember. It returns every
+// membership, for the new node to take over; ok is false if uid was not
+// connected here.
+func (t *Table) MoveAway(uid string) (old *User, memberships []UserSession, ok bool) {
+	prev, all := t.users.moveAway(uid, t.cfg.Node)
+	return prev, all, prev != nil
+}
+
+// MoveMember points member uid of session id, owned here, at its new
+// connection to: a local User (Node "") with its Conn, or a record of a
+// user connected to another node. from is the node the member record
+// must name (this node's name for a local member): a move from anywhere
+// else is refused with ErrNotMember, so that a node can only take over
+// a member from the node that had it.
+func (t *Table) MoveMember(id, uid, from string, to *User) error {
+	s, err := t.route(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn := s.snap.Load()
+	i := sn.indexOf(uid)
+	if i < 0 || s.deleted || t.nodeOf(sn.members[i]) != from {
+		return ErrNotMember
+	}
+	m := to.clone()
+	m.ID = uid
+	m.Data = sn.members[i].Data // the data it joined with
+	members := slices.Clone(sn.members)
+	members[i] = m
+	s.snap.Store(newSnapshot(members))
+	return nil
+}
+
+// OnlineUsers calls fn with each user connected to this node (for the
+// cluster's presence, which re-asserts them when the directory moves).
+// fn runs under a user shard lock: it must not call the table.
+func (t *Table) OnlineUsers(fn func(u *User)) {
+	for i := range t.users.shards {
+		sh := &t.users.shards[i]
+		sh.mu.Lock()
+		for _, e := range sh.users {
+			if e.online != nil {
+				fn(e.online)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
