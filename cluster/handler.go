@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/wire"
 )
@@ -209,5 +211,26 @@ func (n *Node) send(l *link, cmd wire.Cmd, m interface{ Append([]byte) []byte },
 func (n *Node) putBuf(b *[]byte) {
 	if cap(*b) <= 64<<10 {
 		n.bufs.Put(b)
+	}
+}
+
+// Call implements session.Remote: Exec, waiting for the reply.
+func (n *Node) Call(ctx context.Context, node string, e *wire.Exec) ([]byte, error) {
+	type result struct {
+		st      wire.Status
+		payload []byte
+	}
+	ch := make(chan result, 1)
+	n.Exec(node, e, func(st wire.Status, payload []byte) {
+		ch <- result{st, append([]byte(nil), payload...)}
+	})
+	select {
+	case r := <-ch:
+		if r.st != wire.StatusOK {
+			return nil, r.st
+		}
+		return r.payload, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

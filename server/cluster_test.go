@@ -292,3 +292,77 @@ func TestMeshHandshakeRefusals(t *testing.T) {
 		t.Fatalf("%d sessions after the refused peers", n)
 	}
 }
+
+// TestClusterServerAPI: application code on a node that does not own a
+// session uses the session API on it as on its own: by ID (broadcast,
+// message, info, kick, delete) and as a member connected to it (member
+// data with nodes, properties), with the owner's statuses.
+func TestClusterServerAPI(t *testing.T) {
+	tc := startCluster(t, 2)
+	ctx := testCtx(t)
+	alice := dialSDK(t, tc.nodes[0], "tcp", "alice")
+	bob := dialSDK(t, tc.nodes[1], "tcp", "bob")
+	id, err := alice.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	must(t, bob.Join(ctx, 1, id))
+	app := tc.nodes[1].Sessions() // n2's table; the session is n1's
+	asBob := &session.User{ID: "bob"}
+
+	must(t, app.Broadcast(ctx, 1, id, 3, 30, []byte("from n2's server code")))
+	for _, c := range []*clientsdk.Client{alice, bob} {
+		waitEvent(t, c, func(e clientsdk.AppMessage) bool { return e.Ver == 3 && e.Cmd == 30 })
+	}
+	must(t, app.MessageTo(ctx, 1, id, "server", []string{"alice"}, 3, 31, []byte("to alice")))
+	waitEvent(t, alice, func(e clientsdk.AppMessage) bool { return e.Cmd == 31 && string(e.Payload) == "to alice" })
+	wantStatus(t, app.MessageTo(ctx, 1, id, "server", []string{"nobody"}, 3, 31, nil), session.ErrRecipientNotFound)
+
+	info, err := app.SessionInfo(ctx, id)
+	must(t, err)
+	if info.OwnerID != "alice" || !slices.Equal(info.MemberIDs, []string{"alice", "bob"}) {
+		t.Fatalf("SessionInfo = %+v", info)
+	}
+	bogus, _ := session.NewID("n1")
+	_, err = app.SessionInfo(ctx, bogus)
+	wantStatus(t, err, session.ErrSessionNotFound)
+
+	data, err := app.MemberData(ctx, 1, asBob)
+	must(t, err)
+	if len(data) != 2 || data[0].Node != "n1" || data[1].Node != "n2" || data[1].UserID != "bob" {
+		t.Fatalf("MemberData = %+v", data)
+	}
+	ids, err := app.MemberIDs(ctx, 1, asBob)
+	must(t, err)
+	if !slices.Equal(ids, []string{"alice", "bob"}) {
+		t.Fatalf("MemberIDs = %v", ids)
+	}
+	if ok, err := app.IsOwner(ctx, 1, asBob); ok || err != nil {
+		t.Fatalf("IsOwner(bob) = %v, %v", ok, err)
+	}
+
+	must(t, app.SetProperty(ctx, 1, asBob, "score", 5))
+	waitEvent(t, alice, func(e clientsdk.PropertiesChanged) bool { return e.Props["score"] == int64(5) })
+	if n, err := app.IncrProperty(ctx, 1, asBob, "score", 2); n != 7 || err != nil {
+		t.Fatalf("IncrProperty = %d, %v", n, err)
+	}
+	if v, ok, err := app.GetProperty(ctx, 1, asBob, "score"); v != int64(7) || !ok || err != nil {
+		t.Fatalf("GetProperty = %v, %v, %v", v, ok, err)
+	}
+	wantStatus(t, app.CompareAndSetProperty(ctx, 1, asBob, "score", 1, 2), session.ErrCompareFailed)
+	wantStatus(t, app.SetPropertyIfNotExists(ctx, 1, asBob, "score", 1), session.ErrPropertyExists)
+	if existed, err := app.DeleteProperty(ctx, 1, asBob, "score"); !existed || err != nil {
+		t.Fatalf("DeleteProperty = %v, %v", existed, err)
+	}
+	wantStatus(t, app.UpdateProperty(ctx, 1, asBob, "x", 1, func(bool, any, any) any { return 1 }), session.ErrUnavailable)
+	_, err = app.MemberIDs(ctx, 1, &session.User{ID: "stranger"})
+	wantStatus(t, err, session.ErrNotMember)
+
+	must(t, app.Kick(ctx, 1, id, "bob"))
+	waitEvent(t, bob, func(e clientsdk.Kicked) bool { return e.SessionID == id })
+	waitEvent(t, alice, func(e clientsdk.MemberLeft) bool { return e.UserID == "bob" })
+	if _, err := bob.Create(ctx, 1, 2, 0, nil); err != nil { // the owner freed bob's slot on n2
+		t.Fatalf("bob could not create after the kick: %v", err)
+	}
+	must(t, app.Delete(ctx, id))
+	waitEvent(t, alice, func(e clientsdk.SessionDeleted) bool { return e.SessionID == id })
+	wantStatus(t, app.Delete(ctx, id), session.ErrSessionNotFound)
+}

@@ -16,6 +16,12 @@ import (
 func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.Status, payload []byte)) {
 	u := &session.User{ID: e.Caller.UID, SID: e.Caller.SID, Node: peer, Data: propMap(e.Caller.Data)}
 	t := h.table
+	if !t.IsLocal(e.SessionID) {
+		// Never relayed to a third node: the sender's view of the owner is
+		// wrong, and a single hop is the rule (PROTOCOL.md, Mesh).
+		reply(wire.StatusSessionNotFound, nil)
+		return
+	}
 	switch e.Op {
 	case wire.OpDisconnect:
 		reply(wire.StatusOf(t.RemoveRemoteMember(e.SessionID, u.ID, peer)), nil)
@@ -38,6 +44,56 @@ func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.S
 			return
 		}
 		reply(wire.StatusOf(t.MoveMember(e.SessionID, u.ID, from, u)), nil)
+		return
+	case wire.OpAppBroadcast:
+		var m wire.AppBroadcast
+		if m.Consume(e.Payload) != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		reply(wire.StatusOf(t.Broadcast(bg, m.Type, e.SessionID, m.Ver, uint16(m.Cmd), m.Msg)), nil)
+		return
+	case wire.OpAppMessageTo:
+		var m wire.AppMessageTo
+		if m.Consume(e.Payload) != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		reply(wire.StatusOf(t.MessageTo(bg, m.Type, e.SessionID, m.Sender, m.Recipients, m.Ver, uint16(m.Cmd), m.Msg)), nil)
+		return
+	case wire.OpAppKick:
+		var m wire.KickRequest
+		if m.Consume(e.Payload) != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		if u.ID != "" {
+			if s, ok := t.Session(e.SessionID); !ok || s.MemberNode(u.ID) != peer {
+				reply(wire.StatusNotMember, nil)
+				return
+			}
+		}
+		reply(wire.StatusOf(t.Kick(bg, m.Type, e.SessionID, m.UserID)), nil)
+		return
+	case wire.OpAppDelete:
+		reply(wire.StatusOf(t.Delete(bg, e.SessionID)), nil)
+		return
+	case wire.OpAppMemberData:
+		var m wire.TypeRequest
+		if m.Consume(e.Payload) != nil {
+			reply(wire.StatusBadRequest, nil)
+			return
+		}
+		if s, ok := t.Session(e.SessionID); ok && s.MemberNode(u.ID) != "" && s.MemberNode(u.ID) != peer {
+			reply(wire.StatusNotMember, nil)
+			return
+		}
+		rep, err := t.NodeMemberData(bg, m.Type, u)
+		if err != nil {
+			reply(wire.StatusOf(err), nil)
+			return
+		}
+		reply(wire.StatusOK, rep.Append(nil))
 		return
 	case wire.OpJoinHeld, wire.OpAcceptHeld:
 		var r wire.SessionRef

@@ -21,6 +21,9 @@ import (
 // Errors (Op OpSend): ErrInvalidSessionID, ErrSessionNotFound,
 // ErrBadSessionType.
 func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, cmd uint16, msg []byte) error {
+	if t.isRemote(id) {
+		return t.remoteBroadcast(ctx, typ, id, ver, cmd, msg)
+	}
 	s, err := t.routeTyped(ctx, typ, id)
 	if err != nil {
 		return opErr(OpSend, id, err)
@@ -43,6 +46,10 @@ func (t *Table) Broadcast(ctx context.Context, typ uint8, id string, ver uint8, 
 //
 // Errors (Op OpSend): ErrNotMember, ErrSessionNotFound.
 func (t *Table) BroadcastFrom(ctx context.Context, typ uint8, u *User, msg []byte) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		_, err := t.callAs(ctx, id, u, wire.CmdBroadcast, &wire.BroadcastRequest{Type: typ, Msg: msg})
+		return opErr(OpSend, id, err)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return opErr(OpSend, "", err)
@@ -64,6 +71,9 @@ func (t *Table) BroadcastFrom(ctx context.Context, typ uint8, u *User, msg []byt
 // Errors (Op OpSend): ErrInvalidSessionID, ErrSessionNotFound,
 // ErrBadSessionType, ErrRecipientNotFound.
 func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, recipientUIDs []string, ver uint8, cmd uint16, msg []byte) error {
+	if t.isRemote(id) {
+		return t.remoteMessageTo(ctx, typ, id, senderUID, recipientUIDs, ver, cmd, msg)
+	}
 	s, err := t.routeTyped(ctx, typ, id)
 	if err != nil {
 		return opErr(OpSend, id, err)
@@ -88,6 +98,10 @@ func (t *Table) MessageTo(ctx context.Context, typ uint8, id, senderUID string, 
 //
 // Errors (Op OpSend): ErrNotMember, ErrSessionNotFound, ErrRecipientNotFound.
 func (t *Table) MessageFrom(ctx context.Context, typ uint8, u *User, recipientUIDs []string, msg []byte) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		_, err := t.callAs(ctx, id, u, wire.CmdMessageTo, &wire.MessageToRequest{Type: typ, Recipients: recipientUIDs, Msg: msg})
+		return opErr(OpSend, id, err)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return opErr(OpSend, "", err)
@@ -184,6 +198,9 @@ type InviteSpec struct {
 // ErrUserNotFound (a target is not online: the other targets are still
 // invited).
 func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec) error {
+	if t.isRemote(id) {
+		return t.remoteInvite(ctx, typ, id, u, targetUIDs, spec)
+	}
 	ch := make(chan error, 1)
 	t.InviteAsync(ctx, typ, id, u, targetUIDs, spec, func(err error) { ch <- err })
 	select {

@@ -457,6 +457,13 @@ func (s *Session) deleteProperty(writer, key string) (bool, error) {
 // GetProperty returns the value of key in u's session and whether it
 // exists. Errors: ErrNotMember, ErrSessionNotFound.
 func (t *Table) GetProperty(ctx context.Context, typ uint8, u *User, key string) (any, bool, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		kvs, err := t.remotePropertyList(ctx, typ, id, u, []string{key})
+		if err != nil || len(kvs) == 0 {
+			return nil, false, err
+		}
+		return kvs[0].Value.Any(), true, nil
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, false, opErr(OpPropertyGet, "", err)
@@ -469,6 +476,16 @@ func (t *Table) GetProperty(ctx context.Context, typ uint8, u *User, key string)
 // missing keys are left out of the map. Errors: ErrNotMember,
 // ErrSessionNotFound.
 func (t *Table) GetProperties(ctx context.Context, typ uint8, u *User, keys []string) (map[string]any, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		if keys == nil {
+			keys = []string{}
+		}
+		kvs, err := t.remotePropertyList(ctx, typ, id, u, keys)
+		if err != nil {
+			return nil, err
+		}
+		return propValues(kvs), nil
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpPropertyGet, "", err)
@@ -481,6 +498,13 @@ func (t *Table) GetProperties(ctx context.Context, typ uint8, u *User, keys []st
 // GetAllProperties returns every property of u's session. Errors:
 // ErrNotMember, ErrSessionNotFound.
 func (t *Table) GetAllProperties(ctx context.Context, typ uint8, u *User) (map[string]any, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		kvs, err := t.remotePropertyList(ctx, typ, id, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		return propValues(kvs), nil
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpPropertyGet, "", err)
@@ -492,6 +516,9 @@ func (t *Table) GetAllProperties(ctx context.Context, typ uint8, u *User) (map[s
 // is nil) of u's session as a list sorted by key, in wire form, for the
 // network layer. Errors: those of GetProperties.
 func (t *Table) PropertyList(ctx context.Context, typ uint8, u *User, keys []string) ([]wire.KeyValue, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remotePropertyList(ctx, typ, id, u, keys)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpPropertyGet, "", err)
@@ -509,6 +536,9 @@ func (t *Table) SetProperty(ctx context.Context, typ uint8, u *User, key string,
 // SetProperties stores all of data in u's session, or nothing if any of it
 // is refused. Errors: those of SetProperty.
 func (t *Table) SetProperties(ctx context.Context, typ uint8, u *User, data map[string]any) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteSetProperties(ctx, typ, id, u, data)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
 		err = s.setProperties(u.ID, data)
@@ -519,6 +549,9 @@ func (t *Table) SetProperties(ctx context.Context, typ uint8, u *User, data map[
 // SetPropertyIfNotExists stores key = value in u's session unless key
 // exists. Errors: ErrPropertyExists, and those of SetProperty.
 func (t *Table) SetPropertyIfNotExists(ctx context.Context, typ uint8, u *User, key string, value any) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteSetIfNotExists(ctx, typ, id, u, key, value)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
 		err = s.setPropertyIfNotExists(u.ID, key, value)
@@ -529,6 +562,9 @@ func (t *Table) SetPropertyIfNotExists(ctx context.Context, typ uint8, u *User, 
 // UpdateProperty runs Session.UpdateProperty on u's session. Errors: those
 // of SetProperty.
 func (t *Table) UpdateProperty(ctx context.Context, typ uint8, u *User, key string, value any, fn UpdateFunc) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		return opErr(OpPropertySet, id, ErrUnavailable) // fn cannot run on another node
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
 		err = s.updateProperties(u.ID, map[string]any{key: value}, fn)
@@ -539,6 +575,9 @@ func (t *Table) UpdateProperty(ctx context.Context, typ uint8, u *User, key stri
 // IncrProperty runs Session.IncrProperty on u's session. Errors:
 // ErrNotNumeric, ErrOverflow, and those of SetProperty.
 func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string, delta int64) (int64, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteIncr(ctx, typ, id, u, key, delta)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	var n int64
 	if err == nil {
@@ -550,6 +589,9 @@ func (t *Table) IncrProperty(ctx context.Context, typ uint8, u *User, key string
 // CompareAndSetProperty runs Session.CompareAndSetProperty on u's session.
 // Errors: ErrCompareFailed, and those of SetProperty.
 func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, key string, old, newValue any) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteCompareAndSet(ctx, typ, id, u, key, old, newValue)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
 		err = s.compareAndSetProperty(u.ID, key, old, newValue)
@@ -561,6 +603,9 @@ func (t *Table) CompareAndSetProperty(ctx context.Context, typ uint8, u *User, k
 // key and reports whether it existed. Errors: ErrNotMember,
 // ErrSessionNotFound.
 func (t *Table) DeleteProperty(ctx context.Context, typ uint8, u *User, key string) (existed bool, err error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteDeleteProperty(ctx, typ, id, u, key)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err == nil {
 		existed, err = s.deleteProperty(u.ID, key)

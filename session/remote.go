@@ -37,6 +37,12 @@ type Remote interface {
 	// user was found, once, on any goroutine (false also when no answer
 	// came in time).
 	DeliverToUser(uid string, frame []byte, done func(found bool))
+	// Call runs e on node (the owner of e.SessionID) and waits for its
+	// reply payload, bounded by ctx and the cluster's call timeout; the
+	// error is the owner's status (ErrUnavailable if it cannot be
+	// reached) or ctx's. Unlike the other methods, it blocks: the table
+	// calls it only from the session API's callers, never from a push.
+	Call(ctx context.Context, node string, e *wire.Exec) ([]byte, error)
 }
 
 // SetRemote connects the table to the other nodes of a cluster. Call it

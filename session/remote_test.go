@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -53,6 +54,10 @@ func (r *fakeRemote) Disconnected(node, id string, typ uint8, uid string) {
 
 func (r *fakeRemote) DeliverToUser(uid string, frame []byte, done func(bool)) {
 	done(uid == "elsewhere")
+}
+
+func (r *fakeRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
+	return nil, ErrUnavailable
 }
 
 func (r *fakeRemote) take() ([]fanoutCall, []removedCall) {
@@ -137,8 +142,11 @@ type nopRemote struct{}
 
 func (nopRemote) Fanout(string, string, []string, []byte)                   {}
 func (nopRemote) Removed(string, string, uint8, string, wire.RemovedReason) {}
-func (nopRemote) DeliverToUser(_ string, _ []byte, done func(bool))         { done(false) }
-func (nopRemote) Disconnected(string, string, uint8, string)                {}
+func (nopRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
+	return nil, ErrUnavailable
+}
+func (nopRemote) DeliverToUser(_ string, _ []byte, done func(bool)) { done(false) }
+func (nopRemote) Disconnected(string, string, uint8, string)        {}
 
 // TestRemoteMemberRemovals: a remote member's node is told of every
 // removal it did not start itself: kick (after the Kicked push, on the

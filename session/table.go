@@ -433,6 +433,9 @@ func (t *Table) SetOnCreate(fn func(s *Session)) bool {
 // ErrUserNotFound (u has a Conn but is not its user's online connection:
 // see Connect).
 func (t *Table) Join(ctx context.Context, typ uint8, id string, u *User) error {
+	if t.isRemote(id) {
+		return opErr(OpJoin, id, t.remoteJoin(ctx, typ, id, u, false))
+	}
 	return opErr(OpJoin, id, t.join(ctx, typ, id, u, false))
 }
 
@@ -442,6 +445,9 @@ func (t *Table) Join(ctx context.Context, typ uint8, id string, u *User) error {
 // Errors (Op OpAccept): those of Join, and ErrNoInvite when u was not
 // invited or the invite expired.
 func (t *Table) AcceptInvite(ctx context.Context, typ uint8, id string, u *User) error {
+	if t.isRemote(id) {
+		return opErr(OpAccept, id, t.remoteJoin(ctx, typ, id, u, true))
+	}
 	return opErr(OpAccept, id, t.join(ctx, typ, id, u, true))
 }
 
@@ -523,6 +529,9 @@ func (t *Table) settle(s *Session, u *User) error {
 // Errors (Op OpLeave): ErrInvalidSessionID, ErrSessionNotFound,
 // ErrBadSessionType, ErrNotMember.
 func (t *Table) Leave(ctx context.Context, typ uint8, id string, u *User) error {
+	if t.isRemote(id) {
+		return t.remoteLeave(ctx, typ, id, u)
+	}
 	s, err := t.routeTyped(ctx, typ, id)
 	if err == nil {
 		err = t.remove(s, u.ID, removeLeave)
@@ -537,6 +546,9 @@ func (t *Table) Leave(ctx context.Context, typ uint8, id string, u *User) error 
 // ErrBadSessionType, ErrNotMember (target is not a member),
 // ErrCannotKickSelf (the target is the owner: the owner cannot kick itself).
 func (t *Table) Kick(ctx context.Context, typ uint8, id, targetUID string) error {
+	if t.isRemote(id) {
+		return t.remoteKick(ctx, typ, id, nil, targetUID)
+	}
 	s, err := t.routeTyped(ctx, typ, id)
 	if err == nil {
 		err = t.remove(s, targetUID, removeKick)
@@ -550,6 +562,12 @@ func (t *Table) Kick(ctx context.Context, typ uint8, id, targetUID string) error
 // Errors (Op OpKick): ErrNotMember when u is not in a session of that type,
 // ErrCannotKickSelf when u names itself, and those of Kick.
 func (t *Table) KickAsMember(ctx context.Context, typ uint8, u *User, targetUID string) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		if targetUID == u.ID {
+			return opErr(OpKick, id, ErrCannotKickSelf)
+		}
+		return t.remoteKick(ctx, typ, id, u, targetUID)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return opErr(OpKick, "", err)
@@ -563,6 +581,10 @@ func (t *Table) KickAsMember(ctx context.Context, typ uint8, u *User, targetUID 
 // KickAsOwner is KickAsMember for a client command: only the owner may
 // kick. Errors: ErrNotOwner, and those of KickAsMember.
 func (t *Table) KickAsOwner(ctx context.Context, typ uint8, u *User, targetUID string) error {
+	if id, ok := t.remoteID(typ, u); ok {
+		_, err := t.callAs(ctx, id, u, wire.CmdKick, &wire.KickRequest{Type: typ, UserID: targetUID})
+		return opErr(OpKick, id, err)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return opErr(OpKick, "", err)
@@ -695,6 +717,10 @@ func (t *Table) expire(s *Session, tm *timer) {
 // and its OnDeleted hook runs. OnLeft is not called. Errors (Op
 // OpMember): ErrInvalidSessionID, ErrSessionNotFound.
 func (t *Table) Delete(ctx context.Context, id string) error {
+	if t.isRemote(id) {
+		_, err := t.call(ctx, id, nil, wire.OpAppDelete, nil)
+		return opErr(OpMember, id, err)
+	}
 	s, err := t.route(ctx, id)
 	if err != nil {
 		return opErr(OpMember, id, err)
@@ -784,6 +810,9 @@ func (t *Table) UserSessions(u *User) []UserSession {
 // MemberIDs returns the member IDs, in join order, of u's session of type
 // typ. Errors (Op OpMember): ErrNotMember, ErrSessionNotFound.
 func (t *Table) MemberIDs(ctx context.Context, typ uint8, u *User) ([]string, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteStrings(ctx, typ, id, u, wire.CmdGetMemberIDs)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpMember, "", err)
@@ -794,6 +823,9 @@ func (t *Table) MemberIDs(ctx context.Context, typ uint8, u *User) ([]string, er
 // MemberSIDs returns the member SIDs, in join order, of u's session of type
 // typ. Errors (Op OpMember): ErrNotMember, ErrSessionNotFound.
 func (t *Table) MemberSIDs(ctx context.Context, typ uint8, u *User) ([]string, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteStrings(ctx, typ, id, u, wire.CmdGetMemberSIDs)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpMember, "", err)
@@ -805,6 +837,9 @@ func (t *Table) MemberSIDs(ctx context.Context, typ uint8, u *User) ([]string, e
 // (the reference's GetAllSessionMemberData). Errors (Op OpMember):
 // ErrNotMember, ErrSessionNotFound.
 func (t *Table) MemberData(ctx context.Context, typ uint8, u *User) ([]MemberData, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteMemberData(ctx, typ, id, u)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return nil, opErr(OpMember, "", err)
@@ -815,6 +850,9 @@ func (t *Table) MemberData(ctx context.Context, typ uint8, u *User) ([]MemberDat
 // IsOwner reports whether u owns its session of type typ. Errors (Op
 // OpOwner): ErrNotMember, ErrSessionNotFound.
 func (t *Table) IsOwner(ctx context.Context, typ uint8, u *User) (bool, error) {
+	if id, ok := t.remoteID(typ, u); ok {
+		return t.remoteIsOwner(ctx, typ, id, u)
+	}
 	s, err := t.memberSession(ctx, typ, u)
 	if err != nil {
 		return false, opErr(OpOwner, "", err)
@@ -826,6 +864,9 @@ func (t *Table) IsOwner(ctx context.Context, typ uint8, u *User) (bool, error) {
 // SessionInfo describes session id; anyone may ask. Errors (Op OpMember):
 // ErrInvalidSessionID, ErrSessionNotFound.
 func (t *Table) SessionInfo(ctx context.Context, id string) (Info, error) {
+	if t.isRemote(id) {
+		return t.remoteSessionInfo(ctx, id)
+	}
 	s, err := t.route(ctx, id)
 	if err != nil {
 		return Info{}, opErr(OpMember, id, err)
