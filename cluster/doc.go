@@ -19,9 +19,16 @@
 // [MeshKey] and [GossipKey] derive the mesh's HMAC key and memberlist's
 // AES-256-GCM key from the one cluster secret.
 //
+// # Tests
+//
+// [Faults] cuts chosen pairs of nodes apart, both ways, for tests that run
+// several nodes in one process: its memberlist transport drops their
+// packets and refuses their connections, and the mesh asks it too.
+//
 // # Lock order
 //
 // memberlist calls the Membership's delegates under its own node lock;
 // they take Membership.mu and nothing else. Membership.mu is never held
 // while calling memberlist, the Events callback, the logger or the network.
+// Faults.mu is a leaf lock, held for no I/O.
 package cluster

@@ -27,8 +27,9 @@ import (
 const MaxMetaSize = memberlist.MetaMaxSize
 
 // DefaultRejoinInterval is how often the rejoin loop runs when
-// MembershipConfig.RejoinInterval is zero. With 2 s a healed partition
-// re-merged 26–153 ms after the heal (design, Appendix A).
+// MembershipConfig.RejoinInterval is zero. A healed partition re-merges
+// within about one interval: 0.3–1.0 s after the heal in
+// TestMembershipPartitionIsSeenAndHeals, 2.07 s after a 35 s partition.
 const DefaultRejoinInterval = 2 * time.Second
 
 // defaultBroadcastTimeout bounds UpdateMeta and Leave when they are given
@@ -71,10 +72,11 @@ type MembershipConfig struct {
 	// Advertise is the "ip:port" other nodes reach this one at; "" means
 	// the bound address, and port 0 the bound port.
 	Advertise string
-	// Seeds are "host:port" gossip addresses of nodes to join. At start
-	// each is tried once; reaching none is not an error (the first node of a
-	// cluster has nobody to join), the rejoin loop keeps trying. Hostnames
-	// are resolved again at every try (a headless Service's A records).
+	// Seeds are "host:port" gossip addresses of nodes to join; this node's
+	// own address among them is skipped. At start each is tried once;
+	// reaching none is not an error (the first node of a cluster has nobody
+	// to join), the rejoin loop keeps trying. Hostnames are resolved again
+	// at every try (a headless Service's A records).
 	Seeds []string
 	// Secret is the cluster secret; gossip is encrypted and authenticated
 	// with GossipKey(Secret). Empty means unencrypted gossip, which a
@@ -85,9 +87,11 @@ type MembershipConfig struct {
 	// goroutine; the slice is copied. nil means no metadata.
 	Meta func() []byte
 	// RejoinInterval is how often the rejoin loop joins the seeds, and one
-	// recently lost member, whose addresses are not among the alive
-	// members. memberlist does not re-merge a healed partition by itself
-	// (hashicorp/memberlist#222). Default DefaultRejoinInterval.
+	// member lost in the last 10 minutes, whose addresses are not among the
+	// alive members. memberlist does not re-merge a partition healed after
+	// its GossipToTheDeadTime (30 s) by itself (hashicorp/memberlist#222).
+	// A try of an address that does not answer takes up to memberlist's TCP
+	// timeout (10 s) and delays the next. Default DefaultRejoinInterval.
 	RejoinInterval time.Duration
 	// Events, if set, receives the membership changes: called on one
 	// goroutine, in order for each node, never under memberlist's locks or
@@ -102,6 +106,9 @@ type MembershipConfig struct {
 	// Logger receives the membership's logs, memberlist's own at debug
 	// level; nil means slog.Default().
 	Logger *slog.Logger
+
+	// tune, if set (tests), changes memberlist's configuration last.
+	tune func(*memberlist.Config)
 }
 
 // DefaultMembershipConfig returns the configuration of a dev-mode node on
@@ -166,8 +173,8 @@ type NodeInfo struct {
 }
 
 // Membership is this node's member of the cluster's gossip group. Its
-// methods are safe for concurrent use; none may be called from the Events
-// callback except Alive and LocalAddr.
+// methods are safe for concurrent use. Shutdown must not be called from
+// the Events callback (it waits for the callback to return).
 type Membership struct {
 	ml     *memberlist.Memberlist
 	log    *slog.Logger
@@ -231,9 +238,11 @@ type conflict struct {
 //
 // It fails with ErrNameConflict when a seed's cluster has another node alive
 // under cfg.Node (memberlist's "Conflicting address"): the name must be
-// unique. A node that died under the same name at another address blocks
-// the name for memberlist's DeadNodeReclaimTime (30 s); a restart at the
-// same address does not. Not reaching any seed is not an error.
+// unique. A node restarted at another address before the cluster saw it die
+// is refused the same way, so a caller may retry after a few seconds; the
+// cluster then still ignores it until memberlist's DeadNodeReclaimTime
+// (30 s) has passed since the death. A restart at the same address is
+// taken at once. Not reaching any seed is not an error.
 func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	if !session.ValidNodeName(cfg.Node) {
 		return nil, ErrBadNodeName
@@ -306,6 +315,9 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	mc.Delegate, mc.Events, mc.Conflict, mc.Merge = d, d, d, d
 	if len(cfg.Secret) > 0 {
 		mc.SecretKey = GossipKey(cfg.Secret)
+	}
+	if cfg.tune != nil {
+		cfg.tune(mc)
 	}
 
 	m.startDeliver()
@@ -486,8 +498,9 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // a Leave first, the other nodes see this one dead after their probes time
 // out (2–3 s). It waits for a running Events call and for a rejoin attempt
 // in progress (up to memberlist's 10 s TCP timeout for a seed that does not
-// answer), so it must not be called from the Events callback. After it
-// returns Events is not called again. It is idempotent: later calls wait for
+// answer) and for a Leave or UpdateMeta in progress, so it must not be
+// called from the Events callback. After it returns Events is not called
+// again. It is idempotent: later calls wait for
 // the first to finish and return its result.
 func (m *Membership) Shutdown() error {
 	m.stateMu.Lock()

@@ -481,3 +481,41 @@ func TestEventsOfASlowCallbackAreCoalescedPerNode(t *testing.T) {
 		t.Fatalf("events:\n%q\nwant:\n%q", got, wantEvents)
 	}
 }
+
+// TestMembershipPartitionIsSeenAndHeals cuts n3 off. The majority must see
+// it gone; after the heal the rejoin loop must bring it back. memberlist
+// itself re-merges a partition shorter than GossipToTheDeadTime (30 s, the
+// dead node gets gossip about its death and refutes it): the test turns
+// that off to stand for a longer partition, which only the rejoin loop
+// heals (design §4.1).
+func TestMembershipPartitionIsSeenAndHeals(t *testing.T) {
+	var faults Faults
+	nodes := startCluster(t, 3, func(n *testNode, cfg *MembershipConfig) {
+		cfg.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+			return faults.Transport(n.name, tr)
+		}
+		cfg.tune = func(c *memberlist.Config) { c.GossipToTheDeadTime = 0 }
+	})
+	majority, n3 := nodes[:2], nodes[2]
+	marks := []int{majority[0].rec.mark(), majority[1].rec.mark()}
+	n3mark := n3.rec.mark()
+	start := time.Now()
+	faults.Block("n3", "n1")
+	faults.Block("n3", "n2")
+	for i, o := range majority {
+		o.rec.waitEvent(t, marks[i], 8*time.Second, EventLeave, "n3", nil)
+		t.Logf("%s saw n3 cut off after %v", o.name, time.Since(start).Round(time.Millisecond))
+	}
+	waitAllAlive(t, majority, majority, waitLong)
+	n3.rec.mu.Lock()
+	var n3saw []string
+	for _, e := range n3.rec.events[n3mark:] {
+		n3saw = append(n3saw, e.Kind.String()+" "+e.Node.Name)
+	}
+	n3.rec.mu.Unlock()
+	t.Logf("n3, isolated for %v, saw %q", time.Since(start).Round(time.Millisecond), n3saw)
+
+	faults.Heal()
+	d := waitAllAlive(t, nodes, nodes, DefaultRejoinInterval+2*time.Second)
+	t.Logf("all three see three alive %v after the heal (rejoin every %v)", d.Round(time.Millisecond), DefaultRejoinInterval)
+}
