@@ -422,15 +422,20 @@ func (n *Node) Members() int {
 }
 
 // Ready reports whether the node has joined its cluster: memberlist runs
-// and every node it counts alive has a link up.
+// (it tried its seeds once at start) and every other node it counts alive
+// has a link up.
 func (n *Node) Ready() bool {
 	if n.ml == nil {
 		return false
 	}
+	alive := n.ml.Alive()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, p := range n.peers {
-		if p.alive && p.link == nil {
+	for _, a := range alive {
+		if a.Name == n.cfg.Name {
+			continue
+		}
+		if p := n.peers[a.Name]; p == nil || p.link == nil {
 			return false
 		}
 	}

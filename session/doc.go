@@ -15,10 +15,12 @@
 // lock is taken on any hot path.
 //
 // Session IDs are UUID v4 strings that name the node owning the session
-// ("<uuid>@<node>", see [NewID]). Every operation addressed by session ID
-// goes through one routing point, Table.route, which today resolves to the
-// local shards; the cluster will plug remote nodes in there without
-// changing callers.
+// ("<uuid>@<node>", see [NewID]). In a cluster ([Table.SetRemote]) the
+// table also holds members connected to other nodes (User.Node), reached
+// through the Remote with one Fanout per node, and the session API works
+// on sessions other nodes own: such a call runs on the owner and waits for
+// its answer (remoteapi.go). Calls on this node's sessions never block on
+// I/O.
 //
 // There is no goroutine per session. Empty-session TTLs and ticks run on one
 // shared timer heap owned by the table. A broadcast reads an immutable

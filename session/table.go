@@ -103,7 +103,9 @@ type Spec struct {
 }
 
 // Table holds every session of one node. All methods are safe for
-// concurrent use; none blocks on I/O.
+// concurrent use; none blocks on I/O, except a call on a session another
+// node of a cluster owns, which waits for that node's answer (bounded by
+// ctx and the cluster's call timeout).
 type Table struct {
 	cfg     Config
 	seed    maphash.Seed
@@ -268,10 +270,10 @@ func (t *Table) shard(id string) *tableShard {
 	return &t.shards[maphash.String(t.seed, id)%uint64(len(t.shards))]
 }
 
-// route resolves a session ID to the session that owns it. Every operation
-// addressed by ID goes through here. Today it knows only this node's
-// sessions: an ID naming another node is not found. The cluster will
-// resolve remote IDs here.
+// route resolves a session ID to this node's session. Every operation on
+// a local session goes through here; one addressed to a session another
+// node owns is sent there first (isRemote, remoteapi.go), so an ID naming
+// another node is not found here.
 func (t *Table) route(ctx context.Context, id string) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -426,8 +428,7 @@ func (t *Table) SetOnCreate(fn func(s *Session)) bool {
 // Join makes u a member of session id of type typ. Anyone who knows the ID
 // may join; use AcceptInvite to require an invite.
 //
-// Errors (Op OpJoin): ErrInvalidSessionID, ErrSessionNotFound (also for an
-// ID owned by another node until the cluster lands), ErrBadSessionType,
+// Errors (Op OpJoin): ErrInvalidSessionID, ErrSessionNotFound, ErrBadSessionType,
 // ErrAlreadyInSession (u is in a session of this type, this one included),
 // ErrJoinRejected (the OnJoin hook said no), ErrSessionFull,
 // ErrUserNotFound (u has a Conn but is not its user's online connection:
