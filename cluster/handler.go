@@ -136,6 +136,12 @@ func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
 	}
 }
 
+// softPending is the backlog of a link past which new client requests
+// for that peer are answered StatusUnavailable at once instead of
+// queued behind it (fan-out from owners still queues, up to netio's
+// PeerMaxOutbound, past which the link is closed and the peer lost).
+const softPending = 8 << 20
+
 // epoch is the epoch of every session in this version: sessions do not
 // move between nodes yet, so none is fenced.
 const epoch = 1
@@ -193,7 +199,7 @@ func (n *Node) Disconnected(node, sessionID string, typ uint8, uid string) {
 // StatusUnavailable.
 func (n *Node) Exec(node string, e *wire.Exec, done func(wire.Status, []byte)) {
 	l := n.upLink(node)
-	if l == nil {
+	if l == nil || l.nc.Pending() > softPending {
 		done(wire.StatusUnavailable, nil)
 		return
 	}
