@@ -108,6 +108,13 @@ func (n *Node) dropRecordsOf(node string) {
 func (n *Node) SignIn(u *session.User, done func()) {
 	uid, sid := u.ID, u.SID
 	after := func(rep wire.PresenceClaimReply) {
+		if !n.table.Online(uid) {
+			// The connection closed while the claim was out: its
+			// SignOut found no generation to release, so release now.
+			n.releaseAt(uid, rep.Gen)
+			done()
+			return
+		}
 		n.pres.mu.Lock()
 		n.pres.gens[uid] = rep.Gen
 		n.pres.mu.Unlock()
@@ -186,23 +193,33 @@ func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef)
 
 // SignOut releases user u, whose connection here closed, from the
 // presence directory.
+//
+// Call it after Table.Disconnect: a connection that a newer one on this
+// node replaced releases nothing (the user is still connected here).
 func (n *Node) SignOut(u *session.User) {
+	if n.table.Online(u.ID) {
+		return
+	}
 	n.pres.mu.Lock()
 	gen, ok := n.pres.gens[u.ID]
 	delete(n.pres.gens, u.ID)
 	n.pres.mu.Unlock()
-	if !ok {
-		return
+	if ok {
+		n.releaseAt(u.ID, gen)
 	}
-	dir := n.dirOf(u.ID)
+}
+
+// releaseAt releases the claim of generation gen of uid, by this node,
+// at uid's directory.
+func (n *Node) releaseAt(uid string, gen uint64) {
+	dir := n.dirOf(uid)
 	if dir == n.cfg.Name {
-		n.release(n.cfg.Name, u.ID, gen)
+		n.release(n.cfg.Name, uid, gen)
 		return
 	}
 	if l := n.upLink(dir); l != nil {
-		m := wire.PresenceRelease{UID: u.ID, Gen: gen}
-		b := m.Append(nil)
-		l.nc.Send(wire.Header{Cmd: wire.CmdPresenceRelease, Flags: wire.FlagPush}, b)
+		m := wire.PresenceRelease{UID: uid, Gen: gen}
+		l.nc.Send(wire.Header{Cmd: wire.CmdPresenceRelease, Flags: wire.FlagPush}, m.Append(nil))
 		l.stats.framesOut.Add(1)
 	}
 }

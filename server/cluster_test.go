@@ -366,3 +366,24 @@ func TestClusterServerAPI(t *testing.T) {
 	waitEvent(t, alice, func(e clientsdk.SessionDeleted) bool { return e.SessionID == id })
 	wantStatus(t, app.Delete(ctx, id), session.ErrSessionNotFound)
 }
+
+// TestClusterReplacedOnSameNodeStaysFindable: a second sign-in on the
+// same node replaces the first; the closing first connection must not
+// take the user out of the presence directory, so an invite from
+// another node still reaches the second.
+func TestClusterReplacedOnSameNodeStaysFindable(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	alice := dialSDK(t, tc.nodes[0], "tcp", "alice")
+	id, err := alice.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	for _, node := range []int{1, 2} { // the user's directory may be any node: try two
+		uid := fmt.Sprintf("p%d", node)
+		first := dialSDK(t, tc.nodes[node], "tcp", uid)
+		second := dialSDK(t, tc.nodes[node], "tcp", uid)
+		<-first.Done()
+		must(t, alice.Invite(ctx, 1, []string{uid}, clientsdk.InviteOptions{}))
+		waitEvent(t, second, func(e clientsdk.InviteReceived) bool { return e.SessionID == id })
+		must(t, second.AcceptInvite(ctx, 1, id))
+	}
+}
