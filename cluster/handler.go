@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/wire"
@@ -17,6 +18,10 @@ func (n *Node) OnOpen(nc *netio.Conn) {
 		nc.SetState(l)
 	}
 	l.nc = nc
+	l.opened = time.Now()
+	n.mu.Lock()
+	n.handshaking[l] = struct{}{}
+	n.mu.Unlock()
 	if l.dialed {
 		l.open()
 	}
@@ -33,6 +38,9 @@ func (n *Node) OnClose(nc *netio.Conn, err error) {
 	l.mu.Lock()
 	name := l.peer
 	l.mu.Unlock()
+	n.mu.Lock()
+	delete(n.handshaking, l)
+	n.mu.Unlock()
 	wasUp := l.close()
 	if !wasUp || name == "" {
 		return

@@ -77,9 +77,10 @@ type Node struct {
 	meshKey    []byte
 	maxPayload uint32
 
-	mu      sync.Mutex
-	peers   map[string]*peer // by node name
-	closing bool
+	mu          sync.Mutex
+	peers       map[string]*peer   // by node name
+	handshaking map[*link]struct{} // links not up yet, closed past handshakeTimeout
+	closing     bool
 
 	bufs sync.Pool // *[]byte for encoding mesh frames
 	pres presence
@@ -138,6 +139,7 @@ func New(cfg Config, table *session.Table, exec Executor) (*Node, error) {
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), table: table, exec: exec,
 		boot: binary.LittleEndian.Uint64(b[:]) | 1, meshKey: MeshKey(cfg.Secret),
 		maxPayload: netio.DefaultPeerMaxPayload, peers: make(map[string]*peer), stop: make(chan struct{}),
+		handshaking: make(map[*link]struct{}),
 	}
 	n.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	n.pres.recs = make(map[string]presenceRec)
@@ -328,6 +330,7 @@ func (n *Node) linkUp(l *link) {
 	l.mu.Unlock()
 	n.mu.Lock()
 	p.link = l
+	delete(n.handshaking, l)
 	n.mu.Unlock()
 	p.lostMu.Unlock()
 	n.log.Info("mesh link up", "peer", name, "boot", boot, "dialed", l.dialed)
@@ -397,7 +400,17 @@ func (n *Node) tick() {
 					links = append(links, p.link)
 				}
 			}
+			var slow []*link
+			for l := range n.handshaking {
+				if now.Sub(l.opened) > handshakeTimeout {
+					slow = append(slow, l)
+					delete(n.handshaking, l)
+				}
+			}
 			n.mu.Unlock()
+			for _, l := range slow {
+				l.fail(wire.StatusUnauthenticated, "handshake not finished in time")
+			}
 			for _, l := range links {
 				l.expire(now)
 				if n.cfg.Faults != nil && n.cfg.Faults.Blocked(n.cfg.Name, l.peer) {

@@ -387,3 +387,39 @@ func TestClusterReplacedOnSameNodeStaysFindable(t *testing.T) {
 		must(t, second.AcceptInvite(ctx, 1, id))
 	}
 }
+
+// TestMeshHandshakeDeadline: a connection to the mesh address that
+// trickles bytes and never finishes the handshake is closed after the
+// handshake deadline, though it is never silent long enough for the idle
+// timeout.
+func TestMeshHandshakeDeadline(t *testing.T) {
+	srv := startServer(t, func(c *Config) {
+		c.Node = "n1"
+		c.Cluster = ClusterConfig{MeshAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0"}
+	})
+	c := dialRaw(t, "tcp", srv.net.MeshAddr().String())
+	start := time.Now()
+	frame := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPeerHello, Seq: 1}, make([]byte, 64))
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for _, b := range frame { // one byte every 500 ms: never 3 s silent
+			if _, err := c.c.Write([]byte{b}); err != nil {
+				return
+			}
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	if st := c.expectBye(); st != wire.StatusUnauthenticated {
+		t.Fatalf("Bye %v, want Unauthenticated", st)
+	}
+	if d := time.Since(start); d < 2*time.Second || d > 4*time.Second {
+		t.Fatalf("closed after %v, want about 2 s", d)
+	}
+	c.c.Close()
+	<-closed
+}
