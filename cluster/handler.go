@@ -202,6 +202,19 @@ func (n *Node) Disconnected(node, sessionID string, typ uint8, uid string) {
 	n.send(l, wire.CmdExec, &e, nil)
 }
 
+// Reconnected implements session.Remote: an Exec of OpMemberMove, from
+// this node to itself, with no reply.
+func (n *Node) Reconnected(node, sessionID string, typ uint8, uid, sid string) {
+	l := n.upLink(node)
+	if l == nil {
+		return
+	}
+	ref := wire.SessionRef{Type: typ, SessionID: sessionID}
+	e := wire.Exec{SessionID: sessionID, Epoch: epoch, Caller: wire.Member{UID: uid, SID: sid}, Op: wire.OpMemberMove,
+		Payload: wire.AppendString(ref.Append(nil), n.cfg.Name)}
+	n.send(l, wire.CmdExec, &e, nil)
+}
+
 // Exec sends a command to the node owning its session (the server's
 // forwarding path); done gets the owner's status and reply payload, or
 // StatusUnavailable.

@@ -423,3 +423,32 @@ func TestMeshHandshakeDeadline(t *testing.T) {
 	c.c.Close()
 	<-closed
 }
+
+// TestClusterReconnectSameNodeUpdatesOwner: a member of a session owned
+// by another node signs in again on its own node: the owner's record
+// follows the new connection (its SID), as on a single node.
+func TestClusterReconnectSameNodeUpdatesOwner(t *testing.T) {
+	tc := startCluster(t, 2)
+	ctx := testCtx(t)
+	owner := dialSDK(t, tc.nodes[0], "tcp", "owner")
+	first := dialSDK(t, tc.nodes[1], "tcp", "p")
+	id, err := owner.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	must(t, first.Join(ctx, 1, id))
+	second := dialSDK(t, tc.nodes[1], "tcp", "p")
+	<-first.Done()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		sids, err := owner.MemberSIDs(ctx, 1)
+		must(t, err)
+		if len(sids) == 2 && sids[1] == second.SID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("owner's SIDs %v, want the new connection's %s", sids, second.SID())
+		}
+		time.Sleep(10 * time.Millisecond) // the update is a push to the owner: nothing to wait on from here
+	}
+	must(t, owner.Broadcast(ctx, 1, []byte("still here")))
+	waitEvent(t, second, func(e clientsdk.BroadcastReceived) bool { return string(e.Msg) == "still here" })
+}

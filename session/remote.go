@@ -32,6 +32,10 @@ type Remote interface {
 	// connected here, disconnected: the owner removes it as on a local
 	// disconnect.
 	Disconnected(node, sessionID string, typ uint8, uid string)
+	// Reconnected tells the node that owns session sessionID that uid,
+	// connected here, signed in again here with SID sid (a second sign-in
+	// replaced its connection): the owner updates its member record.
+	Reconnected(node, sessionID string, typ uint8, uid, sid string)
 	// DeliverToUser finds the node user uid is connected to and hands it
 	// frame (an invite push) for that user; done reports whether the
 	// user was found, once, on any goroutine (false also when no answer

@@ -60,6 +60,8 @@ func (r *fakeRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
 	return nil, ErrUnavailable
 }
 
+func (r *fakeRemote) Reconnected(node, id string, typ uint8, uid, sid string) {}
+
 func (r *fakeRemote) take() ([]fanoutCall, []removedCall) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -146,6 +148,7 @@ func (nopRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
 	return nil, ErrUnavailable
 }
 func (nopRemote) DeliverToUser(_ string, _ []byte, done func(bool)) { done(false) }
+func (nopRemote) Reconnected(string, string, uint8, string, string) {}
 func (nopRemote) Disconnected(string, string, uint8, string)        {}
 
 // TestRemoteMemberRemovals: a remote member's node is told of every

@@ -666,6 +666,12 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 func (t *Table) Connect(u *User) (replaced *User) {
 	prev, sessions := t.users.setOnline(u)
 	for _, us := range sessions {
+		if !t.IsLocal(us.ID) {
+			if node, err := IDNode(us.ID); err == nil && t.remote != nil {
+				t.remote.Reconnected(node, us.ID, us.Type, u.ID, u.SID)
+			}
+			continue
+		}
 		if s, err := t.route(context.Background(), us.ID); err == nil {
 			s.refreshMember(u.ID)
 		}
