@@ -69,11 +69,11 @@ func namespaceOrSkip(t *testing.T) string {
 	}
 	ip, err := tool("ip")
 	if err != nil {
-		t.Skip("needs iproute2's ip to create a network namespace: ", err)
+		t.Skipf("needs iproute2's ip to create a network namespace: %v", err)
 	}
 	nftPath, err := tool("nft")
 	if err != nil {
-		t.Skip("needs nft to partition the nodes (apt-get install nftables; .ci/run does): ", err)
+		t.Skipf("needs nft to partition the nodes (apt-get install nftables; .ci/run does): %v", err)
 	}
 	ns := fmt.Sprintf("covey-test-%d", os.Getpid())
 	if out, err := ipCmd("netns", "add", ns).CombinedOutput(); err != nil {
