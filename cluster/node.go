@@ -220,8 +220,16 @@ func (n *Node) onEvent(ev Event) {
 			go n.dialLoop(p)
 		}
 	case EventLeave:
+		var meta wire.NodeMeta
+		_ = meta.Consume(ev.Node.Meta) // no boot: the verdict applies to any link
 		n.mu.Lock()
 		p := n.peers[name]
+		if p != nil && p.link != nil && meta.Boot != 0 && p.link.boot != meta.Boot {
+			// A late verdict on an earlier run of the node: the link
+			// is to its successor, which is alive.
+			n.mu.Unlock()
+			return
+		}
 		if p != nil {
 			p.alive = false
 		}
