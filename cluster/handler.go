@@ -217,11 +217,18 @@ func (n *Node) Reconnected(node, sessionID string, typ uint8, uid, sid string) {
 
 // Exec sends a command to the node owning its session (the server's
 // forwarding path); done gets the owner's status and reply payload, or
-// StatusUnavailable.
+// StatusUnavailable when that node is alive but cannot be reached now,
+// or StatusSessionNotFound when no such node is alive.
 func (n *Node) Exec(node string, e *wire.Exec, done func(wire.Status, []byte)) {
 	l := n.upLink(node)
-	if l == nil || l.nc.Pending() > softPending {
-		done(wire.StatusUnavailable, nil)
+	switch {
+	case l == nil && !n.alive(node):
+		// No such node, or a lost one: its sessions are gone (a lost
+		// node's state died with it), as on a single node.
+		done(wire.StatusSessionNotFound, nil)
+		return
+	case l == nil || l.nc.Pending() > softPending:
+		done(wire.StatusUnavailable, nil) // alive, but not linked now: retry
 		return
 	}
 	n.send(l, wire.CmdExec, e, done)

@@ -375,6 +375,14 @@ func (n *Node) lose(p *peer, l *link, why string) {
 	go n.reassert()
 }
 
+// alive reports whether memberlist counts node alive.
+func (n *Node) alive(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[node]
+	return p != nil && p.alive
+}
+
 // upLink returns the link to node if it is up.
 func (n *Node) upLink(node string) *link {
 	n.mu.Lock()
