@@ -79,37 +79,81 @@ func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
 
 // Verify checks token's signature and expiry at now and returns the user ID
 // it was issued for. Errors: ErrMalformedToken (not of the form Issue
-// makes), ErrBadSignature (well formed, but not signed with this secret),
-// ErrExpired.
+// makes, including another spelling of the same fields), ErrBadSignature
+// (well formed, but not signed with this secret), ErrExpired.
 func (s *Signer) Verify(token string, now time.Time) (string, error) {
+	t, ok := parseToken(token)
+	if !ok {
+		return "", ErrMalformedToken
+	}
+	if !hmac.Equal(t.sig[:], s.mac(t.body)) {
+		return "", ErrBadSignature
+	}
+	if !now.Before(time.Unix(t.expires, 0)) {
+		return "", ErrExpired
+	}
+	return t.userID, nil
+}
+
+// parsedToken is the fields of a token that parseToken accepted.
+type parsedToken struct {
+	userID  string
+	expires int64 // unix seconds
+	sig     [sha256.Size]byte
+	body    string // everything before the last dot: what sig signs
+}
+
+// parseToken splits token into its fields and reports whether it is
+// exactly what Issue writes for them: every token has one spelling, so
+// that a token cannot be altered into another string that signs in (a
+// signature's unused bits and line breaks decode to the same bytes).
+func parseToken(token string) (t parsedToken, ok bool) {
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if len(token) > maxTokenLen || !ok {
-		return "", ErrMalformedToken
+		return t, false
 	}
 	uidPart, rest, ok1 := strings.Cut(rest, ".")
 	expPart, sigPart, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.IndexByte(sigPart, '.') >= 0 {
-		return "", ErrMalformedToken
+	if !ok1 || !ok2 {
+		return t, false
 	}
-	uid, err := b64.DecodeString(uidPart)
-	if err != nil || !ValidUserID(string(uid)) {
-		return "", ErrMalformedToken
+	uid, ok := decodeCanonical(uidPart)
+	if !ok || !ValidUserID(string(uid)) {
+		return t, false
 	}
-	exp, err := strconv.ParseInt(expPart, 10, 64)
-	if err != nil {
-		return "", ErrMalformedToken
+	t.userID = string(uid)
+	if t.expires, ok = parseCanonicalInt(expPart); !ok {
+		return t, false
 	}
-	sig, err := b64.DecodeString(sigPart)
-	if err != nil {
-		return "", ErrMalformedToken
+	sig, ok := decodeCanonical(sigPart)
+	if !ok || len(sig) != len(t.sig) {
+		return t, false
 	}
-	if !hmac.Equal(sig, s.mac(token[:len(token)-len(sigPart)-1])) {
-		return "", ErrBadSignature
-	}
-	if !now.Before(time.Unix(exp, 0)) {
-		return "", ErrExpired
-	}
-	return string(uid), nil
+	copy(t.sig[:], sig)
+	t.body = token[:len(token)-len(sigPart)-1]
+	return t, true
+}
+
+// strictB64 decodes what b64 encodes and refuses a last character with
+// unused bits set. Padding and the standard alphabet's + and / are not in
+// its alphabet; it still skips CR and LF, which decodeCanonical refuses.
+var strictB64 = b64.Strict()
+
+// decodeCanonical decodes s and reports whether s is the one spelling b64
+// writes for what it decodes to: base64url (RFC 4648 §5) without padding,
+// line breaks or bits set past the last byte.
+func decodeCanonical(s string) ([]byte, bool) {
+	b, err := strictB64.DecodeString(s)
+	// A CR or LF, skipped by the decoder, makes s longer than b's encoding.
+	return b, err == nil && len(s) == b64.EncodedLen(len(b))
+}
+
+// parseCanonicalInt parses s as strconv.FormatInt writes an int64: decimal,
+// no plus sign, no leading zero, no "-0".
+func parseCanonicalInt(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	var buf [20]byte
+	return n, err == nil && string(strconv.AppendInt(buf[:0], n, 10)) == s
 }
 
 func (s *Signer) mac(body string) []byte {
