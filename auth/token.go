@@ -73,8 +73,14 @@ func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
 	if !ValidUserID(userID) {
 		return "", ErrBadUserID
 	}
-	body := tokenPrefix + b64.EncodeToString([]byte(userID)) + "." + strconv.FormatInt(expires.Unix(), 10)
+	body := tokenBody(userID, expires.Unix())
 	return body + "." + b64.EncodeToString(s.mac(body)), nil
+}
+
+// tokenBody is what a token's signature signs: everything before its last
+// dot.
+func tokenBody(userID string, expires int64) string {
+	return tokenPrefix + b64.EncodeToString([]byte(userID)) + "." + strconv.FormatInt(expires, 10)
 }
 
 // Verify checks token's signature and expiry at now and returns the user ID
@@ -101,6 +107,11 @@ type parsedToken struct {
 	expires int64 // unix seconds
 	sig     [sha256.Size]byte
 	body    string // everything before the last dot: what sig signs
+}
+
+// String writes t as Issue does.
+func (t *parsedToken) String() string {
+	return tokenBody(t.userID, t.expires) + "." + b64.EncodeToString(t.sig[:])
 }
 
 // parseToken splits token into its fields and reports whether it is
