@@ -3,7 +3,6 @@ package auth
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -44,9 +43,6 @@ type TokenResponse struct {
 	UserID    string    `json:"user_id"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
-
-// ErrNoAPIKey is returned by NewIssuer without an API key.
-var ErrNoAPIKey = errors.New("auth: an API key is required to issue tokens")
 
 // NewIssuer returns the handler of POST /v1/token: a game backend presents
 // its API key and a user ID and receives a signed token for that user.

@@ -4,29 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
-
-// Errors returned by Verify. ErrBadSignature and ErrMalformedToken both
-// match ErrBadToken (errors.Is).
-var (
-	ErrBadToken       = errors.New("auth: malformed token or bad signature")
-	ErrBadSignature   = error(badToken("auth: bad token signature (signed with another secret, or altered)"))
-	ErrMalformedToken = error(badToken("auth: malformed token"))
-	ErrExpired        = errors.New("auth: token expired")
-	ErrBadUserID      = errors.New("auth: user ID must be 1 to 128 bytes of UTF-8 without control characters (U+0000-U+001F, U+007F)")
-	ErrShortSecret    = errors.New("auth: secret must be at least 16 bytes")
-)
-
-// badToken is an error that also matches ErrBadToken.
-type badToken string
-
-func (e badToken) Error() string        { return string(e) }
-func (e badToken) Is(target error) bool { return target == ErrBadToken }
 
 var b64 = base64.RawURLEncoding
 
