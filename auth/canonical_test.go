@@ -51,20 +51,25 @@ func respellings(token string) map[string]string {
 	return out
 }
 
-// TestVerifyAcceptsOnlyTheCanonicalSpelling pins that a token has exactly
-// one spelling: Verify refuses every other spelling of a valid token's
-// fields as ErrMalformedToken, even where it decodes to the same bytes
+// TestVerifyAcceptsOnlyTheCanonicalSpelling pins that a token, v1 or v2,
+// has exactly one spelling: Verify refuses every other spelling of a valid
+// token's fields as ErrMalformedToken, even where it decodes to the same bytes
 // and the signature still matches (the signature part's unused bits and
 // line breaks), so a token cannot be altered into another string that
 // signs in.
 func TestVerifyAcceptsOnlyTheCanonicalSpelling(t *testing.T) {
-	s, _ := NewSigner([]byte("0123456789abcdef-secret"))
+	s, _ := NewSigner([]byte(testSecret))
+	// v2 tokens (with a nonce) come from a single-use Signer; s reads them.
+	single, _ := NewSignerWith([]byte(testSecret), SignerConfig{SingleUse: NewReplayGuard(0)})
 	now := time.Unix(1_800_000_000, 0)
 	kinds := map[string]bool{}
 	// User IDs of each length mod 3 (each count of unused bits in the user
 	// ID part), and enough tokens that some signature holds a - or _.
-	for _, uid := range []string{"alice", "bob", "carol7", "dave-the-brave", "é", "player.42 ü", "x", "yy", "zzz"} {
+	for i, uid := range []string{"alice", "bob", "carol7", "dave-the-brave", "é", "player.42 ü", "x", "yy", "zzz"} {
 		tok, err := s.Issue(uid, now.Add(time.Minute))
+		if i%2 == 1 {
+			tok, err = single.Issue(uid, now.Add(time.Minute))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +83,8 @@ func TestVerifyAcceptsOnlyTheCanonicalSpelling(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"part 3 with unused bits 3", "part 1 with unused bits 15", "part 3 in the standard alphabet", "part 1 padded"} {
+	for _, k := range []string{"part 3 with unused bits 3", "part 3 with unused bits 15", "part 4 with unused bits 3", "part 1 with unused bits 15",
+		"part 3 in the standard alphabet", "part 4 in the standard alphabet", "part 1 padded"} {
 		if !kinds[k] {
 			t.Errorf("no token was respelled with %s", k)
 		}

@@ -21,3 +21,10 @@ func (e badToken) Is(target error) bool { return target == ErrBadToken }
 
 // ErrNoAPIKey is returned by NewIssuer without an API key.
 var ErrNoAPIKey = errors.New("auth: an API key is required to issue tokens")
+
+// Errors returned by Verify of a Signer whose tokens are single use
+// (SignerConfig.SingleUse).
+var (
+	ErrReplayed        = errors.New("auth: token already used (single-use tokens sign in once)")
+	ErrReplayGuardFull = errors.New("auth: too many single-use tokens live (the replay guard is full): new tokens are refused until some expire")
+)

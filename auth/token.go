@@ -2,8 +2,10 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +14,20 @@ import (
 
 var b64 = base64.RawURLEncoding
 
+// The token formats, by the prefix that names them (PROTOCOL.md, Tokens):
+// v1 is "v1.<user ID>.<expiry>.<signature>"; v2, which Issue writes for
+// single-use tokens, adds a random nonce before the signature, so that two
+// tokens issued for one user in one second are two tokens. Verify reads
+// both, whatever the Signer's config, so that a cluster whose nodes are
+// configured differently, or are part way through enabling single use,
+// still verifies every token any of them issued.
 const (
-	tokenPrefix     = "v1."
+	prefixV1 = "v1."
+	prefixV2 = "v2."
+	nonceLen = 16
+)
+
+const (
 	maxTokenLen     = 512
 	minSecretLength = 16
 )
@@ -38,37 +52,74 @@ func ValidUserID(id string) bool {
 // Signer issues and verifies tokens with one server secret. Safe for
 // concurrent use.
 type Signer struct {
-	secret []byte
+	secret    []byte
+	singleUse *ReplayGuard // nil: tokens sign in until they expire
+}
+
+// SignerConfig is what a Signer does beyond signing with its secret. The
+// zero value is NewSigner's: tokens sign in any number of times until
+// they expire.
+type SignerConfig struct {
+	// SingleUse, if not nil, makes every token sign in once: Verify
+	// remembers each token it accepts in SingleUse until the token
+	// expires, and refuses it after that with ErrReplayed; Issue writes
+	// v2 tokens, which carry a random nonce. Signers may share a guard
+	// (say, those of the old and the new secret while it is rotated): a
+	// token then signs in once through either. See ReplayGuard for its
+	// limits: it lives in one process's memory.
+	SingleUse *ReplayGuard
 }
 
 // NewSigner returns a Signer for secret, which must be at least 16 bytes
-// and the same on every node that verifies the tokens.
+// and the same on every node that verifies the tokens. Its tokens sign in
+// any number of times until they expire; NewSignerWith can make them
+// single use.
 func NewSigner(secret []byte) (*Signer, error) {
+	return NewSignerWith(secret, SignerConfig{})
+}
+
+// NewSignerWith is NewSigner with a config.
+func NewSignerWith(secret []byte, cfg SignerConfig) (*Signer, error) {
 	if len(secret) < minSecretLength {
 		return nil, ErrShortSecret
 	}
-	return &Signer{secret: append([]byte(nil), secret...)}, nil
+	return &Signer{secret: append([]byte(nil), secret...), singleUse: cfg.SingleUse}, nil
 }
 
-// Issue returns a token for userID valid until expires.
+// Issue returns a token for userID valid until expires: v1, or v2 with a
+// fresh random nonce if the Signer makes tokens single use.
 func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
 	if !ValidUserID(userID) {
 		return "", ErrBadUserID
 	}
-	body := tokenBody(userID, expires.Unix())
-	return body + "." + b64.EncodeToString(s.mac(body)), nil
+	t := parsedToken{version: 1, userID: userID, expires: expires.Unix()}
+	if s.singleUse != nil {
+		t.version = 2
+		rand.Read(t.nonce[:]) // never fails (crypto/rand, Go 1.24+)
+	}
+	return s.sign(&t), nil
 }
 
-// tokenBody is what a token's signature signs: everything before its last
-// dot.
-func tokenBody(userID string, expires int64) string {
-	return tokenPrefix + b64.EncodeToString([]byte(userID)) + "." + strconv.FormatInt(expires, 10)
+// sign signs t's fields and returns the token.
+func (s *Signer) sign(t *parsedToken) string {
+	t.body = t.appendBody(nil)
+	copy(t.sig[:], s.mac(t.body))
+	return t.body + "." + b64.EncodeToString(t.sig[:])
 }
 
 // Verify checks token's signature and expiry at now and returns the user ID
-// it was issued for. Errors: ErrMalformedToken (not of the form Issue
-// makes, including another spelling of the same fields), ErrBadSignature
-// (well formed, but not signed with this secret), ErrExpired.
+// it was issued for; with single use, it also remembers the token and
+// refuses it from then on. Errors: ErrMalformedToken (not of the form
+// Issue makes, including another spelling of the same fields),
+// ErrBadSignature (well formed, but not signed with this secret),
+// ErrExpired; with single use, ErrReplayed (accepted before) and
+// ErrReplayGuardFull. Safe for concurrent use; it does not block but for
+// a lock of the guard's, held to look the token up, remember it and
+// forget expired ones (ReplayGuard).
+//
+// With single use, time does not go back: a token is expired once any
+// Verify sharing its guard has been called at or after its expiry (the
+// guard forgets a token from then on, so it must not sign in again).
 func (s *Signer) Verify(token string, now time.Time) (string, error) {
 	t, ok := parseToken(token)
 	if !ok {
@@ -76,6 +127,12 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 	}
 	if !hmac.Equal(t.sig[:], s.mac(t.body)) {
 		return "", ErrBadSignature
+	}
+	if s.singleUse != nil {
+		if err := s.singleUse.use(t.id(), t.expires, now.Unix()); err != nil {
+			return "", err
+		}
+		return t.userID, nil
 	}
 	if !now.Before(time.Unix(t.expires, 0)) {
 		return "", ErrExpired
@@ -85,15 +142,44 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 
 // parsedToken is the fields of a token that parseToken accepted.
 type parsedToken struct {
+	version int // 1 or 2
 	userID  string
-	expires int64 // unix seconds
+	expires int64          // unix seconds
+	nonce   [nonceLen]byte // v2 only
 	sig     [sha256.Size]byte
 	body    string // everything before the last dot: what sig signs
 }
 
+// id names the token in a ReplayGuard: 64 bits of its signature, which
+// differ for every token (a v2 token's nonce sees to it even for one user
+// and expiry) and which no one without the secret can choose. Two live
+// tokens whose ids collide (about 2^-44 for each new token with 2^20
+// live) make the second refused as replayed: a sign-in to retry with a
+// new token, never one let in.
+func (t *parsedToken) id() uint64 {
+	return binary.LittleEndian.Uint64(t.sig[:8])
+}
+
+// appendBody appends what t's signature signs, as Issue writes it.
+func (t *parsedToken) appendBody(dst []byte) string {
+	if t.version == 2 {
+		dst = append(dst, prefixV2...)
+	} else {
+		dst = append(dst, prefixV1...)
+	}
+	dst = b64.AppendEncode(dst, []byte(t.userID))
+	dst = append(dst, '.')
+	dst = strconv.AppendInt(dst, t.expires, 10)
+	if t.version == 2 {
+		dst = append(dst, '.')
+		dst = b64.AppendEncode(dst, t.nonce[:])
+	}
+	return string(dst)
+}
+
 // String writes t as Issue does.
 func (t *parsedToken) String() string {
-	return tokenBody(t.userID, t.expires) + "." + b64.EncodeToString(t.sig[:])
+	return t.appendBody(nil) + "." + b64.EncodeToString(t.sig[:])
 }
 
 // parseToken splits token into its fields and reports whether it is
@@ -101,14 +187,31 @@ func (t *parsedToken) String() string {
 // that a token cannot be altered into another string that signs in (a
 // signature's unused bits and line breaks decode to the same bytes).
 func parseToken(token string) (t parsedToken, ok bool) {
-	rest, ok := strings.CutPrefix(token, tokenPrefix)
-	if len(token) > maxTokenLen || !ok {
+	if len(token) > maxTokenLen {
+		return t, false
+	}
+	rest, ok := strings.CutPrefix(token, prefixV1)
+	t.version = 1
+	if !ok {
+		rest, ok = strings.CutPrefix(token, prefixV2)
+		t.version = 2
+	}
+	if !ok {
 		return t, false
 	}
 	uidPart, rest, ok1 := strings.Cut(rest, ".")
 	expPart, sigPart, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 {
 		return t, false
+	}
+	if t.version == 2 {
+		noncePart, after, ok := strings.Cut(sigPart, ".")
+		nonce, ok3 := decodeCanonical(noncePart)
+		if !ok || !ok3 || len(nonce) != nonceLen {
+			return t, false
+		}
+		copy(t.nonce[:], nonce)
+		sigPart = after
 	}
 	uid, ok := decodeCanonical(uidPart)
 	if !ok || !ValidUserID(string(uid)) {
