@@ -177,3 +177,30 @@ func TestIssuerTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerConfigClamp pins IssuerConfig's rules for the two lifetimes:
+// 5 minutes and 24 hours by default, a set MaxTTL wins over a longer
+// DefaultTTL, and neither is under a second.
+func TestIssuerConfigClamp(t *testing.T) {
+	for _, c := range []struct {
+		def, max         time.Duration
+		wantDef, wantMax time.Duration
+	}{
+		{0, 0, 5 * time.Minute, 24 * time.Hour},
+		{-time.Second, -time.Second, 5 * time.Minute, 24 * time.Hour},
+		{time.Minute, 0, time.Minute, 24 * time.Hour},
+		{48 * time.Hour, 0, 48 * time.Hour, 48 * time.Hour},
+		{0, time.Hour, 5 * time.Minute, time.Hour},
+		{10 * time.Minute, time.Minute, time.Minute, time.Minute}, // was: MaxTTL raised to 24 h
+		{0, time.Minute, time.Minute, time.Minute},
+		{300 * time.Millisecond, 0, time.Second, 24 * time.Hour},
+		{0, 500 * time.Millisecond, time.Second, time.Second},
+	} {
+		cfg := IssuerConfig{DefaultTTL: c.def, MaxTTL: c.max}
+		cfg.clampTTLs()
+		if cfg.DefaultTTL != c.wantDef || cfg.MaxTTL != c.wantMax {
+			t.Errorf("DefaultTTL %v, MaxTTL %v: clamped to %v, %v; want %v, %v",
+				c.def, c.max, cfg.DefaultTTL, cfg.MaxTTL, c.wantDef, c.wantMax)
+		}
+	}
+}

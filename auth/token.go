@@ -2,36 +2,32 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// Errors returned by Verify. ErrBadSignature and ErrMalformedToken both
-// match ErrBadToken (errors.Is).
-var (
-	ErrBadToken       = errors.New("auth: malformed token or bad signature")
-	ErrBadSignature   = error(badToken("auth: bad token signature (signed with another secret, or altered)"))
-	ErrMalformedToken = error(badToken("auth: malformed token"))
-	ErrExpired        = errors.New("auth: token expired")
-	ErrBadUserID      = errors.New("auth: user ID must be 1 to 128 bytes of UTF-8 without control characters (U+0000-U+001F, U+007F)")
-	ErrShortSecret    = errors.New("auth: secret must be at least 16 bytes")
-)
-
-// badToken is an error that also matches ErrBadToken.
-type badToken string
-
-func (e badToken) Error() string        { return string(e) }
-func (e badToken) Is(target error) bool { return target == ErrBadToken }
-
 var b64 = base64.RawURLEncoding
 
+// The token formats, by the prefix that names them (PROTOCOL.md, Tokens):
+// v1 is "v1.<user ID>.<expiry>.<signature>"; v2, which Issue writes for
+// single-use tokens, adds a random nonce before the signature, so that two
+// tokens issued for one user in one second are two tokens. Verify reads
+// both, whatever the Signer's config, so that a cluster whose nodes are
+// configured differently, or are part way through enabling single use,
+// still verifies every token any of them issued.
 const (
-	tokenPrefix     = "v1."
+	prefixV1 = "v1."
+	prefixV2 = "v2."
+	nonceLen = 16
+)
+
+const (
 	maxTokenLen     = 512
 	minSecretLength = 16
 )
@@ -56,60 +52,204 @@ func ValidUserID(id string) bool {
 // Signer issues and verifies tokens with one server secret. Safe for
 // concurrent use.
 type Signer struct {
-	secret []byte
+	secret    []byte
+	singleUse *ReplayGuard // nil: tokens sign in until they expire
+}
+
+// SignerConfig is what a Signer does beyond signing with its secret. The
+// zero value is NewSigner's: tokens sign in any number of times until
+// they expire.
+type SignerConfig struct {
+	// SingleUse, if not nil, makes every token sign in once: Verify
+	// remembers each token it accepts in SingleUse until the token
+	// expires, and refuses it after that with ErrReplayed; Issue writes
+	// v2 tokens, which carry a random nonce. Signers may share a guard
+	// (say, those of the old and the new secret while it is rotated): a
+	// token then signs in once through either. See ReplayGuard for its
+	// limits: it lives in one process's memory.
+	SingleUse *ReplayGuard
 }
 
 // NewSigner returns a Signer for secret, which must be at least 16 bytes
-// and the same on every node that verifies the tokens.
+// and the same on every node that verifies the tokens. Its tokens sign in
+// any number of times until they expire; NewSignerWith can make them
+// single use.
 func NewSigner(secret []byte) (*Signer, error) {
+	return NewSignerWith(secret, SignerConfig{})
+}
+
+// NewSignerWith is NewSigner with a config.
+func NewSignerWith(secret []byte, cfg SignerConfig) (*Signer, error) {
 	if len(secret) < minSecretLength {
 		return nil, ErrShortSecret
 	}
-	return &Signer{secret: append([]byte(nil), secret...)}, nil
+	return &Signer{secret: append([]byte(nil), secret...), singleUse: cfg.SingleUse}, nil
 }
 
-// Issue returns a token for userID valid until expires.
+// Issue returns a token for userID valid until expires: v1, or v2 with a
+// fresh random nonce if the Signer makes tokens single use.
 func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
 	if !ValidUserID(userID) {
 		return "", ErrBadUserID
 	}
-	body := tokenPrefix + b64.EncodeToString([]byte(userID)) + "." + strconv.FormatInt(expires.Unix(), 10)
-	return body + "." + b64.EncodeToString(s.mac(body)), nil
+	t := parsedToken{version: 1, userID: userID, expires: expires.Unix()}
+	if s.singleUse != nil {
+		t.version = 2
+		rand.Read(t.nonce[:]) // never fails (crypto/rand, Go 1.24+)
+	}
+	return s.sign(&t), nil
+}
+
+// sign signs t's fields and returns the token.
+func (s *Signer) sign(t *parsedToken) string {
+	t.body = t.appendBody(nil)
+	copy(t.sig[:], s.mac(t.body))
+	return t.body + "." + b64.EncodeToString(t.sig[:])
 }
 
 // Verify checks token's signature and expiry at now and returns the user ID
-// it was issued for. Errors: ErrMalformedToken (not of the form Issue
-// makes), ErrBadSignature (well formed, but not signed with this secret),
-// ErrExpired.
+// it was issued for; with single use, it also remembers the token and
+// refuses it from then on. Errors: ErrMalformedToken (not of the form
+// Issue makes, including another spelling of the same fields),
+// ErrBadSignature (well formed, but not signed with this secret),
+// ErrExpired; with single use, ErrReplayed (accepted before) and
+// ErrReplayGuardFull. Safe for concurrent use; it does not block but for
+// a lock of the guard's, held to look the token up, remember it and
+// forget expired ones (ReplayGuard).
+//
+// With single use, time does not go back: a token is expired once any
+// Verify sharing its guard has been called at or after its expiry (the
+// guard forgets a token from then on, so it must not sign in again).
 func (s *Signer) Verify(token string, now time.Time) (string, error) {
-	rest, ok := strings.CutPrefix(token, tokenPrefix)
-	if len(token) > maxTokenLen || !ok {
+	t, ok := parseToken(token)
+	if !ok {
 		return "", ErrMalformedToken
+	}
+	if !hmac.Equal(t.sig[:], s.mac(t.body)) {
+		return "", ErrBadSignature
+	}
+	if s.singleUse != nil {
+		if err := s.singleUse.use(t.id(), t.expires, now.Unix()); err != nil {
+			return "", err
+		}
+		return t.userID, nil
+	}
+	if !now.Before(time.Unix(t.expires, 0)) {
+		return "", ErrExpired
+	}
+	return t.userID, nil
+}
+
+// parsedToken is the fields of a token that parseToken accepted.
+type parsedToken struct {
+	version int // 1 or 2
+	userID  string
+	expires int64          // unix seconds
+	nonce   [nonceLen]byte // v2 only
+	sig     [sha256.Size]byte
+	body    string // everything before the last dot: what sig signs
+}
+
+// id names the token in a ReplayGuard: 64 bits of its signature, which
+// differ for every token (a v2 token's nonce sees to it even for one user
+// and expiry) and which no one without the secret can choose. Two live
+// tokens whose ids collide (about 2^-44 for each new token with 2^20
+// live) make the second refused as replayed: a sign-in to retry with a
+// new token, never one let in.
+func (t *parsedToken) id() uint64 {
+	return binary.LittleEndian.Uint64(t.sig[:8])
+}
+
+// appendBody appends what t's signature signs, as Issue writes it.
+func (t *parsedToken) appendBody(dst []byte) string {
+	if t.version == 2 {
+		dst = append(dst, prefixV2...)
+	} else {
+		dst = append(dst, prefixV1...)
+	}
+	dst = b64.AppendEncode(dst, []byte(t.userID))
+	dst = append(dst, '.')
+	dst = strconv.AppendInt(dst, t.expires, 10)
+	if t.version == 2 {
+		dst = append(dst, '.')
+		dst = b64.AppendEncode(dst, t.nonce[:])
+	}
+	return string(dst)
+}
+
+// String writes t as Issue does.
+func (t *parsedToken) String() string {
+	return t.appendBody(nil) + "." + b64.EncodeToString(t.sig[:])
+}
+
+// parseToken splits token into its fields and reports whether it is
+// exactly what Issue writes for them: every token has one spelling, so
+// that a token cannot be altered into another string that signs in (a
+// signature's unused bits and line breaks decode to the same bytes).
+func parseToken(token string) (t parsedToken, ok bool) {
+	if len(token) > maxTokenLen {
+		return t, false
+	}
+	rest, ok := strings.CutPrefix(token, prefixV1)
+	t.version = 1
+	if !ok {
+		rest, ok = strings.CutPrefix(token, prefixV2)
+		t.version = 2
+	}
+	if !ok {
+		return t, false
 	}
 	uidPart, rest, ok1 := strings.Cut(rest, ".")
 	expPart, sigPart, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.IndexByte(sigPart, '.') >= 0 {
-		return "", ErrMalformedToken
+	if !ok1 || !ok2 {
+		return t, false
 	}
-	uid, err := b64.DecodeString(uidPart)
-	if err != nil || !ValidUserID(string(uid)) {
-		return "", ErrMalformedToken
+	if t.version == 2 {
+		noncePart, after, ok := strings.Cut(sigPart, ".")
+		nonce, ok3 := decodeCanonical(noncePart)
+		if !ok || !ok3 || len(nonce) != nonceLen {
+			return t, false
+		}
+		copy(t.nonce[:], nonce)
+		sigPart = after
 	}
-	exp, err := strconv.ParseInt(expPart, 10, 64)
-	if err != nil {
-		return "", ErrMalformedToken
+	uid, ok := decodeCanonical(uidPart)
+	if !ok || !ValidUserID(string(uid)) {
+		return t, false
 	}
-	sig, err := b64.DecodeString(sigPart)
-	if err != nil {
-		return "", ErrMalformedToken
+	t.userID = string(uid)
+	if t.expires, ok = parseCanonicalInt(expPart); !ok {
+		return t, false
 	}
-	if !hmac.Equal(sig, s.mac(token[:len(token)-len(sigPart)-1])) {
-		return "", ErrBadSignature
+	sig, ok := decodeCanonical(sigPart)
+	if !ok || len(sig) != len(t.sig) {
+		return t, false
 	}
-	if !now.Before(time.Unix(exp, 0)) {
-		return "", ErrExpired
-	}
-	return string(uid), nil
+	copy(t.sig[:], sig)
+	t.body = token[:len(token)-len(sigPart)-1]
+	return t, true
+}
+
+// strictB64 decodes what b64 encodes and refuses a last character with
+// unused bits set. Padding and the standard alphabet's + and / are not in
+// its alphabet; it still skips CR and LF, which decodeCanonical refuses.
+var strictB64 = b64.Strict()
+
+// decodeCanonical decodes s and reports whether s is the one spelling b64
+// writes for what it decodes to: base64url (RFC 4648 §5) without padding,
+// line breaks or bits set past the last byte.
+func decodeCanonical(s string) ([]byte, bool) {
+	b, err := strictB64.DecodeString(s)
+	// A CR or LF, skipped by the decoder, makes s longer than b's encoding.
+	return b, err == nil && len(s) == b64.EncodedLen(len(b))
+}
+
+// parseCanonicalInt parses s as strconv.FormatInt writes an int64: decimal,
+// no plus sign, no leading zero, no "-0".
+func parseCanonicalInt(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	var buf [20]byte
+	return n, err == nil && string(strconv.AppendInt(buf[:0], n, 10)) == s
 }
 
 func (s *Signer) mac(body string) []byte {
