@@ -27,6 +27,11 @@ type Config struct {
 	APIKey string
 	// TokenTTL is the default lifetime of an issued token.
 	TokenTTL time.Duration
+	// SingleUseTokens makes every token sign in once (auth.ReplayGuard,
+	// remembering up to 1<<20 live tokens per node): a token seen again
+	// is refused. Tokens are then of format v2; every node of a cluster
+	// must run a version that reads it.
+	SingleUseTokens bool
 	// Heartbeat is how often clients are told to ping; a connection silent
 	// for three heartbeats is closed.
 	Heartbeat time.Duration

@@ -48,7 +48,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, handlers: make(map[uint32]HandlerFunc)}
 	if cfg.Secret != "" {
-		if s.signer, err = auth.NewSigner([]byte(cfg.Secret)); err != nil {
+		var sc auth.SignerConfig
+		if cfg.SingleUseTokens {
+			sc.SingleUse = auth.NewReplayGuard(0)
+		}
+		if s.signer, err = auth.NewSignerWith([]byte(cfg.Secret), sc); err != nil {
 			return nil, err
 		}
 	}

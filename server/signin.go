@@ -24,6 +24,8 @@ const (
 	signInTokenInDevMode                         // dev mode: a token instead of a user ID
 	signInBadUserID                              // dev mode: no valid user ID
 	signInBadVersion                             // no protocol version in common
+	signInReplayed                               // token mode, single use: the token signed in before
+	signInGuardFull                              // token mode, single use: the replay guard is full
 	signInFailures
 )
 
@@ -40,6 +42,8 @@ var signInFailureInfo = [signInFailures]struct {
 	signInTokenInDevMode:    {"token_in_dev_mode", wire.StatusAuthFailed},
 	signInBadUserID:         {"bad_user_id", wire.StatusAuthFailed},
 	signInBadVersion:        {"bad_version", wire.StatusBadVersion},
+	signInReplayed:          {"replayed", wire.StatusAuthFailed},
+	signInGuardFull:         {"replay_guard_full", wire.StatusServerOffline},
 }
 
 // refuseSignIn answers sign-in f with the failure's status, closes the
@@ -68,6 +72,10 @@ func tokenFailure(err error) (signInFailure, string) {
 		return signInExpired, "token expired"
 	case errors.Is(err, auth.ErrBadSignature):
 		return signInBadToken, "invalid token: bad signature (issued with another secret?)"
+	case errors.Is(err, auth.ErrReplayed):
+		return signInReplayed, "token already used: get a new one for every sign-in"
+	case errors.Is(err, auth.ErrReplayGuardFull):
+		return signInGuardFull, "too many sign-ins to remember: retry later"
 	}
 	return signInBadToken, "invalid token: malformed"
 }

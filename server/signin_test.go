@@ -135,3 +135,30 @@ func TestSignInFailureReasons(t *testing.T) {
 		}
 	}
 }
+
+// TestSingleUseTokens: with SingleUseTokens a token signs in once; the
+// second sign-in with it is refused (reason "replayed"), and a new token
+// signs in.
+func TestSingleUseTokens(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey, c.SingleUseTokens = testSecret, testAPIKey, true })
+	signer, _ := auth.NewSignerWith([]byte(testSecret), auth.SignerConfig{SingleUse: auth.NewReplayGuard(0)})
+	token, _ := signer.Issue("alice", time.Now().Add(time.Minute))
+	signIn := (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, Token: token}).Append(nil)
+
+	first := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	if st := first.call(wire.CmdSignIn, signIn).Status; st != wire.StatusOK {
+		t.Fatalf("first sign-in: %v", st)
+	}
+	status, bye, _ := refusedSignIn(t, srv, "tcp", signIn)
+	if status != wire.StatusAuthFailed || !strings.Contains(bye.Reason, "token already used") {
+		t.Fatalf("second sign-in with the token: %v, Bye %q", status, bye.Reason)
+	}
+	if n := scrape(t, srv, `covey_signin_failures_total\{reason="replayed"\}`); n != 1 {
+		t.Fatalf("replayed sign-ins counted %v, want 1", n)
+	}
+	fresh, _ := signer.Issue("alice", time.Now().Add(time.Minute))
+	again := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	if st := again.call(wire.CmdSignIn, (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, Token: fresh}).Append(nil)).Status; st != wire.StatusOK {
+		t.Fatalf("sign-in with a new token: %v", st)
+	}
+}

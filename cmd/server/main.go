@@ -11,6 +11,7 @@
 //	-http ADDR          COVEY_HTTP_ADDR      HTTP listen address ("" disables)
 //	-secret S           COVEY_SECRET         token signing secret (>= 16 bytes); none = dev mode
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
+//	-single-use-tokens  COVEY_SINGLE_USE_TOKENS=1 every token signs in once
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
 //	-node NAME          COVEY_NODE           node name written into session IDs (1-64 of A-Z a-z 0-9 . _ -)
 //	-mesh ADDR          COVEY_MESH_ADDR      cluster: TCP address of the links to other nodes ("" = single node)
@@ -213,6 +214,24 @@ var options = []option{
 	{name: "api-key", env: "COVEY_API_KEY", arg: "K", usage: "API key game backends present to POST /v1/token (prefer the variable)", secret: true,
 		set:  func(s *settings, v string) error { s.APIKey = v; return nil },
 		show: func(s *settings) string { return "none" }},
+	{name: "single-use-tokens", env: "COVEY_SINGLE_USE_TOKENS", usage: "every token signs in once (0/false/off, 1/true/on)",
+		set: func(s *settings, v string) error {
+			switch strings.ToLower(v) {
+			case "1", "true", "on":
+				s.SingleUseTokens = true
+			case "0", "false", "off":
+				s.SingleUseTokens = false
+			default:
+				return errors.New("must be 0/false/off or 1/true/on")
+			}
+			return nil
+		},
+		show: func(s *settings) string {
+			if s.SingleUseTokens {
+				return "on"
+			}
+			return "off"
+		}},
 	{name: "token-ttl", env: "COVEY_TOKEN_TTL", arg: "D", usage: "default token lifetime",
 		set:  func(s *settings, v string) error { return setDuration(&s.TokenTTL, v) },
 		show: func(s *settings) string { return s.TokenTTL.String() }},
