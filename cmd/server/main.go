@@ -1,14 +1,16 @@
 // Command server runs a Covey node.
 //
 // With no flags it is a single dev-mode node on loopback: TCP and KCP on
-// 127.0.0.1:7700, HTTP on 127.0.0.1:7701, players sign in with any user ID.
+// 127.0.0.1:7700, public HTTP on 127.0.0.1:7701, admin HTTP on
+// 127.0.0.1:7709, players sign in with any user ID.
 // Every flag can also be set by environment variable (the flag wins; an
 // empty variable counts as unset, except for the addresses, where ""
 // disables the listener):
 //
 //	-tcp ADDR           COVEY_TCP_ADDR       TCP listen address ("" disables)
 //	-kcp ADDR           COVEY_KCP_ADDR       KCP (UDP) listen address ("" disables)
-//	-http ADDR          COVEY_HTTP_ADDR      HTTP listen address ("" disables)
+//	-http ADDR          COVEY_HTTP_ADDR      public HTTP listen address: /v1/token, /healthz, /readyz ("" disables)
+//	-admin ADDR         COVEY_ADMIN_ADDR     admin HTTP listen address: /metrics, /healthz, /readyz, /debug/pprof/ ("" disables)
 //	-secret S           COVEY_SECRET         token signing secret (>= 16 bytes); none = dev mode
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
@@ -26,19 +28,22 @@
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
 //	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
-//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on HTTP (0/false/off, 1/true/on)
+//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)
 //
 // A value that does not parse, in a flag or a variable, stops the server
 // before it starts, with a message naming the flag or variable and the
 // value (secrets are not echoed). A listener that cannot open says which
 // one and why ("HTTP listener 127.0.0.1:7701: address already in use").
 //
-// The HTTP listener also serves /healthz, /readyz, with a secret POST
-// /v1/token, and /metrics (Prometheus): among others
-// covey_disconnects_total{reason}, covey_signin_failures_total{reason},
-// covey_sessions_created_total, covey_sessions_deleted_total,
-// covey_sessions_empty and covey_build_info{version,go_version,revision};
-// README.md lists them all.
+// The public HTTP listener serves, with a secret, POST /v1/token to game
+// backends, and /healthz and /readyz; it may face the internet. The admin
+// listener serves /metrics (Prometheus), /healthz, /readyz and, with
+// -pprof, /debug/pprof/; it is for operators, Prometheus and probes, so it
+// stays on loopback or a private network (in dev mode, loopback only).
+// Among the metrics: covey_disconnects_total{reason},
+// covey_signin_failures_total{reason}, covey_sessions_created_total,
+// covey_sessions_deleted_total, covey_sessions_empty and
+// covey_build_info{version,go_version,revision}; README.md lists them all.
 //
 // Lifecycle lines are logged at info level: "listening" once per listener
 // (listener, addr, node, mode), "draining" when a signal starts the
@@ -165,7 +170,9 @@ func explain(err error, cfg server.Config) error {
 	case errors.Is(err, server.ErrClusterSecret):
 		return fmt.Errorf("%w: set COVEY_CLUSTER_SECRET (-mesh=%q -gossip=%q)", err, cfg.Cluster.MeshAddr, cfg.Cluster.GossipAddr)
 	case errors.Is(err, server.ErrDevModeNotLoopback):
-		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr)
+		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q -admin=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr, cfg.AdminAddr)
+	case errors.Is(err, server.ErrPprofNoAdmin):
+		return fmt.Errorf("%w: set -admin (COVEY_ADMIN_ADDR) with -pprof", err)
 	}
 	return err
 }
@@ -198,9 +205,12 @@ var options = []option{
 	{name: "kcp", env: "COVEY_KCP_ADDR", arg: "ADDR", usage: `KCP (UDP) listen address ("" disables)`, keepEmpty: true,
 		set:  func(s *settings, v string) error { return setAddr(&s.KCPAddr, v) },
 		show: func(s *settings) string { return s.KCPAddr }},
-	{name: "http", env: "COVEY_HTTP_ADDR", arg: "ADDR", usage: `HTTP listen address ("" disables)`, keepEmpty: true,
+	{name: "http", env: "COVEY_HTTP_ADDR", arg: "ADDR", usage: `public HTTP listen address: /v1/token, /healthz, /readyz ("" disables)`, keepEmpty: true,
 		set:  func(s *settings, v string) error { return setAddr(&s.HTTPAddr, v) },
 		show: func(s *settings) string { return s.HTTPAddr }},
+	{name: "admin", env: "COVEY_ADMIN_ADDR", arg: "ADDR", usage: `admin HTTP listen address: /metrics, /healthz, /readyz, /debug/pprof/; keep it private ("" disables)`, keepEmpty: true,
+		set:  func(s *settings, v string) error { return setAddr(&s.AdminAddr, v) },
+		show: func(s *settings) string { return s.AdminAddr }},
 	{name: "secret", env: "COVEY_SECRET", arg: "S", usage: "token signing secret, >= 16 bytes (prefer the variable)", secret: true,
 		set: func(s *settings, v string) error {
 			if _, err := auth.NewSigner([]byte(v)); err != nil {
@@ -298,7 +308,7 @@ var options = []option{
 			return nil
 		},
 		show: func(s *settings) string { return s.logFormat }},
-	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the HTTP listener (0/false/off, 1/true/on)",
+	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)",
 		set: func(s *settings, v string) error {
 			switch strings.ToLower(v) {
 			case "1", "true", "on":
@@ -314,7 +324,9 @@ var options = []option{
 }
 
 func defaultSettings() settings {
-	return settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+	s := settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+	s.AdminAddr = server.DefaultAdminAddr
+	return s
 }
 
 // orNone is v, or none when v is empty (for -h's defaults).

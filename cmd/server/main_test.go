@@ -40,7 +40,8 @@ func TestBinary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0",
+		"COVEY_ADMIN_ADDR=127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -153,6 +154,33 @@ func TestMaxConnsFlag(t *testing.T) {
 	}
 }
 
+// TestAdminFlag: the admin listener is on 127.0.0.1:7709 by default, moved
+// by -admin or COVEY_ADMIN_ADDR and turned off by an empty one; -pprof
+// without it stops the start.
+func TestAdminFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{nil, nil, "127.0.0.1:7709"},
+		{nil, []string{"COVEY_ADMIN_ADDR=127.0.0.1:9000"}, "127.0.0.1:9000"},
+		{nil, []string{"COVEY_ADMIN_ADDR="}, ""},
+		{[]string{"-admin", "127.0.0.1:9001"}, []string{"COVEY_ADMIN_ADDR="}, "127.0.0.1:9001"},
+		{[]string{"-admin="}, nil, ""},
+	} {
+		cfg, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err != nil || cfg.AdminAddr != c.want {
+			t.Errorf("%q %q: AdminAddr = %q (%v), want %q", c.args, c.env, cfg.AdminAddr, err, c.want)
+		}
+	}
+	var stderr strings.Builder
+	code := run(process{args: []string{"-pprof", "-admin="}, lookupEnv: env(), stdout: io.Discard, stderr: &stderr})
+	if want := "-pprof"; code != 1 || !strings.Contains(stderr.String(), "set -admin (COVEY_ADMIN_ADDR) with "+want) {
+		t.Errorf("-pprof -admin=: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 // TestBadEnvValueIsAnError: a variable that does not parse stops the
 // start, and the error names the variable and the value (not a secret's).
 func TestBadEnvValueIsAnError(t *testing.T) {
@@ -260,8 +288,8 @@ func TestAddressInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	taken := ln.Addr().String()
-	for _, flagName := range []string{"-http", "-tcp"} {
-		args := []string{"-tcp", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-http", "127.0.0.1:0", flagName, taken}
+	for _, flagName := range []string{"-http", "-admin", "-tcp"} {
+		args := []string{"-tcp", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", flagName, taken}
 		var stderr syncBuffer
 		code := run(process{args: args, lookupEnv: env(), stdout: io.Discard, stderr: &stderr})
 		listener := strings.ToUpper(flagName[1:])
@@ -301,12 +329,12 @@ func TestJSONLogs(t *testing.T) {
 	go func() {
 		done <- run(process{
 			args:      []string{"-log-format", "json", "-node", "n1"},
-			lookupEnv: env("COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0"),
+			lookupEnv: env("COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0", "COVEY_ADMIN_ADDR=127.0.0.1:0"),
 			stdout:    io.Discard, stderr: &stderr, signals: signals,
 		})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(stderr.String(), `"msg":"listening"`) < 3 {
+	for strings.Count(stderr.String(), `"msg":"listening"`) < 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no listening lines:\n%s", stderr.String())
 		}
@@ -342,8 +370,8 @@ func TestJSONLogs(t *testing.T) {
 			}
 		}
 	}
-	if len(listeners) != 3 || !listeners["tcp"] || !listeners["kcp"] || !listeners["http"] {
-		t.Errorf("listening lines for %v, want tcp, kcp and http", listeners)
+	if len(listeners) != 4 || !listeners["tcp"] || !listeners["kcp"] || !listeners["http"] || !listeners["admin"] {
+		t.Errorf("listening lines for %v, want tcp, kcp, http and admin", listeners)
 	}
 	if n := len(msgs); n < 2 || msgs[n-2] != "draining" || msgs[n-1] != "stopped" {
 		t.Errorf("the log does not end with draining, stopped: %q", msgs)
