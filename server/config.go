@@ -61,6 +61,11 @@ type Config struct {
 	// Cluster makes the node one of a cluster; the zero value is a single
 	// node.
 	Cluster ClusterConfig
+
+	// publicHTTP and adminHTTP, for tests, replace the bounds of the
+	// public and the admin HTTP listeners; the zero value keeps
+	// publicHTTPLimits and adminHTTPLimits.
+	publicHTTP, adminHTTP httpLimits
 }
 
 // ClusterConfig is how a node joins a cluster (see the cluster package).

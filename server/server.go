@@ -173,13 +173,13 @@ func (s *Server) startHTTP() error {
 		if err != nil {
 			return err
 		}
-		if s.public, err = listenHTTP("http", s.cfg.HTTPAddr, mux, s.log); err != nil {
+		if s.public, err = listenHTTP("http", s.cfg.HTTPAddr, mux, orLimits(s.cfg.publicHTTP, publicHTTPLimits), s.log); err != nil {
 			return err
 		}
 	}
 	if s.cfg.AdminAddr != "" {
 		var err error
-		if s.admin, err = listenHTTP("admin", s.cfg.AdminAddr, s.adminMux(), s.log); err != nil {
+		if s.admin, err = listenHTTP("admin", s.cfg.AdminAddr, s.adminMux(), orLimits(s.cfg.adminHTTP, adminHTTPLimits), s.log); err != nil {
 			if s.public != nil {
 				s.public.closeNow()
 				s.public = nil
