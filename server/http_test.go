@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -198,6 +200,58 @@ func TestHTTPRequestSizeCaps(t *testing.T) {
 	fmt.Fprintf(c, "POST /v1/token HTTP/1.1\r\nHost: covey\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", testAPIKey, tokenMaxBody+1)
 	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a %d-byte body: %v %v, want 413", tokenMaxBody+1, resp, err)
+	}
+}
+
+// TestPprofCmdlineRedactsSecrets: with pprof on, /debug/pprof/cmdline on
+// the admin listener shows the command line without the secret, the API
+// key or the cluster secret, in any of the flag forms.
+func TestPprofCmdlineRedactsSecrets(t *testing.T) {
+	const clusterSecret = "cluster-secret-0123456789"
+	saved := os.Args
+	t.Cleanup(func() { os.Args = saved })
+	os.Args = append(slices.Clone(saved), "-secret", testSecret, "--api-key="+testAPIKey,
+		"-cluster-secret="+clusterSecret, "-node", "n1")
+	srv := startServer(t, func(c *Config) {
+		c.Secret, c.APIKey, c.Pprof = testSecret, testAPIKey, true
+		c.Cluster = ClusterConfig{MeshAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Secret: clusterSecret}
+	})
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := string(body)
+	for _, secret := range []string{testSecret, testAPIKey, clusterSecret} {
+		if strings.Contains(got, secret) {
+			t.Errorf("cmdline shows %q: %q", secret, got)
+		}
+	}
+	if want := "\x00-secret\x00REDACTED\x00--api-key=REDACTED\x00-cluster-secret=REDACTED\x00-node\x00n1"; resp.StatusCode != http.StatusOK || !strings.HasSuffix(got, want) {
+		t.Errorf("cmdline: %d %q, want it to end with %q", resp.StatusCode, got, want)
+	}
+}
+
+// TestRedactArgs: the configured secrets are redacted wherever they are,
+// and the values of flags named like secrets whatever they are.
+func TestRedactArgs(t *testing.T) {
+	for _, c := range []struct {
+		args, secrets, want []string
+	}{
+		{[]string{"server", "-secret", "s3cret-s3cret-s3cret"}, nil, []string{"server", "-secret", redacted}},
+		{[]string{"server", "--api-key=k", "-node=n"}, nil, []string{"server", "--api-key=" + redacted, "-node=n"}},
+		{[]string{"server", "-cluster-secret", "x", "-pprof"}, nil, []string{"server", "-cluster-secret", redacted, "-pprof"}},
+		{[]string{"server", "-DB_PASSWORD=p", "-x"}, nil, []string{"server", "-DB_PASSWORD=" + redacted, "-x"}},
+		// A secret given under another flag's name, or inside another value.
+		{[]string{"server", "-s", "topsecret", "-dsn=u:topsecret@h"}, []string{"topsecret"}, []string{"server", "-s", redacted, "-dsn=u:" + redacted + "@h"}},
+		// The longer secret first, when one contains the other.
+		{[]string{"server", "-x=abcdef"}, []string{"abc", "abcdef", ""}, []string{"server", "-x=" + redacted}},
+		{[]string{"server", "-tcp", "127.0.0.1:7700"}, []string{"k"}, []string{"server", "-tcp", "127.0.0.1:7700"}},
+	} {
+		if got := redactArgs(c.args, c.secrets...); !slices.Equal(got, c.want) {
+			t.Errorf("redactArgs(%q, %q) = %q, want %q", c.args, c.secrets, got, c.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +32,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "covey-server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
@@ -125,6 +121,70 @@ func TestBinary(t *testing.T) {
 }
 
 func asBye(err error, target **clientsdk.ByeError) bool { return errors.As(err, target) }
+
+// buildServer builds the server into a temporary directory and returns
+// the binary's path.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "covey-server")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// TestPprofCmdlineHidesSecrets runs the binary with -pprof and the secret,
+// the API key and the cluster secret on its command line:
+// /debug/pprof/cmdline on the admin listener shows none of them.
+func TestPprofCmdlineHidesSecrets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const secret, apiKey, clusterSecret = "cmdline-secret-0123456789", "cmdline-api-key", "cmdline-cluster-secret-0123"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildServer(t), "-pprof", "-secret", secret, "-api-key="+apiKey,
+		"-cluster-secret", clusterSecret, "-mesh", "127.0.0.1:0", "-gossip", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0",
+		"COVEY_ADMIN_ADDR=127.0.0.1:0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stderr)
+	listening := regexp.MustCompile(`msg=listening listener=admin addr=(\S+)`)
+	admin := ""
+	for admin == "" && lines.Scan() {
+		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
+			admin = m[1]
+		}
+	}
+	if admin == "" {
+		t.Fatal("the server never said it was listening on the admin address")
+	}
+	go func() { // keep draining the logs
+		for lines.Scan() {
+		}
+	}()
+	resp, err := http.Get("http://" + admin + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "-pprof\x00-secret\x00REDACTED\x00") {
+		t.Errorf("cmdline: %d %q", resp.StatusCode, body)
+	}
+	for _, s := range []string{secret, apiKey, clusterSecret} {
+		if strings.Contains(string(body), s) {
+			t.Errorf("cmdline shows %q: %q", s, body)
+		}
+	}
+}
 
 // env returns a lookupEnv over vars ("KEY=value" each).
 func env(vars ...string) func(string) (string, bool) {
