@@ -241,6 +241,101 @@ func TestAdminFlag(t *testing.T) {
 	}
 }
 
+// TestSecretsFromFiles: each secret can be read from a file, named by a
+// flag or a variable, without its trailing newline.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	secret := file("secret", "file-secret-0123456789\n")
+	apiKey := file("api-key", "file-api-key\r\n")
+	cluster := file("cluster", "file-cluster-secret-0123")
+	for _, c := range []struct {
+		args, env []string
+	}{
+		{[]string{"-secret-file", secret, "-api-key-file", apiKey, "-cluster-secret-file=" + cluster}, nil},
+		{nil, []string{"COVEY_SECRET_FILE=" + secret, "COVEY_API_KEY_FILE=" + apiKey, "COVEY_CLUSTER_SECRET_FILE=" + cluster}},
+		// The flag wins over the variable, the file's flag too.
+		{[]string{"-secret-file", secret, "-api-key-file", apiKey, "-cluster-secret-file", cluster},
+			[]string{"COVEY_SECRET=env-secret-0123456789", "COVEY_API_KEY=env-key", "COVEY_CLUSTER_SECRET=env-cluster-0123456789"}},
+	} {
+		cfg, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err != nil || cfg.Secret != "file-secret-0123456789" || cfg.APIKey != "file-api-key" || cfg.Cluster.Secret != "file-cluster-secret-0123" {
+			t.Errorf("%q %q: %q %q %q (%v)", c.args, c.env, cfg.Secret, cfg.APIKey, cfg.Cluster.Secret, err)
+		}
+	}
+	if cfg, err := parseConfig([]string{"-secret", "flag-secret-0123456789"}, env("COVEY_SECRET_FILE="+secret), io.Discard); err != nil || cfg.Secret != "flag-secret-0123456789" {
+		t.Errorf("-secret over COVEY_SECRET_FILE: %q (%v)", cfg.Secret, err)
+	}
+}
+
+// TestSecretFileErrors: a secret given twice the same way, a file that
+// cannot be read, is empty or holds a bad value stop the start, naming
+// the flag or variable and the path, never the content.
+func TestSecretFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	empty := filepath.Join(dir, "empty")
+	must(t, os.WriteFile(short, []byte("hunter2\n"), 0o600))
+	must(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	missing := filepath.Join(dir, "missing")
+	for _, c := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"-secret", "flag-secret-0123456789", "-secret-file", short}, nil, "-secret and -secret-file set the same thing: give one of them"},
+		{nil, []string{"COVEY_API_KEY=k", "COVEY_API_KEY_FILE=" + short}, "COVEY_API_KEY and COVEY_API_KEY_FILE set the same thing: give one of them"},
+		{[]string{"-secret-file", short}, nil, `-secret-file="` + short + `": auth: secret must be at least 16 bytes (got 7 bytes)`},
+		{nil, []string{"COVEY_CLUSTER_SECRET_FILE=" + short}, `COVEY_CLUSTER_SECRET_FILE="` + short + `": must be at least 16 bytes (got 7)`},
+		{[]string{"-api-key-file", empty}, nil, `-api-key-file="` + empty + `": the file is empty`},
+		{[]string{"-api-key-file", missing}, nil, `-api-key-file="` + missing + `": no such file or directory`},
+	} {
+		_, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%q %q: %v, want %s", c.args, c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the secret is echoed: %v", err)
+		}
+	}
+}
+
+// TestSecretFlagWarns: a secret given as a flag is logged as a warning
+// (the flag's name, never the value); by variable or file it is not.
+func TestSecretFlagWarns(t *testing.T) {
+	var logs strings.Builder
+	_, err := parseConfig([]string{"-secret", "flag-secret-0123456789", "-api-key=flag-key", "-cluster-secret", "flag-cluster-0123456789"}, env(), &logs)
+	must(t, err)
+	for _, name := range []string{"secret", "api-key", "cluster-secret"} {
+		if !regexp.MustCompile(`level=WARN msg="secret on the command line[^"]*" flag=-` + name + ` instead="COVEY_\S+ or -` + name + `-file"`).MatchString(logs.String()) {
+			t.Errorf("no warning for -%s:\n%s", name, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "flag-") {
+		t.Errorf("a secret is logged:\n%s", logs.String())
+	}
+	logs.Reset()
+	path := filepath.Join(t.TempDir(), "key")
+	must(t, os.WriteFile(path, []byte("file-key"), 0o600))
+	_, err = parseConfig([]string{"-api-key-file", path}, env("COVEY_SECRET=env-secret-0123456789"), &logs)
+	must(t, err)
+	if logs.Len() != 0 {
+		t.Errorf("warnings for secrets by variable or file:\n%s", logs.String())
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBadEnvValueIsAnError: a variable that does not parse stops the
 // start, and the error names the variable and the value (not a secret's).
 func TestBadEnvValueIsAnError(t *testing.T) {
