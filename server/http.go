@@ -78,8 +78,9 @@ type httpLimits struct {
 	maxHeaderBytes int
 }
 
-// The two listeners' bounds. Together they hold at most 128 connections,
-// what netio's fdReserve sets aside for HTTP. The public listener's
+// The two listeners' bounds. Together they hold 128 connections (and one
+// more each for a moment, see connLimiter), what netio's fdReserve sets
+// aside for HTTP. The public listener's
 // clients are game backends sending a few hundred bytes, hence short
 // timeouts; the admin one allows a 30 s CPU profile (pprof's default, a
 // profile must end within writeTimeout).
@@ -114,16 +115,16 @@ func orLimits(lim, def httpLimits) httpLimits {
 // TokenRequest is a user ID and a number.
 const tokenMaxBody = 4 << 10
 
-// limitBody refuses a body larger than max with 413, before reading it
+// limitBody refuses a body larger than limit with 413, before reading it
 // when the request declares its length, and closes the connection after.
-func limitBody(max int64, h http.Handler) http.Handler {
+func limitBody(limit int64, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
+		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -185,23 +186,25 @@ func (l *httpListener) closeNow() {
 	<-l.done
 }
 
-// connLimiter is a listener that holds at most max connections at once
-// (max+1 for a moment), so that the HTTP side cannot take the descriptors
+// connLimiter is a listener that holds at most limit connections at once
+// (one more for a moment), so that the HTTP side cannot take the descriptors
 // netio keeps in reserve (netio's fdReserve), without letting idle or slow
 // clients lock others out. At the limit, Accept still accepts while some
 // connection is idle (a keep-alive between requests), and then closes the
 // one idle the longest to make room; when none is idle, it waits for one
 // to close or go idle, leaving new connections in the listen backlog. The
 // http.Server's timeouts bound that wait: a connection is idle or closed
-// within its ReadTimeout plus WriteTimeout. Its track method must be the
-// http.Server's ConnState hook.
+// within its ReadTimeout plus WriteTimeout, as long as handlers return
+// within WriteTimeout (ours do; pprof refuses longer profiles). Its track
+// method must be the http.Server's ConnState hook.
 //
-// Closing an idle connection races with a request arriving on it, as
-// http.Server.Shutdown's closing of idle connections does: that request
-// fails before anything was read from it, which clients retry.
+// Closing an idle connection races with a request arriving on it just
+// then, as any server's closing of idle keep-alive connections does
+// (IdleTimeout, http.Server.Shutdown): that request fails, and clients
+// retry it if it is idempotent.
 type connLimiter struct {
 	net.Listener
-	max int
+	limit int
 
 	mu    sync.Mutex
 	conns map[*limitedConn]struct{} // open
@@ -212,10 +215,10 @@ type connLimiter struct {
 	closeOnce sync.Once
 }
 
-func newConnLimiter(ln net.Listener, max int) *connLimiter {
+func newConnLimiter(ln net.Listener, limit int) *connLimiter {
 	return &connLimiter{
-		Listener: ln, max: max,
-		conns: make(map[*limitedConn]struct{}, max),
+		Listener: ln, limit: limit,
+		conns: make(map[*limitedConn]struct{}, limit),
 		wake:  make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -246,7 +249,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	var victim *limitedConn
-	if l.n > l.max {
+	if l.n > l.limit {
 		if victim = l.oldestIdle(); victim != nil {
 			victim.idleSince = time.Time{}
 		}
@@ -263,7 +266,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 func (l *connLimiter) take() error {
 	for {
 		l.mu.Lock()
-		if l.n < l.max || l.n == l.max && l.oldestIdle() != nil {
+		if l.n < l.limit || l.n == l.limit && l.oldestIdle() != nil {
 			l.n++
 			l.mu.Unlock()
 			return nil

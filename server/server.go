@@ -107,7 +107,7 @@ func (s *Server) Start() error {
 		}
 		return err
 	}
-	s.net = ns // before the HTTP listener, whose /metrics reads it
+	s.net = ns // before the admin listener, whose /metrics reads it
 	if s.node != nil {
 		if err := s.node.Start(ns); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
