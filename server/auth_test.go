@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -97,6 +98,7 @@ func TestDevModeRules(t *testing.T) {
 	}{
 		{func(c *Config) { c.TCPAddr = "0.0.0.0:0" }, ErrDevModeNotLoopback},
 		{func(c *Config) { c.HTTPAddr = ":7701" }, ErrDevModeNotLoopback},
+		{func(c *Config) { c.AdminAddr = "0.0.0.0:7709" }, ErrDevModeNotLoopback},
 		{func(c *Config) { c.TCPAddr, c.KCPAddr = "", "" }, ErrNoListener},
 		{func(c *Config) { c.Secret = testSecret }, ErrNoAPIKey},
 		{func(c *Config) { c.MaxPayload = wire.MaxMaxPayload + 1 }, ErrBadMaxPayload},
@@ -117,27 +119,53 @@ func TestDevModeRules(t *testing.T) {
 	}
 }
 
-// TestHealthEndpoints checks /healthz, /readyz, and that dev mode issues
-// no tokens.
+// TestHealthEndpoints checks /healthz and /readyz on both HTTP listeners,
+// and that dev mode issues no tokens.
 func TestHealthEndpoints(t *testing.T) {
 	srv := startServer(t)
-	base := "http://" + srv.HTTPAddr().String()
-	get := func(path string) int {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
+	for _, addr := range []net.Addr{srv.HTTPAddr(), srv.AdminAddr()} {
+		if httpStatus(t, addr, "/healthz") != 200 || httpStatus(t, addr, "/readyz") != 200 {
+			t.Fatalf("health endpoints on %v", addr)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if get("/healthz") != 200 || get("/readyz") != 200 {
-		t.Fatal("health endpoints")
 	}
 	if resp, _ := fetchToken(t, srv, "", "alice"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("dev mode token endpoint: %d", resp.StatusCode)
 	}
 	srv.Sessions().SetOffline(true)
-	if get("/readyz") != http.StatusServiceUnavailable {
-		t.Fatal("/readyz while offline")
+	for _, addr := range []net.Addr{srv.HTTPAddr(), srv.AdminAddr()} {
+		if httpStatus(t, addr, "/readyz") != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz on %v while offline", addr)
+		}
 	}
+}
+
+// TestMetricsOnlyOnAdmin: /metrics is served by the admin listener, not
+// the public one, and a node without an admin listener serves it nowhere.
+func TestMetricsOnlyOnAdmin(t *testing.T) {
+	srv := startServer(t)
+	if got := httpStatus(t, srv.AdminAddr(), "/metrics"); got != http.StatusOK {
+		t.Errorf("admin /metrics: %d", got)
+	}
+	if got := httpStatus(t, srv.HTTPAddr(), "/metrics"); got != http.StatusNotFound {
+		t.Errorf("public /metrics: %d, want 404", got)
+	}
+	if got := httpStatus(t, srv.AdminAddr(), "/v1/token"); got != http.StatusNotFound {
+		t.Errorf("admin /v1/token: %d, want 404", got)
+	}
+	noAdmin := startServer(t, func(c *Config) { c.AdminAddr = "" })
+	if noAdmin.AdminAddr() != nil {
+		t.Errorf("AdminAddr with the admin listener off = %v", noAdmin.AdminAddr())
+	}
+}
+
+// httpStatus GETs path from the HTTP listener at addr and returns the
+// status.
+func httpStatus(t *testing.T, addr net.Addr, path string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr.String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -16,8 +16,15 @@ import (
 // field means its default.
 type Config struct {
 	// TCPAddr, KCPAddr and HTTPAddr are the listen addresses; "" disables
-	// that listener (at least one of TCP and KCP must be on).
+	// that listener (at least one of TCP and KCP must be on). HTTPAddr is
+	// the public HTTP API: POST /v1/token, /healthz and /readyz.
 	TCPAddr, KCPAddr, HTTPAddr string
+	// AdminAddr is the admin HTTP listener's address: /metrics, /healthz,
+	// /readyz and, with Pprof, /debug/pprof/. It is for operators,
+	// Prometheus and probes, and must not be reachable from the internet.
+	// "" disables it, and is DefaultConfig's value; cmd/server's default
+	// is DefaultAdminAddr.
+	AdminAddr string
 	// Secret signs sign-in tokens (at least 16 bytes). Without it the
 	// server runs in dev mode: players sign in with a self-declared user ID,
 	// and every listener must be on a loopback address.
@@ -53,11 +60,17 @@ type Config struct {
 	Node string
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP listener.
+	// Pprof serves Go's profiles under /debug/pprof/ on the admin
+	// listener, which must then be on.
 	Pprof bool
 	// Cluster makes the node one of a cluster; the zero value is a single
 	// node.
 	Cluster ClusterConfig
+
+	// publicHTTP and adminHTTP, for tests, replace the bounds of the
+	// public and the admin HTTP listeners; the zero value keeps
+	// publicHTTPLimits and adminHTTPLimits.
+	publicHTTP, adminHTTP httpLimits
 }
 
 // ClusterConfig is how a node joins a cluster (see the cluster package).
@@ -91,7 +104,9 @@ type ClusterConfig struct {
 func (c ClusterConfig) enabled() bool { return c.MeshAddr != "" }
 
 // DefaultConfig returns the configuration of a single dev-mode node on
-// loopback: TCP and KCP on 127.0.0.1:7700, HTTP on 127.0.0.1:7701.
+// loopback: TCP and KCP on 127.0.0.1:7700, public HTTP on 127.0.0.1:7701,
+// no admin listener (set AdminAddr, to DefaultAdminAddr for instance, for
+// /metrics).
 func DefaultConfig() Config {
 	return Config{
 		TCPAddr:     "127.0.0.1:7700",
@@ -120,6 +135,7 @@ var (
 	ErrBadNode            = errors.New("server: a node name is 1 to 64 characters of A-Z a-z 0-9 . _ -")
 	ErrClusterConfig      = errors.New("server: a cluster node needs both a mesh and a gossip address")
 	ErrClusterSecret      = errors.New("server: a cluster secret is at least 16 bytes; without one every listener, mesh and gossip included, must be on loopback")
+	ErrPprofNoAdmin       = errors.New("server: pprof is served on the admin listener, which is off")
 )
 
 // withDefaults fills zero fields from DefaultConfig and checks the result.
@@ -163,14 +179,12 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Cluster.enabled() && c.Cluster.Secret != "" && len(c.Cluster.Secret) < 16:
 		return c, ErrClusterSecret
 	case c.Cluster.enabled() && c.Cluster.Secret == "" &&
-		(!isLoopback(c.Cluster.MeshAddr) || !isLoopback(c.Cluster.GossipAddr) || !allLoopback(c.TCPAddr, c.KCPAddr, c.HTTPAddr)):
+		(!isLoopback(c.Cluster.MeshAddr) || !isLoopback(c.Cluster.GossipAddr) || !allLoopback(c.TCPAddr, c.KCPAddr, c.HTTPAddr, c.AdminAddr)):
 		return c, ErrClusterSecret
-	case c.Secret == "":
-		for _, addr := range []string{c.TCPAddr, c.KCPAddr, c.HTTPAddr} {
-			if addr != "" && !isLoopback(addr) {
-				return c, ErrDevModeNotLoopback
-			}
-		}
+	case c.Pprof && c.AdminAddr == "":
+		return c, ErrPprofNoAdmin
+	case c.Secret == "" && !allLoopback(c.TCPAddr, c.KCPAddr, c.HTTPAddr, c.AdminAddr):
+		return c, ErrDevModeNotLoopback
 	}
 	return c, nil
 }

@@ -20,11 +20,13 @@ import (
 const testTimeout = 10 * time.Second
 
 // startServer runs an in-process dev-mode server on loopback ports chosen
-// by the kernel, with both transports, and stops it at the end of the test.
+// by the kernel, with both transports and both HTTP listeners, and stops
+// it at the end of the test.
 func startServer(t testing.TB, mutate ...func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.Logger = discardLogger()
 	for _, m := range mutate {
 		m(&cfg)

@@ -31,9 +31,11 @@ func TestListenErrorNamesListener(t *testing.T) {
 		{"tcp", taken, func(c *Config) { c.TCPAddr = taken }},
 		{"kcp", takenUDP, func(c *Config) { c.KCPAddr = takenUDP }},
 		{"http", taken, func(c *Config) { c.HTTPAddr = taken }},
+		{"admin", taken, func(c *Config) { c.AdminAddr = taken }},
 	} {
 		cfg := DefaultConfig()
 		cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.Logger = discardLogger()
 		c.mutate(&cfg)
 		srv, err := New(cfg)

@@ -20,10 +20,11 @@ import (
 )
 
 // scrape returns the value of the metric line matching pattern (a regexp
-// for the name and labels), or -1 if there is none.
+// for the name and labels) on the admin listener's /metrics, or -1 if
+// there is none.
 func scrape(t *testing.T, srv *Server, pattern string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/metrics")
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +92,22 @@ func TestMetricsMove(t *testing.T) {
 	}
 }
 
-// TestPprofFlag checks that profiles are served only when asked for.
+// TestPprofFlag checks that profiles are served only when asked for, and
+// only on the admin listener.
 func TestPprofFlag(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		srv := startServer(t, func(c *Config) { c.Pprof = on })
-		resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/debug/pprof/")
-		if err != nil {
-			t.Fatal(err)
+		if got := httpStatus(t, srv.AdminAddr(), "/debug/pprof/"); (got == http.StatusOK) != on {
+			t.Errorf("pprof %v: admin status %d", on, got)
 		}
-		resp.Body.Close()
-		if (resp.StatusCode == http.StatusOK) != on {
-			t.Errorf("pprof %v: status %d", on, resp.StatusCode)
+		if got := httpStatus(t, srv.HTTPAddr(), "/debug/pprof/"); got != http.StatusNotFound {
+			t.Errorf("pprof %v: public status %d, want 404", on, got)
 		}
+	}
+	cfg := DefaultConfig()
+	cfg.Pprof = true
+	if _, err := New(cfg); !errors.Is(err, ErrPprofNoAdmin) {
+		t.Errorf("pprof without an admin listener: New = %v, want ErrPprofNoAdmin", err)
 	}
 }
 
@@ -206,7 +211,7 @@ func TestDisconnectsByReason(t *testing.T) {
 // as shutting_down (read from the counters: /metrics is gone by then).
 func TestShutdownCountsShuttingDown(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "", ""
 	cfg.Logger = discardLogger()
 	srv, err := New(cfg)
 	must(t, err)

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/coveyhq/covey/auth"
 	"github.com/coveyhq/covey/cluster"
@@ -35,9 +32,8 @@ type Server struct {
 	started  atomic.Bool
 
 	net    *netio.Server
-	http   *http.Server
-	httpLn net.Listener
-	httpWG sync.WaitGroup
+	public *httpListener // Config.HTTPAddr; nil if off
+	admin  *httpListener // Config.AdminAddr; nil if off
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -115,7 +111,7 @@ func (s *Server) Start() error {
 		}
 		return err
 	}
-	s.net = ns // before the HTTP listener, whose /metrics reads it
+	s.net = ns // before the admin listener, whose /metrics reads it
 	if s.node != nil {
 		if err := s.node.Start(ns); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -124,7 +120,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	if s.cfg.HTTPAddr != "" {
+	if s.cfg.HTTPAddr != "" || s.cfg.AdminAddr != "" {
 		if err := s.startHTTP(); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -139,7 +135,7 @@ func (s *Server) Start() error {
 	for _, l := range [...]struct {
 		kind string
 		addr net.Addr
-	}{{"tcp", ns.TCPAddr()}, {"kcp", ns.KCPAddr()}, {"http", s.HTTPAddr()}} {
+	}{{"tcp", ns.TCPAddr()}, {"kcp", ns.KCPAddr()}, {"http", s.HTTPAddr()}, {"admin", s.AdminAddr()}} {
 		if l.addr != nil {
 			s.log.Info("listening", "listener", l.kind, "addr", l.addr.String(), "node", s.cfg.Node, "mode", mode)
 		}
@@ -148,7 +144,7 @@ func (s *Server) Start() error {
 }
 
 // ListenError is a listener Start could not open: Listener is "tcp",
-// "kcp" or "http", Addr the configured address, Err the cause (for
+// "kcp", "http" or "admin", Addr the configured address, Err the cause (for
 // instance one matching syscall.EADDRINUSE).
 type ListenError struct {
 	Listener string
@@ -173,28 +169,28 @@ func (e *ListenError) Error() string {
 
 func (e *ListenError) Unwrap() error { return e.Err }
 
+// startHTTP opens the public and the admin HTTP listeners that are on;
+// if one fails, neither is left open.
 func (s *Server) startHTTP() error {
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return &ListenError{Listener: "http", Addr: s.cfg.HTTPAddr, Err: err}
-	}
-	mux, err := s.httpMux()
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	s.httpLn = ln
-	// The HTTP side is bounded so that it cannot take the descriptors
-	// netio keeps in reserve for itself (netio's fdReserve).
-	ln = netutil.LimitListener(ln, httpMaxConns)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: httpHeaderTimeout, IdleTimeout: httpIdleTimeout}
-	s.httpWG.Add(1)
-	go func() {
-		defer s.httpWG.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http listener stopped", "err", err)
+	if s.cfg.HTTPAddr != "" {
+		mux, err := s.publicMux()
+		if err != nil {
+			return err
 		}
-	}()
+		if s.public, err = listenHTTP("http", s.cfg.HTTPAddr, mux, orLimits(s.cfg.publicHTTP, publicHTTPLimits), s.log); err != nil {
+			return err
+		}
+	}
+	if s.cfg.AdminAddr != "" {
+		var err error
+		if s.admin, err = listenHTTP("admin", s.cfg.AdminAddr, s.adminMux(), orLimits(s.cfg.adminHTTP, adminHTTPLimits), s.log); err != nil {
+			if s.public != nil {
+				s.public.closeNow()
+				s.public = nil
+			}
+			return err
+		}
+	}
 	return nil
 }
 
@@ -214,12 +210,22 @@ func (s *Server) KCPAddr() net.Addr {
 	return s.net.KCPAddr()
 }
 
-// HTTPAddr returns the HTTP listener's address, nil if off or not started.
+// HTTPAddr returns the public HTTP listener's address, nil if off or not
+// started.
 func (s *Server) HTTPAddr() net.Addr {
-	if s.httpLn == nil {
+	if s.public == nil {
 		return nil
 	}
-	return s.httpLn.Addr()
+	return s.public.Addr()
+}
+
+// AdminAddr returns the admin HTTP listener's address, nil if off or not
+// started.
+func (s *Server) AdminAddr() net.Addr {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin.Addr()
 }
 
 // Conns returns how many client connections are open.
@@ -255,9 +261,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// stopHTTP closes both HTTP listeners at once, letting requests in
+// progress finish until ctx ends.
 func (s *Server) stopHTTP(ctx context.Context) {
-	if s.http != nil {
-		_ = s.http.Shutdown(ctx)
-		s.httpWG.Wait()
+	var wg sync.WaitGroup
+	for _, l := range []*httpListener{s.public, s.admin} {
+		if l != nil {
+			wg.Go(func() { l.close(ctx) })
+		}
 	}
+	wg.Wait()
 }

@@ -1,16 +1,20 @@
 // Command server runs a Covey node.
 //
 // With no flags it is a single dev-mode node on loopback: TCP and KCP on
-// 127.0.0.1:7700, HTTP on 127.0.0.1:7701, players sign in with any user ID.
+// 127.0.0.1:7700, public HTTP on 127.0.0.1:7701, admin HTTP on
+// 127.0.0.1:7709, players sign in with any user ID.
 // Every flag can also be set by environment variable (the flag wins; an
 // empty variable counts as unset, except for the addresses, where ""
 // disables the listener):
 //
 //	-tcp ADDR           COVEY_TCP_ADDR       TCP listen address ("" disables)
 //	-kcp ADDR           COVEY_KCP_ADDR       KCP (UDP) listen address ("" disables)
-//	-http ADDR          COVEY_HTTP_ADDR      HTTP listen address ("" disables)
+//	-http ADDR          COVEY_HTTP_ADDR      public HTTP listen address: /v1/token, /healthz, /readyz ("" disables)
+//	-admin ADDR         COVEY_ADMIN_ADDR     admin HTTP listen address: /metrics, /healthz, /readyz, /debug/pprof/ ("" disables)
 //	-secret S           COVEY_SECRET         token signing secret (>= 16 bytes); none = dev mode
+//	-secret-file PATH   COVEY_SECRET_FILE    file holding the token signing secret
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
+//	-api-key-file PATH  COVEY_API_KEY_FILE   file holding the API key
 //	-single-use-tokens  COVEY_SINGLE_USE_TOKENS=1 every token signs in once
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
 //	-node NAME          COVEY_NODE           node name written into session IDs (1-64 of A-Z a-z 0-9 . _ -)
@@ -20,6 +24,7 @@
 //	-advertise-mesh A   COVEY_MESH_ADVERTISE   cluster: mesh address other nodes dial, if not the bound one
 //	-advertise-gossip A COVEY_GOSSIP_ADVERTISE cluster: gossip address others reach, if not the bound one
 //	-cluster-secret S   COVEY_CLUSTER_SECRET cluster: link and gossip secret (>= 16 bytes); none only on loopback
+//	-cluster-secret-file PATH COVEY_CLUSTER_SECRET_FILE cluster: file holding the cluster secret
 //	-heartbeat D        COVEY_HEARTBEAT      client ping interval; silent 3x this = disconnected
 //	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes (at most 16 MiB)
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
@@ -27,19 +32,33 @@
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
 //	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
-//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on HTTP (0/false/off, 1/true/on)
+//	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)
+//
+// Secrets are best given by variable or file: a flag's value is in the
+// process list, which every user of the machine can read, so -secret,
+// -api-key and -cluster-secret log a warning (the admin listener's
+// /debug/pprof/cmdline redacts them). A file holds the secret alone, one
+// trailing newline (LF or CRLF) dropped, as a mounted Kubernetes Secret
+// does. A secret and its file are one setting: the flag wins over the
+// variable, and giving both flags, or both variables, stops the server.
 //
 // A value that does not parse, in a flag or a variable, stops the server
 // before it starts, with a message naming the flag or variable and the
 // value (secrets are not echoed). A listener that cannot open says which
 // one and why ("HTTP listener 127.0.0.1:7701: address already in use").
 //
-// The HTTP listener also serves /healthz, /readyz, with a secret POST
-// /v1/token, and /metrics (Prometheus): among others
-// covey_disconnects_total{reason}, covey_signin_failures_total{reason},
-// covey_sessions_created_total, covey_sessions_deleted_total,
-// covey_sessions_empty and covey_build_info{version,go_version,revision};
-// README.md lists them all.
+// The public HTTP listener serves, with a secret, POST /v1/token to game
+// backends, and /healthz and /readyz; it may face the internet. The admin
+// listener serves /metrics (Prometheus), /healthz, /readyz and, with
+// -pprof, /debug/pprof/; it is for operators, Prometheus and probes, so it
+// stays on loopback or a private network (in dev mode, loopback only).
+// Both bound each client's headers (8 KiB), request, reply and idle time,
+// and their connections (112 public, 16 admin; at the limit the connection
+// idle the longest is closed for a new one); README.md gives the numbers.
+// Among the metrics: covey_disconnects_total{reason},
+// covey_signin_failures_total{reason}, covey_sessions_created_total,
+// covey_sessions_deleted_total, covey_sessions_empty and
+// covey_build_info{version,go_version,revision}; README.md lists them all.
 //
 // Lifecycle lines are logged at info level: "listening" once per listener
 // (listener, addr, node, mode), "draining" when a signal starts the
@@ -54,10 +73,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -160,13 +181,15 @@ func explain(err error, cfg server.Config) error {
 	case errors.Is(err, server.ErrNoListener):
 		return fmt.Errorf("%w: -tcp and -kcp (COVEY_TCP_ADDR, COVEY_KCP_ADDR) are both empty", err)
 	case errors.Is(err, server.ErrNoAPIKey):
-		return fmt.Errorf("%w: set COVEY_API_KEY (or -api-key) with COVEY_SECRET", err)
+		return fmt.Errorf("%w: set COVEY_API_KEY (or COVEY_API_KEY_FILE) with the secret", err)
 	case errors.Is(err, server.ErrClusterConfig):
 		return fmt.Errorf("%w: set -gossip (COVEY_GOSSIP_ADDR) with -mesh", err)
 	case errors.Is(err, server.ErrClusterSecret):
 		return fmt.Errorf("%w: set COVEY_CLUSTER_SECRET (-mesh=%q -gossip=%q)", err, cfg.Cluster.MeshAddr, cfg.Cluster.GossipAddr)
 	case errors.Is(err, server.ErrDevModeNotLoopback):
-		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr)
+		return fmt.Errorf("%w (-tcp=%q -kcp=%q -http=%q -admin=%q)", err, cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr, cfg.AdminAddr)
+	case errors.Is(err, server.ErrPprofNoAdmin):
+		return fmt.Errorf("%w: set -admin (COVEY_ADMIN_ADDR) with -pprof", err)
 	}
 	return err
 }
@@ -185,7 +208,8 @@ type option struct {
 	name, env string
 	arg       string // what the value is, for -h; "" for a switch
 	usage     string
-	secret    bool                              // never echo the value
+	secret    bool                              // never echo the value; warn when it is a flag
+	sameAs    string                            // the option this one also sets, another way (-secret for -secret-file)
 	keepEmpty bool                              // an empty variable is a value (""), not unset
 	set       func(s *settings, v string) error // parses and checks v
 	show      func(s *settings) string          // the value, for -h's defaults
@@ -199,21 +223,20 @@ var options = []option{
 	{name: "kcp", env: "COVEY_KCP_ADDR", arg: "ADDR", usage: `KCP (UDP) listen address ("" disables)`, keepEmpty: true,
 		set:  func(s *settings, v string) error { return setAddr(&s.KCPAddr, v) },
 		show: func(s *settings) string { return s.KCPAddr }},
-	{name: "http", env: "COVEY_HTTP_ADDR", arg: "ADDR", usage: `HTTP listen address ("" disables)`, keepEmpty: true,
+	{name: "http", env: "COVEY_HTTP_ADDR", arg: "ADDR", usage: `public HTTP listen address: /v1/token, /healthz, /readyz ("" disables)`, keepEmpty: true,
 		set:  func(s *settings, v string) error { return setAddr(&s.HTTPAddr, v) },
 		show: func(s *settings) string { return s.HTTPAddr }},
-	{name: "secret", env: "COVEY_SECRET", arg: "S", usage: "token signing secret, >= 16 bytes (prefer the variable)", secret: true,
-		set: func(s *settings, v string) error {
-			if _, err := auth.NewSigner([]byte(v)); err != nil {
-				return fmt.Errorf("%w (got %d bytes)", err, len(v))
-			}
-			s.Secret = v
-			return nil
-		},
-		show: func(s *settings) string { return "none = dev mode" }},
-	{name: "api-key", env: "COVEY_API_KEY", arg: "K", usage: "API key game backends present to POST /v1/token (prefer the variable)", secret: true,
-		set:  func(s *settings, v string) error { s.APIKey = v; return nil },
-		show: func(s *settings) string { return "none" }},
+	{name: "admin", env: "COVEY_ADMIN_ADDR", arg: "ADDR", usage: `admin HTTP listen address: /metrics, /healthz, /readyz, /debug/pprof/; keep it private ("" disables)`, keepEmpty: true,
+		set:  func(s *settings, v string) error { return setAddr(&s.AdminAddr, v) },
+		show: func(s *settings) string { return s.AdminAddr }},
+	{name: "secret", env: "COVEY_SECRET", arg: "S", usage: "token signing secret, >= 16 bytes (prefer the variable or -secret-file)", secret: true,
+		set: setSecret, show: func(s *settings) string { return "none = dev mode" }},
+	{name: "secret-file", env: "COVEY_SECRET_FILE", arg: "PATH", usage: "file holding the token signing secret", sameAs: "secret",
+		set: fromFile(setSecret), show: func(s *settings) string { return "none" }},
+	{name: "api-key", env: "COVEY_API_KEY", arg: "K", usage: "API key game backends present to POST /v1/token (prefer the variable or -api-key-file)", secret: true,
+		set: setAPIKey, show: func(s *settings) string { return "none" }},
+	{name: "api-key-file", env: "COVEY_API_KEY_FILE", arg: "PATH", usage: "file holding the API key", sameAs: "api-key",
+		set: fromFile(setAPIKey), show: func(s *settings) string { return "none" }},
 	{name: "single-use-tokens", env: "COVEY_SINGLE_USE_TOKENS", usage: "every token signs in once (0/false/off, 1/true/on)",
 		set: func(s *settings, v string) error {
 			switch strings.ToLower(v) {
@@ -271,15 +294,10 @@ var options = []option{
 	{name: "advertise-gossip", env: "COVEY_GOSSIP_ADVERTISE", arg: "ADDR", usage: "cluster: gossip address other nodes reach, if not the bound one",
 		set:  func(s *settings, v string) error { return setAddr(&s.Cluster.GossipAdvertise, v) },
 		show: func(s *settings) string { return orNone(s.Cluster.GossipAdvertise, "the bound address") }},
-	{name: "cluster-secret", env: "COVEY_CLUSTER_SECRET", arg: "S", usage: "cluster: secret of the links and gossip, >= 16 bytes (prefer the variable); none only on loopback", secret: true,
-		set: func(s *settings, v string) error {
-			if len(v) < 16 {
-				return fmt.Errorf("must be at least 16 bytes (got %d)", len(v))
-			}
-			s.Cluster.Secret = v
-			return nil
-		},
-		show: func(s *settings) string { return "none" }},
+	{name: "cluster-secret", env: "COVEY_CLUSTER_SECRET", arg: "S", usage: "cluster: secret of the links and gossip, >= 16 bytes (prefer the variable or -cluster-secret-file); none only on loopback", secret: true,
+		set: setClusterSecret, show: func(s *settings) string { return "none" }},
+	{name: "cluster-secret-file", env: "COVEY_CLUSTER_SECRET_FILE", arg: "PATH", usage: "cluster: file holding the cluster secret", sameAs: "cluster-secret",
+		set: fromFile(setClusterSecret), show: func(s *settings) string { return "none" }},
 	{name: "heartbeat", env: "COVEY_HEARTBEAT", arg: "D", usage: "client ping interval; silent 3x this = disconnected",
 		set:  func(s *settings, v string) error { return setDuration(&s.Heartbeat, v) },
 		show: func(s *settings) string { return s.Heartbeat.String() }},
@@ -317,7 +335,7 @@ var options = []option{
 			return nil
 		},
 		show: func(s *settings) string { return s.logFormat }},
-	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the HTTP listener (0/false/off, 1/true/on)",
+	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)",
 		set: func(s *settings, v string) error {
 			switch strings.ToLower(v) {
 			case "1", "true", "on":
@@ -332,8 +350,50 @@ var options = []option{
 		show: func(s *settings) string { return "off" }},
 }
 
+// The setters of the secrets, for their flag and their file. Their errors
+// never contain the value.
+func setSecret(s *settings, v string) error {
+	if _, err := auth.NewSigner([]byte(v)); err != nil {
+		return fmt.Errorf("%w (got %d bytes)", err, len(v))
+	}
+	s.Secret = v
+	return nil
+}
+
+func setAPIKey(s *settings, v string) error { s.APIKey = v; return nil }
+
+func setClusterSecret(s *settings, v string) error {
+	if len(v) < 16 {
+		return fmt.Errorf("must be at least 16 bytes (got %d)", len(v))
+	}
+	s.Cluster.Secret = v
+	return nil
+}
+
+// fromFile returns a setter that reads the value from the file its
+// argument names, without one trailing newline, and passes it to set.
+func fromFile(set func(s *settings, v string) error) func(s *settings, path string) error {
+	return func(s *settings, path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				return pe.Err // the path is in the message already
+			}
+			return err
+		}
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return errors.New("the file is empty")
+		}
+		return set(s, v)
+	}
+}
+
 func defaultSettings() settings {
-	return settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+	s := settings{Config: server.DefaultConfig(), logLevel: slog.LevelInfo, logFormat: "text"}
+	s.AdminAddr = server.DefaultAdminAddr
+	return s
 }
 
 // orNone is v, or none when v is empty (for -h's defaults).
@@ -426,21 +486,51 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), logs io.W
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
-	s := defaultSettings()
+	// Where each option's value comes from: its flag, else its variable.
+	type source struct {
+		where, v string
+		flag, ok bool
+	}
+	src := make([]source, len(options))
 	for i, o := range options {
-		where, v := "-"+o.name, raw[i].v
-		if !given[o.name] {
-			ev, ok := lookupEnv(o.env)
-			if !ok || ev == "" && !o.keepEmpty {
-				continue
-			}
-			where, v = o.env, ev
+		if given[o.name] {
+			src[i] = source{where: "-" + o.name, v: raw[i].v, flag: true, ok: true}
+		} else if ev, ok := lookupEnv(o.env); ok && (ev != "" || o.keepEmpty) {
+			src[i] = source{where: o.env, v: ev, ok: true}
 		}
-		if err := o.set(&s, v); err != nil {
+	}
+	// A setting given two ways (-secret and -secret-file): a flag wins
+	// over a variable; two flags or two variables are an error.
+	for i, o := range options {
+		if o.sameAs == "" || !src[i].ok {
+			continue
+		}
+		j := slices.IndexFunc(options, func(p option) bool { return p.name == o.sameAs })
+		switch {
+		case !src[j].ok:
+		case src[i].flag == src[j].flag:
+			return server.Config{}, fmt.Errorf("%s and %s set the same thing: give one of them", src[j].where, src[i].where)
+		case src[i].flag:
+			src[j].ok = false
+		default:
+			src[i].ok = false
+		}
+	}
+
+	s := defaultSettings()
+	var onCmdLine []option // secrets given as flags
+	for i, o := range options {
+		if !src[i].ok {
+			continue
+		}
+		if err := o.set(&s, src[i].v); err != nil {
 			if o.secret {
-				return server.Config{}, fmt.Errorf("%s: %v", where, err)
+				return server.Config{}, fmt.Errorf("%s: %v", src[i].where, err)
 			}
-			return server.Config{}, fmt.Errorf("%s=%q: %v", where, v, err)
+			return server.Config{}, fmt.Errorf("%s=%q: %v", src[i].where, src[i].v, err)
+		}
+		if o.secret && src[i].flag {
+			onCmdLine = append(onCmdLine, o)
 		}
 	}
 	opts := &slog.HandlerOptions{Level: s.logLevel}
@@ -448,6 +538,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), logs io.W
 		s.Logger = slog.New(slog.NewJSONHandler(logs, opts))
 	} else {
 		s.Logger = slog.New(slog.NewTextHandler(logs, opts))
+	}
+	for _, o := range onCmdLine {
+		s.Logger.Warn("secret on the command line: every user of this machine can read it in the process list",
+			"flag", "-"+o.name, "instead", o.env+" or -"+o.name+"-file")
 	}
 	return s.Config, nil
 }
@@ -475,5 +569,10 @@ for the addresses, where "" disables the listener.
 		fmt.Fprintf(tw, "  %s\t%s\t%s (default %s)\n", name, env, o.usage, o.show(&def))
 	}
 	tw.Flush()
-	fmt.Fprint(w, "\nDurations are like 500ms, 5s, 2m. With a secret, an API key is required too.\n")
+	fmt.Fprint(w, `
+Durations are like 500ms, 5s, 2m. With a secret, an API key is required too.
+A secret given as a flag is in the process list, where every user of the
+machine can read it (the server warns): give it by variable or file instead.
+A file holds the value alone; one trailing newline is dropped.
+`)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,16 +32,12 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "covey-server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0",
+		"COVEY_ADMIN_ADDR=127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -125,6 +122,70 @@ func TestBinary(t *testing.T) {
 
 func asBye(err error, target **clientsdk.ByeError) bool { return errors.As(err, target) }
 
+// buildServer builds the server into a temporary directory and returns
+// the binary's path.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "covey-server")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// TestPprofCmdlineHidesSecrets runs the binary with -pprof and the secret,
+// the API key and the cluster secret on its command line:
+// /debug/pprof/cmdline on the admin listener shows none of them.
+func TestPprofCmdlineHidesSecrets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const secret, apiKey, clusterSecret = "cmdline-secret-0123456789", "cmdline-api-key", "cmdline-cluster-secret-0123"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildServer(t), "-pprof", "-secret", secret, "-api-key="+apiKey,
+		"-cluster-secret", clusterSecret, "-mesh", "127.0.0.1:0", "-gossip", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0",
+		"COVEY_ADMIN_ADDR=127.0.0.1:0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stderr)
+	listening := regexp.MustCompile(`msg=listening listener=admin addr=(\S+)`)
+	admin := ""
+	for admin == "" && lines.Scan() {
+		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
+			admin = m[1]
+		}
+	}
+	if admin == "" {
+		t.Fatal("the server never said it was listening on the admin address")
+	}
+	go func() { // keep draining the logs
+		for lines.Scan() {
+		}
+	}()
+	resp, err := http.Get("http://" + admin + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "-pprof\x00-secret\x00REDACTED\x00") {
+		t.Errorf("cmdline: %d %q", resp.StatusCode, body)
+	}
+	for _, s := range []string{secret, apiKey, clusterSecret} {
+		if strings.Contains(string(body), s) {
+			t.Errorf("cmdline shows %q: %q", s, body)
+		}
+	}
+}
+
 // env returns a lookupEnv over vars ("KEY=value" each).
 func env(vars ...string) func(string) (string, bool) {
 	m := make(map[string]string)
@@ -150,6 +211,128 @@ func TestMaxConnsFlag(t *testing.T) {
 	}
 	if cfg, err = parseConfig([]string{"-max-conns", "7"}, env("COVEY_MAX_CONNS=500"), io.Discard); err != nil || cfg.MaxConns != 7 {
 		t.Errorf("-max-conns 7 (env 500): MaxConns = %d (%v)", cfg.MaxConns, err)
+	}
+}
+
+// TestAdminFlag: the admin listener is on 127.0.0.1:7709 by default, moved
+// by -admin or COVEY_ADMIN_ADDR and turned off by an empty one; -pprof
+// without it stops the start.
+func TestAdminFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{nil, nil, "127.0.0.1:7709"},
+		{nil, []string{"COVEY_ADMIN_ADDR=127.0.0.1:9000"}, "127.0.0.1:9000"},
+		{nil, []string{"COVEY_ADMIN_ADDR="}, ""},
+		{[]string{"-admin", "127.0.0.1:9001"}, []string{"COVEY_ADMIN_ADDR="}, "127.0.0.1:9001"},
+		{[]string{"-admin="}, nil, ""},
+	} {
+		cfg, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err != nil || cfg.AdminAddr != c.want {
+			t.Errorf("%q %q: AdminAddr = %q (%v), want %q", c.args, c.env, cfg.AdminAddr, err, c.want)
+		}
+	}
+	var stderr strings.Builder
+	code := run(process{args: []string{"-pprof", "-admin="}, lookupEnv: env(), stdout: io.Discard, stderr: &stderr})
+	if want := "-pprof"; code != 1 || !strings.Contains(stderr.String(), "set -admin (COVEY_ADMIN_ADDR) with "+want) {
+		t.Errorf("-pprof -admin=: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestSecretsFromFiles: each secret can be read from a file, named by a
+// flag or a variable, without its trailing newline.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	secret := file("secret", "file-secret-0123456789\n")
+	apiKey := file("api-key", "file-api-key\r\n")
+	cluster := file("cluster", "file-cluster-secret-0123")
+	for _, c := range []struct {
+		args, env []string
+	}{
+		{[]string{"-secret-file", secret, "-api-key-file", apiKey, "-cluster-secret-file=" + cluster}, nil},
+		{nil, []string{"COVEY_SECRET_FILE=" + secret, "COVEY_API_KEY_FILE=" + apiKey, "COVEY_CLUSTER_SECRET_FILE=" + cluster}},
+		// The flag wins over the variable, the file's flag too.
+		{[]string{"-secret-file", secret, "-api-key-file", apiKey, "-cluster-secret-file", cluster},
+			[]string{"COVEY_SECRET=env-secret-0123456789", "COVEY_API_KEY=env-key", "COVEY_CLUSTER_SECRET=env-cluster-0123456789"}},
+	} {
+		cfg, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err != nil || cfg.Secret != "file-secret-0123456789" || cfg.APIKey != "file-api-key" || cfg.Cluster.Secret != "file-cluster-secret-0123" {
+			t.Errorf("%q %q: %q %q %q (%v)", c.args, c.env, cfg.Secret, cfg.APIKey, cfg.Cluster.Secret, err)
+		}
+	}
+	if cfg, err := parseConfig([]string{"-secret", "flag-secret-0123456789"}, env("COVEY_SECRET_FILE="+secret), io.Discard); err != nil || cfg.Secret != "flag-secret-0123456789" {
+		t.Errorf("-secret over COVEY_SECRET_FILE: %q (%v)", cfg.Secret, err)
+	}
+}
+
+// TestSecretFileErrors: a secret given twice the same way, a file that
+// cannot be read, is empty or holds a bad value stop the start, naming
+// the flag or variable and the path, never the content.
+func TestSecretFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	empty := filepath.Join(dir, "empty")
+	must(t, os.WriteFile(short, []byte("hunter2\n"), 0o600))
+	must(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	missing := filepath.Join(dir, "missing")
+	for _, c := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"-secret", "flag-secret-0123456789", "-secret-file", short}, nil, "-secret and -secret-file set the same thing: give one of them"},
+		{nil, []string{"COVEY_API_KEY=k", "COVEY_API_KEY_FILE=" + short}, "COVEY_API_KEY and COVEY_API_KEY_FILE set the same thing: give one of them"},
+		{[]string{"-secret-file", short}, nil, `-secret-file="` + short + `": auth: secret must be at least 16 bytes (got 7 bytes)`},
+		{nil, []string{"COVEY_CLUSTER_SECRET_FILE=" + short}, `COVEY_CLUSTER_SECRET_FILE="` + short + `": must be at least 16 bytes (got 7)`},
+		{[]string{"-api-key-file", empty}, nil, `-api-key-file="` + empty + `": the file is empty`},
+		{[]string{"-api-key-file", missing}, nil, `-api-key-file="` + missing + `": no such file or directory`},
+	} {
+		_, err := parseConfig(c.args, env(c.env...), io.Discard)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%q %q: %v, want %s", c.args, c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the secret is echoed: %v", err)
+		}
+	}
+}
+
+// TestSecretFlagWarns: a secret given as a flag is logged as a warning
+// (the flag's name, never the value); by variable or file it is not.
+func TestSecretFlagWarns(t *testing.T) {
+	var logs strings.Builder
+	_, err := parseConfig([]string{"-secret", "flag-secret-0123456789", "-api-key=flag-key", "-cluster-secret", "flag-cluster-0123456789"}, env(), &logs)
+	must(t, err)
+	for _, name := range []string{"secret", "api-key", "cluster-secret"} {
+		if !regexp.MustCompile(`level=WARN msg="secret on the command line[^"]*" flag=-` + name + ` instead="COVEY_\S+ or -` + name + `-file"`).MatchString(logs.String()) {
+			t.Errorf("no warning for -%s:\n%s", name, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "flag-") {
+		t.Errorf("a secret is logged:\n%s", logs.String())
+	}
+	logs.Reset()
+	path := filepath.Join(t.TempDir(), "key")
+	must(t, os.WriteFile(path, []byte("file-key"), 0o600))
+	_, err = parseConfig([]string{"-api-key-file", path}, env("COVEY_SECRET=env-secret-0123456789"), &logs)
+	must(t, err)
+	if logs.Len() != 0 {
+		t.Errorf("warnings for secrets by variable or file:\n%s", logs.String())
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -260,8 +443,8 @@ func TestAddressInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	taken := ln.Addr().String()
-	for _, flagName := range []string{"-http", "-tcp"} {
-		args := []string{"-tcp", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-http", "127.0.0.1:0", flagName, taken}
+	for _, flagName := range []string{"-http", "-admin", "-tcp"} {
+		args := []string{"-tcp", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", flagName, taken}
 		var stderr syncBuffer
 		code := run(process{args: args, lookupEnv: env(), stdout: io.Discard, stderr: &stderr})
 		listener := strings.ToUpper(flagName[1:])
@@ -301,12 +484,12 @@ func TestJSONLogs(t *testing.T) {
 	go func() {
 		done <- run(process{
 			args:      []string{"-log-format", "json", "-node", "n1"},
-			lookupEnv: env("COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0"),
+			lookupEnv: env("COVEY_TCP_ADDR=127.0.0.1:0", "COVEY_KCP_ADDR=127.0.0.1:0", "COVEY_HTTP_ADDR=127.0.0.1:0", "COVEY_ADMIN_ADDR=127.0.0.1:0"),
 			stdout:    io.Discard, stderr: &stderr, signals: signals,
 		})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(stderr.String(), `"msg":"listening"`) < 3 {
+	for strings.Count(stderr.String(), `"msg":"listening"`) < 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no listening lines:\n%s", stderr.String())
 		}
@@ -342,8 +525,8 @@ func TestJSONLogs(t *testing.T) {
 			}
 		}
 	}
-	if len(listeners) != 3 || !listeners["tcp"] || !listeners["kcp"] || !listeners["http"] {
-		t.Errorf("listening lines for %v, want tcp, kcp and http", listeners)
+	if len(listeners) != 4 || !listeners["tcp"] || !listeners["kcp"] || !listeners["http"] || !listeners["admin"] {
+		t.Errorf("listening lines for %v, want tcp, kcp, http and admin", listeners)
 	}
 	if n := len(msgs); n < 2 || msgs[n-2] != "draining" || msgs[n-1] != "stopped" {
 		t.Errorf("the log does not end with draining, stopped: %q", msgs)
