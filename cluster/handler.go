@@ -125,13 +125,7 @@ func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
 			l.reply(f, wire.StatusBadRequest, nil)
 			return
 		}
-		l.targets = append(l.targets[:0], []byte(d.UID))
-		st := wire.StatusOK
-		if n.table.DeliverLocal(l.targets, d.Frame) == 0 {
-			st = wire.StatusUserNotFound
-		}
-		clear(l.targets)
-		l.reply(f, st, nil)
+		l.reply(f, wire.StatusOf(n.table.DeliverInvite(d.UID, d.Frame)), nil)
 
 	case wire.CmdPresenceClaim, wire.CmdPresenceRelease, wire.CmdPresenceLookup, wire.CmdUserTakeover:
 		n.onPresence(l, f)

@@ -226,7 +226,7 @@ func (n *node) addr(port int) string { return n.ip + ":" + strconv.Itoa(port) }
 func (n *node) args() []string {
 	return []string{
 		"-node", n.name,
-		"-tcp", n.addr(7700), "-kcp", n.addr(7700), "-http", n.addr(7701),
+		"-tcp", n.addr(7700), "-kcp", n.addr(7700), "-http", n.addr(7701), "-admin", n.addr(7709),
 		"-mesh", n.addr(7702), "-gossip", n.addr(7703),
 		"-join", "127.0.0.1:7703,127.0.0.2:7703,127.0.0.3:7703",
 	}

@@ -255,25 +255,34 @@ func (n *Node) reassert() {
 
 // DeliverToUser implements session.Remote: it looks uid up in the
 // directory and hands frame to the node it is connected to.
-func (n *Node) DeliverToUser(uid string, frame []byte, done func(bool)) {
+func (n *Node) DeliverToUser(uid string, frame []byte, done func(error)) {
 	deliver := func(node string) {
 		if node == n.cfg.Name {
-			done(n.table.DeliverLocal([][]byte{[]byte(uid)}, frame) > 0)
+			done(n.table.DeliverInvite(uid, frame))
 			return
 		}
 		l := n.upLink(node)
 		if l == nil {
-			done(false)
+			done(session.ErrUserNotFound)
 			return
 		}
 		m := wire.DeliverToUser{UID: uid, Frame: frame}
-		n.send(l, wire.CmdDeliverToUser, &m, func(st wire.Status, _ []byte) { done(st == wire.StatusOK) })
+		n.send(l, wire.CmdDeliverToUser, &m, func(st wire.Status, _ []byte) {
+			switch st {
+			case wire.StatusOK:
+				done(nil)
+			case wire.StatusRateLimited:
+				done(session.ErrRateLimited)
+			default:
+				done(session.ErrUserNotFound)
+			}
+		})
 	}
 	dir := n.dirOf(uid)
 	if dir == n.cfg.Name {
 		r, ok := n.lookup(uid)
 		if !ok {
-			done(false)
+			done(session.ErrUserNotFound)
 			return
 		}
 		deliver(r.node)
@@ -281,14 +290,14 @@ func (n *Node) DeliverToUser(uid string, frame []byte, done func(bool)) {
 	}
 	l := n.upLink(dir)
 	if l == nil {
-		done(false)
+		done(session.ErrUserNotFound)
 		return
 	}
 	m := wire.PresenceLookup{UID: uid}
 	n.send(l, wire.CmdPresenceLookup, &m, func(st wire.Status, payload []byte) {
 		var rep wire.PresenceLookupReply
 		if st != wire.StatusOK || rep.Consume(payload) != nil {
-			done(false)
+			done(session.ErrUserNotFound)
 			return
 		}
 		deliver(rep.Node)

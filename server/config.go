@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/cluster"
+	"github.com/coveyhq/covey/internal/rate"
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -71,6 +72,84 @@ type Config struct {
 	// public and the admin HTTP listeners; the zero value keeps
 	// publicHTTPLimits and adminHTTPLimits.
 	publicHTTP, adminHTTP httpLimits
+	// Limits are what one connection and one player may cost the node;
+	// zero fields take DefaultLimits' values.
+	Limits Limits
+}
+
+// Limits bound what one connection and one player may cost the node, with
+// defaults that no normal game reaches (PROTOCOL.md, Limits). Past a rate
+// a request is answered StatusRateLimited and not run; past a budget,
+// StatusLimitExceeded. A negative value means no limit.
+type Limits struct {
+	// CommandsPerSecond and CommandBurst bound the requests of one
+	// signed-in connection (a token bucket).
+	CommandsPerSecond, CommandBurst float64
+	// BytesPerSecond and ByteBurst bound the request bytes (headers and
+	// payloads, as decoded) of one signed-in connection.
+	BytesPerSecond, ByteBurst float64
+	// MaxSessions is the most sessions the node holds.
+	MaxSessions int
+	// MaxEmptyPerUser is the most empty sessions (waiting for their empty
+	// TTL) a user may have created and still hold.
+	MaxEmptyPerUser int
+	// CreatesPerMinute, InvitesPerMinute and InvitesReceivedPerMinute
+	// bound what one user creates, invites (targets) and is invited to;
+	// each allows a burst of a third of its minute.
+	CreatesPerMinute, InvitesPerMinute, InvitesReceivedPerMinute float64
+}
+
+// DefaultLimits returns the limits a Config's zero Limits take.
+func DefaultLimits() Limits {
+	return Limits{
+		CommandsPerSecond: 1000, CommandBurst: 2000,
+		BytesPerSecond: 4 << 20, ByteBurst: 8 << 20,
+		MaxSessions: 1 << 20, MaxEmptyPerUser: 16,
+		CreatesPerMinute: 60, InvitesPerMinute: 300, InvitesReceivedPerMinute: 60,
+	}
+}
+
+// NoLimits returns limits that lift every rate and budget: for load tests
+// and benchmarks, never for a node players reach.
+func NoLimits() Limits {
+	return Limits{
+		CommandsPerSecond: -1, CommandBurst: -1, BytesPerSecond: -1, ByteBurst: -1,
+		MaxSessions: -1, MaxEmptyPerUser: -1,
+		CreatesPerMinute: -1, InvitesPerMinute: -1, InvitesReceivedPerMinute: -1,
+	}
+}
+
+// withDefaults fills l's zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	or := func(v *float64, def float64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	or(&l.CommandsPerSecond, d.CommandsPerSecond)
+	or(&l.CommandBurst, d.CommandBurst)
+	or(&l.BytesPerSecond, d.BytesPerSecond)
+	or(&l.ByteBurst, d.ByteBurst)
+	or(&l.CreatesPerMinute, d.CreatesPerMinute)
+	or(&l.InvitesPerMinute, d.InvitesPerMinute)
+	or(&l.InvitesReceivedPerMinute, d.InvitesReceivedPerMinute)
+	if l.MaxSessions == 0 {
+		l.MaxSessions = d.MaxSessions
+	}
+	if l.MaxEmptyPerUser == 0 {
+		l.MaxEmptyPerUser = d.MaxEmptyPerUser
+	}
+	return l
+}
+
+// perMinute is n a minute with a burst of a third of n (unlimited for
+// n < 0).
+func perMinute(n float64) rate.Limit {
+	if n < 0 {
+		return rate.Limit{PerSecond: -1}
+	}
+	return rate.PerMinute(n, max(n/3, 1))
 }
 
 // ClusterConfig is how a node joins a cluster (see the cluster package).
@@ -165,6 +244,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits = c.Limits.withDefaults()
+	// A connection may always send one frame of the largest payload.
+	c.Limits.ByteBurst = max(c.Limits.ByteBurst, float64(c.MaxPayload+wire.HeaderSize))
 	switch {
 	case c.TCPAddr == "" && c.KCPAddr == "":
 		return c, ErrNoListener
@@ -234,5 +316,9 @@ func (c Config) session() session.Config {
 	s := session.DefaultConfig()
 	s.Node = c.Node
 	s.Wire = c.wire()
+	s.MaxSessions, s.MaxEmptyPerUser = c.Limits.MaxSessions, c.Limits.MaxEmptyPerUser
+	s.CreateRate = perMinute(c.Limits.CreatesPerMinute)
+	s.InviteRate = perMinute(c.Limits.InvitesPerMinute)
+	s.InviteReceiveRate = perMinute(c.Limits.InvitesReceivedPerMinute)
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/coveyhq/covey/auth"
+	"github.com/coveyhq/covey/internal/rate"
 	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -26,6 +27,8 @@ type conn struct {
 	req     Request       // reused for application handlers
 	status  wire.Status   // of the last reply queued, for metrics
 	order   replyOrder    // replies that come later (other nodes, Defer)
+	cmds    rate.Bucket   // Limits.CommandsPerSecond
+	bytes   rate.Bucket   // Limits.BytesPerSecond
 
 	// execReply is set on the owner's side of a command another node
 	// forwarded (exec.go): the reply goes back to that node.
@@ -84,8 +87,26 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 	}
 	start := time.Now()
 	c.status = wire.StatusOK
-	h.dispatch(c, f)
+	if c.user != nil && !h.admit(c, f, start) {
+		c.reply(f, wire.StatusRateLimited, nil)
+		h.metrics.rateLimited.Add(1)
+	} else {
+		h.dispatch(c, f)
+	}
 	h.metrics.observe(f.Ver, f.Cmd, c.status, start)
+}
+
+// admit charges a signed-in connection's rate limits for frame f and
+// reports whether it is within them: a request over them is answered
+// StatusRateLimited and not run. Bye is always admitted.
+func (h *handler) admit(c *conn, f wire.Frame, now time.Time) bool {
+	if f.Ver == 0 && f.Cmd == wire.CmdBye {
+		return true
+	}
+	l := &h.cfg.Limits
+	cmdLimit := rate.Limit{PerSecond: l.CommandsPerSecond, Burst: l.CommandBurst}
+	byteLimit := rate.Limit{PerSecond: l.BytesPerSecond, Burst: l.ByteBurst}
+	return c.cmds.Take(cmdLimit, now, 1) && c.bytes.Take(byteLimit, now, float64(wire.HeaderSize+len(f.Payload)))
 }
 
 // dispatch checks the frame's kind and the connection's sign-in, then runs

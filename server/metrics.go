@@ -70,15 +70,16 @@ type metrics struct {
 	latency  [cmdSlots]prometheus.Observer
 	hist     *prometheus.HistogramVec
 
-	conns     [3]atomic.Int64 // by netio.Transport
-	opened    [3]atomic.Uint64
-	slow      atomic.Uint64
-	closed    [disconnectReasons]atomic.Uint64 // by disconnectReason
-	build     [3]string                        // version, go_version, revision
-	signIns   [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
-	forwarded atomic.Uint64                    // client commands sent to the node owning their session
-	descs     map[string]*prometheus.Desc
-	registry  *prometheus.Registry
+	conns       [3]atomic.Int64 // by netio.Transport
+	opened      [3]atomic.Uint64
+	slow        atomic.Uint64
+	closed      [disconnectReasons]atomic.Uint64 // by disconnectReason
+	build       [3]string                        // version, go_version, revision
+	signIns     [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
+	forwarded   atomic.Uint64                    // client commands sent to the node owning their session
+	rateLimited atomic.Uint64                    // requests refused by a connection's rate limits
+	descs       map[string]*prometheus.Desc
+	registry    *prometheus.Registry
 }
 
 func newMetrics(s *Server) *metrics {
@@ -109,6 +110,7 @@ func newMetrics(s *Server) *metrics {
 		"empty":          d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
 		"build":          d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
 		"signInFail":     d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id, bad_version, replayed, replay_guard_full).", "reason"),
+		"rateLimited":    d("covey_rate_limited_total", "Client requests refused with RateLimited by their connection's command or byte rate."),
 		"forwarded":      d("covey_forwarded_commands_total", "Client commands sent to the node that owns their session."),
 		"clusterMembers": d("covey_cluster_members", "Nodes the cluster membership counts alive, this one included (1 for a single node)."),
 		"linkUp":         d("covey_mesh_link_up", "1 while the mesh link to the peer is up.", "peer"),
@@ -311,6 +313,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("slow", float64(m.slow.Load()))
 	counter("forwarded", float64(m.forwarded.Load()))
+	counter("rateLimited", float64(m.rateLimited.Load()))
 	for why := range disconnectReasons {
 		counter("closed", float64(m.closed[why].Load()), disconnectLabels[why])
 	}

@@ -35,6 +35,8 @@ var (
 	ErrTooLarge          error = wire.StatusTooLarge          // the push would exceed the maximum payload
 	ErrBadRequest        error = wire.StatusBadRequest        // a request over a limit (e.g. too many invite targets)
 	ErrClosed            error = wire.StatusShuttingDown      // the table is closed
+	ErrRateLimited       error = wire.StatusRateLimited       // a per-user rate (creates, invites) was exceeded
+	ErrLimitExceeded     error = wire.StatusLimitExceeded     // sessions per node, or empty sessions per user, at their cap
 )
 
 // Op names the kind of operation that failed, for the reference's

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/internal/rate"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -31,10 +32,14 @@ func (c *fakeClock) advance(tb *Table, d time.Duration) {
 }
 
 // newTestTable returns a table on a fake clock, closed at the end of the test.
-func newTestTable(t testing.TB) (*Table, *fakeClock) {
+func newTestTable(t testing.TB, mutate ...func(*Config)) (*Table, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	tb, err := newTable(DefaultConfig(), clk.Now)
+	cfg := DefaultConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	tb, err := newTable(cfg, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +161,15 @@ func wantErr(t *testing.T, err, want error, family func(error) bool) {
 	if family != nil && !family(err) {
 		t.Fatalf("err %v not in the expected family", err)
 	}
+}
+
+// unlimited lifts the per-user budgets, for tests that create sessions
+// at a rate no player may.
+func unlimited(c *Config) {
+	c.MaxEmptyPerUser = -1
+	c.CreateRate = rate.Limit{PerSecond: -1}
+	c.InviteRate = rate.Limit{PerSecond: -1}
+	c.InviteReceiveRate = rate.Limit{PerSecond: -1}
 }
 
 func contextWithCancel() (context.Context, context.CancelFunc) { return context.WithCancel(bg) }

@@ -196,7 +196,9 @@ type InviteSpec struct {
 // (nothing is sent), ErrBadRequest (more than MaxInviteTargets targets),
 // ErrTooLarge (the invite push would exceed the maximum payload),
 // ErrUserNotFound (a target is not online: the other targets are still
-// invited).
+// invited), ErrRateLimited (the inviter is over Config.InviteRate:
+// nothing is sent; or a target is over Config.InviteReceiveRate: the
+// other targets are still invited).
 func (t *Table) Invite(ctx context.Context, typ uint8, id string, u *User, targetUIDs []string, spec InviteSpec) error {
 	if t.isRemote(id) {
 		return t.remoteInvite(ctx, typ, id, u, targetUIDs, spec)
@@ -251,7 +253,23 @@ func (t *Table) InviteAsync(ctx context.Context, typ uint8, id string, u *User, 
 	defer t.putBuf(payload)
 	defer t.putBuf(fb)
 
+	distinct := 0
+	for i, uid := range targetUIDs {
+		if !slices.Contains(targetUIDs[:i], uid) {
+			distinct++
+		}
+	}
+	if !t.users.admitInvites(u.ID, distinct, t.sched.now(), &t.cfg) {
+		done(opErr(OpInvite, id, ErrRateLimited)) // nothing sent
+		return
+	}
+
 	var failed error
+	fail := func(err error) { // a refused target outweighs one not found
+		if failed == nil || err == ErrRateLimited {
+			failed = err
+		}
+	}
 	var elsewhere []string
 	delivered := 0
 	for i, uid := range targetUIDs {
@@ -261,10 +279,14 @@ func (t *Table) InviteAsync(ctx context.Context, typ uint8, id string, u *User, 
 		target, ok := t.users.online(uid)
 		if !ok {
 			if t.remote == nil {
-				failed = ErrUserNotFound
+				fail(ErrUserNotFound)
 			} else {
 				elsewhere = append(elsewhere, uid)
 			}
+			continue
+		}
+		if !t.users.admitInvite(uid, t.sched.now(), &t.cfg) {
+			fail(ErrRateLimited)
 			continue
 		}
 		if err := s.addInvite(uid, expires); err != nil {
@@ -284,8 +306,9 @@ func (t *Table) InviteAsync(ctx context.Context, typ uint8, id string, u *User, 
 	}
 	// Targets not connected here: the invite is recorded first (so that
 	// an accept racing the push finds it), then handed to the Remote,
-	// which finds each target's node; a target found nowhere loses its
-	// record again and makes the result ErrUserNotFound.
+	// which finds each target's node; a target found nowhere, or over its
+	// budget of invites received there, loses its record again and makes
+	// the result ErrUserNotFound (ErrRateLimited).
 	for _, uid := range elsewhere {
 		if err := s.addInvite(uid, expires); err != nil {
 			done(opErr(OpInvite, id, err))
@@ -296,13 +319,13 @@ func (t *Table) InviteAsync(ctx context.Context, typ uint8, id string, u *User, 
 	var mu sync.Mutex
 	left := len(elsewhere)
 	for _, uid := range elsewhere {
-		t.remote.DeliverToUser(uid, frame, func(found bool) {
-			if !found {
+		t.remote.DeliverToUser(uid, frame, func(err error) {
+			if err != nil {
 				s.dropInvite(uid, expires)
 			}
 			mu.Lock()
-			if !found {
-				failed = ErrUserNotFound
+			if err != nil {
+				fail(err)
 			}
 			left--
 			last, result := left == 0, failed

@@ -37,10 +37,10 @@ type Remote interface {
 	// replaced its connection): the owner updates its member record.
 	Reconnected(node, sessionID string, typ uint8, uid, sid string)
 	// DeliverToUser finds the node user uid is connected to and hands it
-	// frame (an invite push) for that user; done reports whether the
-	// user was found, once, on any goroutine (false also when no answer
-	// came in time).
-	DeliverToUser(uid string, frame []byte, done func(found bool))
+	// frame (an invite push) for that user (DeliverInvite there); done
+	// gets nil, ErrUserNotFound (also when no answer came in time) or
+	// ErrRateLimited, once, on any goroutine.
+	DeliverToUser(uid string, frame []byte, done func(error))
 	// Call runs e on node (the owner of e.SessionID) and waits for its
 	// reply payload, bounded by ctx and the cluster's call timeout; the
 	// error is the owner's status (ErrUnavailable if it cannot be
@@ -211,4 +211,21 @@ func (t *Table) OnlineUsers(fn func(u *User)) {
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// DeliverInvite hands an invite push to user uid, connected here, within
+// the user's budget of invites received (Config.InviteReceiveRate): the
+// member node's half of an invite from another node. Errors:
+// ErrUserNotFound, ErrRateLimited.
+func (t *Table) DeliverInvite(uid string, frame []byte) error {
+	u, ok := t.users.online(uid)
+	if !ok || u.Conn == nil {
+		return ErrUserNotFound
+	}
+	if !t.users.admitInvite(uid, t.sched.now(), &t.cfg) {
+		return ErrRateLimited
+	}
+	u.Conn.Deliver(frame)
+	t.deliveries.Add(1)
+	return nil
 }

@@ -52,8 +52,8 @@ func (r *fakeRemote) Disconnected(node, id string, typ uint8, uid string) {
 	r.disconnected = append(r.disconnected, removedCall{node: node, id: id, typ: typ, uid: uid})
 }
 
-func (r *fakeRemote) DeliverToUser(uid string, frame []byte, done func(bool)) {
-	done(uid == "elsewhere")
+func (r *fakeRemote) DeliverToUser(uid string, frame []byte, done func(error)) {
+	done(ErrUserNotFound)
 }
 
 func (r *fakeRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
@@ -147,9 +147,9 @@ func (nopRemote) Removed(string, string, uint8, string, wire.RemovedReason) {}
 func (nopRemote) Call(context.Context, string, *wire.Exec) ([]byte, error) {
 	return nil, ErrUnavailable
 }
-func (nopRemote) DeliverToUser(_ string, _ []byte, done func(bool)) { done(false) }
-func (nopRemote) Reconnected(string, string, uint8, string, string) {}
-func (nopRemote) Disconnected(string, string, uint8, string)        {}
+func (nopRemote) DeliverToUser(_ string, _ []byte, done func(error)) { done(ErrUserNotFound) }
+func (nopRemote) Reconnected(string, string, uint8, string, string)  {}
+func (nopRemote) Disconnected(string, string, uint8, string)         {}
 
 // TestRemoteMemberRemovals: a remote member's node is told of every
 // removal it did not start itself: kick (after the Kicked push, on the

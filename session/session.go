@@ -26,7 +26,8 @@ type Session struct {
 	// Readers such as Broadcast load it without locking.
 	snap atomic.Pointer[snapshot]
 
-	quiet bool // no PropertiesChanged pushes (Spec.Quiet)
+	quiet   bool   // no PropertiesChanged pushes (Spec.Quiet)
+	creator string // the user that created it: its empty sessions count against that user
 
 	mu         sync.Mutex
 	deleted    bool                  // mu
@@ -252,6 +253,7 @@ func (s *Session) addMemberLocked(u *User) {
 	s.snap.Store(newSnapshot(append(members, u)))
 	if len(old) == 0 {
 		s.t.empty.Add(-1)
+		s.t.users.emptyHeld(s.creator, -1)
 	}
 	if s.t.sched.cancel(s.emptyTimer) {
 		s.emptyTimer = nil
@@ -267,6 +269,7 @@ func (s *Session) removeMemberLocked(i int) {
 	s.snap.Store(newSnapshot(members))
 	if len(members) == 0 {
 		s.t.empty.Add(1)
+		s.t.users.emptyHeld(s.creator, 1)
 		s.scheduleDeletionLocked()
 	}
 }

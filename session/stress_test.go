@@ -49,7 +49,7 @@ type sentBroadcast struct {
 // invariants and that every broadcast reached every member present for
 // the whole of it.
 func TestStressInvariants(t *testing.T) {
-	tb, _ := newTestTable(t)
+	tb, _ := newTestTable(t, unlimited)
 	const (
 		stableSessions = 12
 		maxMembers     = 5

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coveyhq/covey/internal/rate"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -44,6 +45,20 @@ type Config struct {
 	MaxMemberData int
 	// Wire encodes pushes (compression threshold and maximum payload).
 	Wire wire.Config
+
+	// Budgets, so that no player can cost the node without bound (see
+	// PROTOCOL.md, Limits). Create fails with ErrLimitExceeded when the
+	// node holds MaxSessions sessions, or when the creating user already
+	// holds MaxEmptyPerUser sessions it created that are now empty
+	// (waiting for their empty TTL), and with ErrRateLimited past
+	// CreateRate. Invite invites at most InviteRate targets per inviting
+	// user, and a user receives at most InviteReceiveRate invites (others
+	// get ErrRateLimited). A negative value means no limit.
+	MaxSessions       int
+	MaxEmptyPerUser   int
+	CreateRate        rate.Limit
+	InviteRate        rate.Limit
+	InviteReceiveRate rate.Limit
 }
 
 // Member size limits: a member's user ID is at most MaxUserIDLen bytes
@@ -79,6 +94,11 @@ func DefaultConfig() Config {
 		MaxInviteTargets:     64,
 		MaxMemberData:        128,
 		Wire:                 wire.DefaultConfig(),
+		MaxSessions:          1 << 20,
+		MaxEmptyPerUser:      16,
+		CreateRate:           rate.PerMinute(60, 20),
+		InviteRate:           rate.PerMinute(300, 100),
+		InviteReceiveRate:    rate.PerMinute(60, 20),
 	}
 }
 
@@ -129,6 +149,7 @@ type Table struct {
 	// they would not otherwise take.
 	byType     [256]atomic.Int64 // sessions held, by type
 	members    atomic.Int64      // memberships held
+	count      atomic.Int64      // sessions held
 	deliveries atomic.Uint64     // frames handed to members' Conns
 	created    atomic.Uint64     // sessions created
 	deleted    atomic.Uint64     // sessions deleted (TTL or Delete)
@@ -207,6 +228,21 @@ func newTable(cfg Config, now func() time.Time) (*Table, error) {
 	}
 	if cfg.Wire.MaxPayload == 0 {
 		cfg.Wire = def.Wire
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = def.MaxSessions
+	}
+	if cfg.MaxEmptyPerUser == 0 {
+		cfg.MaxEmptyPerUser = def.MaxEmptyPerUser
+	}
+	if cfg.CreateRate == (rate.Limit{}) {
+		cfg.CreateRate = def.CreateRate
+	}
+	if cfg.InviteRate == (rate.Limit{}) {
+		cfg.InviteRate = def.InviteRate
+	}
+	if cfg.InviteReceiveRate == (rate.Limit{}) {
+		cfg.InviteReceiveRate = def.InviteReceiveRate
 	}
 	t := &Table{
 		cfg:    cfg,
@@ -373,6 +409,11 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		return nil, ErrBadMaxMembers
 	case !t.memberFits(u):
 		return nil, ErrTooLarge
+	case t.cfg.MaxSessions > 0 && t.count.Load() >= int64(t.cfg.MaxSessions):
+		return nil, ErrLimitExceeded
+	}
+	if err := t.users.admitCreate(u.ID, t.sched.now(), &t.cfg); err != nil {
+		return nil, err
 	}
 	props, propsSize, err := t.newProps(spec.Properties)
 	if err != nil {
@@ -391,6 +432,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		props:      props,
 		propsSize:  propsSize,
 		quiet:      spec.Quiet,
+		creator:    u.ID,
 	}
 	s.snap.Store(newSnapshot([]*User{u.clone()}))
 	if err := t.users.reserve(u.ID, spec.Type, id); err != nil {
@@ -401,6 +443,7 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	sh.sessions[id] = s
 	sh.mu.Unlock()
 	t.byType[spec.Type].Add(1)
+	t.count.Add(1)
 	t.members.Add(1)
 	t.created.Add(1)
 	if fn := t.onCreate.Load(); fn != nil {
@@ -762,10 +805,12 @@ func (t *Table) deleteLocked(s *Session) {
 	}
 	sh.mu.Unlock()
 	t.byType[s.typ].Add(-1)
+	t.count.Add(-1)
 	t.members.Add(-int64(len(members)))
 	t.deleted.Add(1)
 	if len(members) == 0 {
 		t.empty.Add(-1)
+		t.users.emptyHeld(s.creator, -1)
 	}
 	for _, m := range members {
 		t.users.release(m.ID, s.typ, s.id)

@@ -4,6 +4,9 @@ import (
 	"hash/maphash"
 	"maps"
 	"sync"
+	"time"
+
+	"github.com/coveyhq/covey/internal/rate"
 )
 
 // Conn delivers encoded frames to one connected user. The network layer
@@ -59,7 +62,17 @@ type UserSession struct {
 type userEntry struct {
 	online   *User         // the signed-in connection, or nil
 	sessions []UserSession // at most one per type
+
+	// Budgets (Config's MaxEmptyPerUser and rates). The entry is kept
+	// while the user holds empty sessions, so that signing out and in
+	// again does not reset that count.
+	empty            int         // sessions it created that are empty now
+	creates, invites rate.Bucket // sessions created, invites sent
+	invitesIn        rate.Bucket // invites received
 }
+
+// idle reports whether the entry records nothing worth keeping.
+func (e *userEntry) idle() bool { return e.online == nil && len(e.sessions) == 0 && e.empty == 0 }
 
 func (e *userEntry) sessionOf(typ uint8) (string, bool) {
 	for _, s := range e.sessions {
@@ -127,7 +140,7 @@ func (x *userIndex) release(uid string, typ uint8, id string) {
 			break
 		}
 	}
-	if e.online == nil && len(e.sessions) == 0 {
+	if e.idle() {
 		delete(sh.users, uid)
 	}
 }
@@ -180,7 +193,7 @@ func (x *userIndex) setOffline(u *User) bool {
 		return false
 	}
 	e.online = nil
-	if len(e.sessions) == 0 {
+	if e.idle() {
 		delete(sh.users, u.ID)
 	}
 	return true
@@ -227,7 +240,7 @@ func (x *userIndex) dropSessionsOf(node string) []lostMembership {
 				kept = append(kept, us)
 			}
 			e.sessions = kept
-			if e.online == nil && len(e.sessions) == 0 {
+			if e.idle() {
 				delete(sh.users, uid)
 			}
 		}
@@ -258,7 +271,7 @@ func (x *userIndex) moveAway(uid, node string) (*User, []UserSession) {
 		}
 	}
 	e.sessions = kept
-	if len(e.sessions) == 0 {
+	if e.idle() {
 		delete(sh.users, uid)
 	}
 	return prev, all
@@ -273,4 +286,80 @@ func (x *userIndex) online(uid string) (*User, bool) {
 		return e.online, true
 	}
 	return nil, false
+}
+
+// entryLocked returns uid's entry in sh, creating it. sh.mu must be held.
+func (sh *userShard) entryLocked(uid string) *userEntry {
+	e := sh.users[uid]
+	if e == nil {
+		e = &userEntry{}
+		sh.users[uid] = e
+	}
+	return e
+}
+
+// admitCreate charges uid's budgets for one more session: ErrLimitExceeded
+// when it holds cfg.MaxEmptyPerUser empty sessions, ErrRateLimited past
+// cfg.CreateRate.
+func (x *userIndex) admitCreate(uid string, now time.Time, cfg *Config) error {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entryLocked(uid)
+	defer func() {
+		if e.idle() {
+			delete(sh.users, uid)
+		}
+	}()
+	if cfg.MaxEmptyPerUser > 0 && e.empty >= cfg.MaxEmptyPerUser {
+		return ErrLimitExceeded
+	}
+	if !e.creates.Take(cfg.CreateRate, now, 1) {
+		return ErrRateLimited
+	}
+	return nil
+}
+
+// emptyHeld adds d to the count of empty sessions uid created.
+func (x *userIndex) emptyHeld(uid string, d int) {
+	if uid == "" {
+		return
+	}
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entryLocked(uid)
+	e.empty = max(e.empty+d, 0)
+	if e.idle() {
+		delete(sh.users, uid)
+	}
+}
+
+// admitInvites charges inviter uid's budget for n invites; it reports
+// false (nothing charged) past cfg.InviteRate.
+func (x *userIndex) admitInvites(uid string, n int, now time.Time, cfg *Config) bool {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entryLocked(uid)
+	ok := e.invites.Take(cfg.InviteRate, now, float64(n))
+	if e.idle() {
+		delete(sh.users, uid)
+	}
+	return ok
+}
+
+// admitInvite charges target uid's budget for one invite received; it
+// reports false past cfg.InviteReceiveRate. uid is online (it is only
+// asked for users connected here).
+func (x *userIndex) admitInvite(uid string, now time.Time, cfg *Config) bool {
+	sh := x.shard(uid)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entryLocked(uid)
+	ok := e.invitesIn.Take(cfg.InviteReceiveRate, now, 1)
+	if e.idle() {
+		delete(sh.users, uid)
+	}
+	return ok
 }

@@ -57,6 +57,8 @@ const (
 	StatusOverflow          Status = 35 // an increment would leave the int64 range
 	StatusPropertiesFull    Status = 36 // the session's properties would exceed their size budget
 	StatusUnavailable       Status = 37 // the node that owns the session cannot be reached now; retry
+	StatusRateLimited       Status = 38 // too many requests in too little time: slow down, then retry
+	StatusLimitExceeded     Status = 39 // a budget is used up (sessions held on this node or by this user)
 
 	// Mesh only, from MeshStatusFirst.
 	StatusStale Status = 0xF000 // fenced: the request's epoch or generation is older than the receiver's
@@ -135,6 +137,10 @@ func (s Status) errorText() string {
 		return "covey: properties over their size budget"
 	case StatusUnavailable:
 		return "covey: unavailable, retry"
+	case StatusRateLimited:
+		return "covey: rate limited, slow down"
+	case StatusLimitExceeded:
+		return "covey: limit exceeded"
 	case StatusStale:
 		return "covey: stale epoch or generation"
 	}

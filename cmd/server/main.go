@@ -32,6 +32,7 @@
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
 //	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
+//	-no-limits          COVEY_NO_LIMITS=1    lift every rate and budget (load tests only)
 //	-pprof              COVEY_PPROF=1        serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)
 //
 // Secrets are best given by variable or file: a flag's value is in the
@@ -335,6 +336,24 @@ var options = []option{
 			return nil
 		},
 		show: func(s *settings) string { return s.logFormat }},
+	{name: "no-limits", env: "COVEY_NO_LIMITS", usage: "lift every per-connection and per-user rate and budget: for load tests only (0/false/off, 1/true/on)",
+		set: func(s *settings, v string) error {
+			switch strings.ToLower(v) {
+			case "1", "true", "on":
+				s.Limits = server.NoLimits()
+			case "0", "false", "off":
+				s.Limits = server.Limits{}
+			default:
+				return errors.New("must be 0/false/off or 1/true/on")
+			}
+			return nil
+		},
+		show: func(s *settings) string {
+			if s.Limits == server.NoLimits() {
+				return "on"
+			}
+			return "off"
+		}},
 	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)",
 		set: func(s *settings, v string) error {
 			switch strings.ToLower(v) {
