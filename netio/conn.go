@@ -45,6 +45,13 @@ type Conn struct {
 	// (TCP: read by the idle sweep).
 	lastRead atomic.Int64
 
+	// authed is set by Authenticated (for a peer, by newConn): until then
+	// a client has the pre-auth limits. born is when the front end
+	// registered the connection (TCP: accepted; KCP: first segment), in
+	// nanoseconds since srv.epoch; the pre-auth deadline counts from it.
+	authed atomic.Bool
+	born   int64
+
 	// wakes and writes count I/O-owner wake-ups requested by enqueues and
 	// transport writes (tests check that both are per batch, not per
 	// frame).
@@ -97,7 +104,11 @@ type connLimits struct {
 }
 
 func newConn(s *Server, t Transport, k Kind, remote net.Addr) *Conn {
-	return &Conn{id: nextConnID.Add(1), transport: t, kind: k, lim: &s.lim[k], remote: remote, srv: s}
+	c := &Conn{id: nextConnID.Add(1), transport: t, kind: k, lim: &s.lim[k], remote: remote, srv: s, born: s.now()}
+	if k == KindPeer {
+		c.authed.Store(true) // the cluster's handshake has its own deadline
+	}
+	return c
 }
 
 // ID returns the connection's identifier, unique among the connections of
@@ -115,6 +126,13 @@ func (c *Conn) Kind() Kind { return c.kind }
 // RemoteAddr returns the peer's address (a *net.TCPAddr or *net.UDPAddr).
 // Any goroutine; the caller must not modify it.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Authenticated records that the client at the other end has signed in;
+// the limits netio applies to connections that have not (see Config) end
+// here. A peer connection is authenticated from the start. Idempotent;
+// any goroutine (the server calls it from OnFrame, when a sign-in
+// succeeds); atomic, never blocks.
+func (c *Conn) Authenticated() { c.authed.Store(true) }
 
 // SetState stores the server's per-connection state, replacing the
 // previous value. Any goroutine; atomic; it allocates a small box.

@@ -126,7 +126,6 @@ type kcpConn struct {
 	f    *kcpFront
 	key  netip.AddrPort
 	addr *net.UDPAddr
-	born int64 // Server.now() at the first segment
 
 	aborted atomic.Bool // slow consumer: drop the backlog
 
@@ -367,7 +366,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
 	zoneName(ua)
 	c := newConn(s, KCP, KindClient, ua)
-	k := &kcpConn{c: c, f: f, key: key, addr: ua, born: s.now(), dec: wire.NewDecoder(s.cfg.Wire)}
+	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.cfg.Wire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
 	c.io = k
@@ -581,7 +580,7 @@ func (f *kcpFront) sweep() {
 		case c.closing.Load():
 		case c.lastRead.Load() < idle:
 			idleConns = append(idleConns, c)
-		case k.born < handshake && !k.opened.Load():
+		case c.born < handshake && !k.opened.Load():
 			unopened = append(unopened, k)
 		}
 	}
