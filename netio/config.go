@@ -58,6 +58,7 @@ const (
 	DefaultIdleTimeout         = 15 * time.Second
 	DefaultKCPInterval         = 10 * time.Millisecond
 	DefaultKCPHandshakeTimeout = 5 * time.Second
+	DefaultPreAuthTimeout      = 5 * time.Second
 	DefaultPeerMaxOutbound     = 64 << 20
 	DefaultPeerMaxPayload      = 1 << 20
 	DefaultPeerIdleTimeout     = 3 * time.Second
@@ -136,6 +137,21 @@ type Config struct {
 	// one holds. Default 5s.
 	KCPHandshakeTimeout time.Duration
 
+	// PreAuthTimeout closes a client connection, TCP or KCP, that has not
+	// been authenticated ([Conn.Authenticated], which the server calls when
+	// a sign-in succeeds) this long after its front end registered it (TCP:
+	// accepted; KCP: its first segment), whatever it sent since: a client
+	// that trickles a byte now and then is never idle, and would otherwise
+	// hold its place, its file descriptor and its buffers forever. The
+	// connection gets a Bye push (wire.StatusUnauthenticated, "sign in
+	// within 5s") and OnClose gets [ErrPreAuthTimeout]; a KCP session that
+	// has not delivered a complete frame yet is dropped without a Bye, as
+	// at KCPHandshakeTimeout (the shorter of the two applies to it). The
+	// sweep runs every quarter of the timeout (at most every second), so
+	// the close comes up to that much after it. Peers are not concerned:
+	// the cluster bounds its own handshake. Default 5s.
+	PreAuthTimeout time.Duration
+
 	// PeerWire is the frame codec configuration of peer connections: the
 	// largest payload accepted from a peer and the compression threshold
 	// of frames encoded by [Conn.Send] to one. A zero MaxPayload means
@@ -170,6 +186,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         DefaultIdleTimeout,
 		KCPInterval:         DefaultKCPInterval,
 		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
+		PreAuthTimeout:      DefaultPreAuthTimeout,
 		PeerWire:            DefaultPeerWire(),
 		PeerMaxOutbound:     DefaultPeerMaxOutbound,
 		PeerIdleTimeout:     DefaultPeerIdleTimeout,
@@ -193,6 +210,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KCPHandshakeTimeout <= 0 {
 		c.KCPHandshakeTimeout = DefaultKCPHandshakeTimeout
+	}
+	if c.PreAuthTimeout <= 0 {
+		c.PreAuthTimeout = DefaultPreAuthTimeout
 	}
 	if c.PeerWire.MaxPayload == 0 {
 		c.PeerWire.MaxPayload = DefaultPeerMaxPayload

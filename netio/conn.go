@@ -84,10 +84,12 @@ type connIO interface {
 	// pending (and close the connection if it is closing). It is called
 	// without c.mu held and must not block.
 	wake()
-	// abort tells the transport that the connection is a slow consumer
-	// about to close: what it still holds for the peer may be dropped
-	// so that the Bye leaves promptly (KCP drops its backlog; TCP has
-	// nothing to do). It must not block.
+	// abort tells the transport that the connection is about to close
+	// without waiting for what the peer has not taken (a slow consumer,
+	// or a client not authenticated in time): what it still holds for the
+	// peer may be dropped so that the Bye leaves promptly (KCP drops its
+	// backlog and lingers briefly; TCP has nothing to do). It must not
+	// block.
 	abort()
 	// kill closes the connection at once, without flushing, when Shutdown
 	// runs out of time. It must not block.
@@ -257,6 +259,24 @@ func (c *Conn) slowConsumerLocked(n int) {
 	c.srv.log.Warn("netio: closing slow consumer",
 		"conn", c.id, "transport", c.transport.String(), "kind", c.kind.String(), "remote", addrString(c.remote),
 		"queued", queued, "frame", n, "max", c.lim.maxOutbound)
+}
+
+// closeUnauthenticated closes a client that was not authenticated within
+// Config.PreAuthTimeout: what is queued is dropped, and a Bye push
+// (StatusUnauthenticated) is sent alone. Called by the sweeps; never
+// blocks.
+func (c *Conn) closeUnauthenticated() {
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	wake := c.beginCloseLocked(ErrPreAuthTimeout, true, wire.StatusUnauthenticated, c.srv.preAuthReason, true)
+	c.mu.Unlock()
+	c.io.abort()
+	if wake {
+		c.io.wake()
+	}
 }
 
 // closeWith starts closing the connection with err (a no-op if it is

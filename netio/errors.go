@@ -9,6 +9,10 @@ var (
 	// ErrIdle: no byte was received for Config.IdleTimeout.
 	ErrIdle = errors.New("netio: idle timeout")
 
+	// ErrPreAuthTimeout: a client connection was not authenticated
+	// ([Conn.Authenticated]) within Config.PreAuthTimeout of its arrival.
+	ErrPreAuthTimeout = errors.New("netio: not authenticated within the pre-auth timeout")
+
 	// ErrPeerSilent: no byte was received on a peer connection for
 	// Config.PeerIdleTimeout: the mesh link is presumed dead.
 	ErrPeerSilent = errors.New("netio: peer link silent")
