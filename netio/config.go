@@ -59,6 +59,7 @@ const (
 	DefaultKCPInterval         = 10 * time.Millisecond
 	DefaultKCPHandshakeTimeout = 5 * time.Second
 	DefaultPreAuthTimeout      = 5 * time.Second
+	DefaultPreAuthMaxPayload   = 4 << 10 // see Config.PreAuthMaxPayload
 	DefaultPeerMaxOutbound     = 64 << 20
 	DefaultPeerMaxPayload      = 1 << 20
 	DefaultPeerIdleTimeout     = 3 * time.Second
@@ -152,6 +153,23 @@ type Config struct {
 	// the cluster bounds its own handshake. Default 5s.
 	PreAuthTimeout time.Duration
 
+	// PreAuthMaxPayload is the largest payload, as sent and after
+	// decompression, accepted from a client before it is authenticated
+	// (see PreAuthTimeout); Wire's MaxPayload applies from the frame after
+	// the one whose handling called [Conn.Authenticated]. A frame header
+	// announcing more closes the connection at once, as one over
+	// MaxPayload does (a Bye push wire.StatusTooLarge, ErrTooLarge), so an
+	// unauthenticated client never makes the server buffer more than one
+	// frame of this size. Before sign-in a client may send nothing but a
+	// SignIn (or a Bye), and the largest SignIn a server accepts is 519
+	// bytes: 4 of versions, a token of at most 512 bytes (package auth's
+	// limit) with its 2-byte length, and an empty user ID (dev mode's
+	// largest, a 128-byte user ID, is 135). The default, 4 KiB, leaves
+	// room for what a later protocol version adds to it and is the
+	// smallest MaxPayload the server accepts; a value over Wire's
+	// MaxPayload means Wire's MaxPayload. Default 4 KiB.
+	PreAuthMaxPayload uint32
+
 	// PeerWire is the frame codec configuration of peer connections: the
 	// largest payload accepted from a peer and the compression threshold
 	// of frames encoded by [Conn.Send] to one. A zero MaxPayload means
@@ -187,6 +205,7 @@ func DefaultConfig() Config {
 		KCPInterval:         DefaultKCPInterval,
 		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
 		PreAuthTimeout:      DefaultPreAuthTimeout,
+		PreAuthMaxPayload:   DefaultPreAuthMaxPayload,
 		PeerWire:            DefaultPeerWire(),
 		PeerMaxOutbound:     DefaultPeerMaxOutbound,
 		PeerIdleTimeout:     DefaultPeerIdleTimeout,
@@ -213,6 +232,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PreAuthTimeout <= 0 {
 		c.PreAuthTimeout = DefaultPreAuthTimeout
+	}
+	if c.PreAuthMaxPayload == 0 {
+		c.PreAuthMaxPayload = DefaultPreAuthMaxPayload
 	}
 	if c.PeerWire.MaxPayload == 0 {
 		c.PeerWire.MaxPayload = DefaultPeerMaxPayload

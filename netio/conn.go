@@ -129,12 +129,26 @@ func (c *Conn) Kind() Kind { return c.kind }
 // Any goroutine; the caller must not modify it.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-// Authenticated records that the client at the other end has signed in;
-// the limits netio applies to connections that have not (see Config) end
-// here. A peer connection is authenticated from the start. Idempotent;
-// any goroutine (the server calls it from OnFrame, when a sign-in
-// succeeds); atomic, never blocks.
+// Authenticated tells netio that the client at the other end has signed
+// in, which lifts the pre-auth limits: a client connection that is not
+// authenticated within Config.PreAuthTimeout of its arrival is closed,
+// and until then it may send no frame over Config.PreAuthMaxPayload (see
+// the package doc, Pre-auth limits). From the next frame read on (the
+// next one of the same read included), the connection has its Kind's
+// normal limits. A peer connection is authenticated from the start.
+// Idempotent; any goroutine (the server calls it from OnFrame, when a
+// sign-in succeeds); atomic, never blocks.
 func (c *Conn) Authenticated() { c.authed.Store(true) }
+
+// inWire returns the codec configuration of the next frame read from c:
+// Config.Wire (PeerWire for a peer) once c is authenticated, the pre-auth
+// one before. Called by the I/O owner before each frame.
+func (c *Conn) inWire() *wire.Config {
+	if c.authed.Load() {
+		return &c.lim.wire
+	}
+	return &c.srv.preAuthWire
+}
 
 // SetState stores the server's per-connection state, replacing the
 // previous value. Any goroutine; atomic; it allocates a small box.

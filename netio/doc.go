@@ -126,7 +126,19 @@
 // that has not delivered a complete frame yet is dropped without a Bye
 // (see Limits). The sweeps run every quarter of PreAuthTimeout (at most
 // every second), so a connection may outlive its deadline by that much.
-// The checks cost an atomic load per connection per sweep.
+//
+// Until then the largest frame accepted from it is also small:
+// Config.PreAuthMaxPayload (default 4 KiB; the largest valid SignIn is
+// 519 bytes), as sent and after decompression. A header announcing more
+// closes the connection at once, before its payload is read, with a Bye
+// (StatusTooLarge) and ErrTooLarge, so an unauthenticated connection
+// holds at most one partial frame of that size: on TCP gnet buffers it
+// in a power of two, 8 KiB at the default, next to some 5 KiB that any
+// connection costs (TestPreAuthMemory); a partial frame of Config.Wire's
+// MaxPayload, 64 KiB by default and up to 16 MiB, cost twice that. The
+// limit lifts from the frame after the one whose OnFrame called
+// Authenticated, even within one read. The checks cost an atomic load
+// per frame and one per connection per sweep.
 //
 // # Goroutines
 //

@@ -26,7 +26,8 @@ var (
 	ErrPeerClosed = errors.New("netio: closed by peer")
 
 	// ErrTooLarge: the peer sent a frame whose length, or decompressed
-	// length, exceeds Config.Wire's MaxPayload.
+	// length, exceeds Config.Wire's MaxPayload (PeerWire's for a peer;
+	// Config.PreAuthMaxPayload before a client is authenticated).
 	ErrTooLarge = errors.New("netio: frame too large")
 
 	// ErrBadFrame: the peer sent a frame with invalid flags or a corrupt

@@ -139,6 +139,7 @@ type kcpConn struct {
 	kcp      *ikcp.KCP
 	tx       *txBatch      // where output goes while mu is held
 	dec      *wire.Decoder // inbound stream
+	decAuth  bool          // dec has Config.Wire, not the pre-auth limits
 	backlog  []byte        // frames taken from pending that KCP has no room for yet
 	spare    []byte        // swapped with pending
 	small    int           // see keep
@@ -332,6 +333,10 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 	c.lastRead.Store(s.now())
 	c.holdFlush() // replies wait for the flush at the end of the batch
 	for !c.closing.Load() {
+		if !k.decAuth && c.authed.Load() { // per frame: OnFrame may have authenticated c
+			k.dec.SetConfig(s.cfg.Wire)
+			k.decAuth = true
+		}
 		fr, err := k.dec.Next()
 		if err != nil {
 			if !errors.Is(err, wire.ErrNeedMore) {
@@ -368,7 +373,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
 	zoneName(ua)
 	c := newConn(s, KCP, KindClient, ua)
-	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.cfg.Wire)}
+	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.preAuthWire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
 	c.io = k

@@ -1,8 +1,12 @@
 package netio
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,10 +177,226 @@ func TestAuthenticatedOutlivesPreAuthTimeout(t *testing.T) {
 }
 
 func TestConfigDefaultsPreAuth(t *testing.T) {
-	if c := (Config{}).withDefaults(); c.PreAuthTimeout != 5*time.Second {
-		t.Errorf("PreAuthTimeout default %v, want 5s", c.PreAuthTimeout)
+	c := (Config{}).withDefaults()
+	if c.PreAuthTimeout != 5*time.Second || c.PreAuthMaxPayload != 4096 {
+		t.Errorf("defaults: PreAuthTimeout %v, PreAuthMaxPayload %d; want 5s and 4096", c.PreAuthTimeout, c.PreAuthMaxPayload)
 	}
-	if d := DefaultConfig(); d.PreAuthTimeout != DefaultPreAuthTimeout {
-		t.Errorf("DefaultConfig: PreAuthTimeout %v", d.PreAuthTimeout)
+	if d := DefaultConfig(); d.PreAuthTimeout != DefaultPreAuthTimeout || d.PreAuthMaxPayload != DefaultPreAuthMaxPayload {
+		t.Errorf("DefaultConfig: PreAuthTimeout %v, PreAuthMaxPayload %d", d.PreAuthTimeout, d.PreAuthMaxPayload)
 	}
+}
+
+// signInEcho is a testHandler.onFrame that authenticates the connection
+// on a SignIn command (whatever its payload), as the server does on a
+// successful sign-in, and echoes every frame.
+func signInEcho(c *Conn, f wire.Frame) {
+	if f.Cmd == wire.CmdSignIn {
+		c.Authenticated()
+	}
+	c.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}, f.Payload)
+}
+
+// TestPreAuthMaxPayload: before it is authenticated, a client may send a
+// frame of PreAuthMaxPayload (4 KiB) bytes, but one byte more is refused,
+// and so is a compressed frame that decodes to more; a header announcing
+// 64 KiB (the default MaxPayload) is refused at once, before any of its
+// payload has arrived. Each time: a Bye push TooLarge, ErrTooLarge, the
+// close. Once authenticated, a client may send 64 KiB frames, from the
+// frame right after its sign-in in the same write. Both transports.
+func TestPreAuthMaxPayload(t *testing.T) {
+	const limit = DefaultPreAuthMaxPayload
+	const reason = "frame over 4096 bytes before sign-in"
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			h := newTestHandler()
+			h.preAuth = true
+			h.onFrame = signInEcho
+			s := startServer(t, h, func(c *Config) {
+				c.PreAuthTimeout = time.Minute // never what closes them here
+				c.IdleTimeout = time.Second    // bounds the linger of the Byes at Shutdown
+			})
+			refused := func(name string, frame []byte) {
+				t.Helper()
+				cl, c := dial(t, s, h, tr, dialOpts{})
+				cl.next() // the Ping's echo
+				cl.write(frame)
+				cl.expectBye(wire.StatusTooLarge, reason)
+				if err := h.waitClose(t, c); !errors.Is(err, ErrTooLarge) {
+					t.Fatalf("%s: OnClose(%v), want ErrTooLarge", name, err)
+				}
+				cl.expectClosed()
+			}
+
+			// A 64 KiB frame's header alone: refused without its payload.
+			refused("64 KiB header", wire.AppendHeader(nil, wire.Header{Length: wire.DefaultMaxPayload, Cmd: wire.CmdSignIn, Seq: 2}))
+			refused("4 KiB + 1", wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 2}, make([]byte, limit+1)))
+			bomb := wire.Config{CompressThreshold: wire.DefaultCompressThreshold}.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 2}, make([]byte, 2*limit))
+			if wire.Flags(bomb[7])&wire.FlagCompressed == 0 || len(bomb) > limit {
+				t.Fatal("the compressed frame is not small and compressed")
+			}
+			refused("compressed, 8 KiB decoded", bomb)
+
+			// The limit itself is accepted before sign-in; then a sign-in
+			// and a 64 KiB frame in one write.
+			cl, c := dial(t, s, h, tr, dialOpts{})
+			cl.next()
+			cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, make([]byte, limit)))
+			if f := cl.next(); f.Seq != 2 || len(f.Payload) != limit {
+				t.Fatalf("a %d-byte frame before sign-in: reply %+v", limit, f.Header)
+			}
+			big := make([]byte, wire.DefaultMaxPayload)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			b := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 3}, []byte("credentials"))
+			b = wire.AppendFrame(b, wire.Header{Cmd: wire.CmdPing, Seq: 4}, big)
+			cl.write(b)
+			if f := cl.next(); f.Cmd != wire.CmdSignIn || f.Seq != 3 {
+				t.Fatalf("sign-in reply %+v", f.Header)
+			}
+			if f := cl.next(); f.Seq != 4 || !bytes.Equal(f.Payload, big) {
+				t.Fatalf("the 64 KiB frame after the sign-in: reply %+v (%d bytes)", f.Header, len(f.Payload))
+			}
+			cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 5}, big))
+			if f := cl.next(); f.Seq != 5 || len(f.Payload) != len(big) {
+				t.Fatalf("a later 64 KiB frame: reply %+v", f.Header)
+			}
+			if c.Closed() {
+				t.Fatal("the signed-in client was closed")
+			}
+		})
+	}
+}
+
+// TestPreAuthMaxPayloadCappedByWire: a PreAuthMaxPayload over Wire's
+// MaxPayload means Wire's.
+func TestPreAuthMaxPayloadCappedByWire(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h, func(c *Config) {
+		c.TCPAddr, c.KCPAddr = "127.0.0.1:0", ""
+		c.Wire.MaxPayload = 1024
+		c.PreAuthMaxPayload = 8192
+	})
+	if got := s.preAuthWire.MaxPayload; got != 1024 {
+		t.Fatalf("pre-auth limit %d, want Wire's 1024", got)
+	}
+}
+
+// pingEcho is a Handler that answers Pings and never authenticates: the
+// connections keep the pre-auth limits. It keeps no per-connection state.
+type pingEcho struct{}
+
+func (pingEcho) OnOpen(*Conn)         {}
+func (pingEcho) OnClose(*Conn, error) {}
+func (pingEcho) OnFrame(c *Conn, f wire.Frame) {
+	c.Send(wire.Header{Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}, nil)
+}
+
+// TestPreAuthMemory opens 2000 TCP connections that never sign in, each
+// holding a partial frame, and reports the server's heap per connection
+// (go test -v): a partial frame of PreAuthMaxPayload adds about twice
+// that (gnet rounds its buffer up to a power of two: 8 KiB) to what a
+// connection costs without one; one of the default MaxPayload (64 KiB,
+// the attack of issue 10) is refused at its header and costs nothing
+// once closed. The bound checked is generous (3x PreAuthMaxPayload
+// over a connection without a partial frame), to catch a large partial
+// frame being held again, not to time anything.
+func TestPreAuthMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2000 connections")
+	}
+	const n = 2000
+	base := preAuthHeap(t, n, 0, false)
+	for _, c := range []struct {
+		length  uint32 // the partial frame's announced payload
+		refused bool
+	}{
+		{DefaultPreAuthMaxPayload, false},
+		{wire.DefaultMaxPayload, true},
+	} {
+		per := preAuthHeap(t, n, c.length, c.refused)
+		if extra := per - base; extra > 3*DefaultPreAuthMaxPayload {
+			t.Errorf("a partial frame of %d bytes costs %d bytes of heap a connection, want at most ~%d", c.length, extra, DefaultPreAuthMaxPayload)
+		}
+	}
+}
+
+// preAuthHeap opens n TCP connections to a new server whose handler
+// never authenticates them, each holding all but the last byte of a
+// frame of length bytes (none if 0), and returns the heap they cost, per
+// connection, the client side included. With refused, the server must
+// refuse each frame at its header (a Bye, then the close). It logs the
+// figures.
+func preAuthHeap(t *testing.T, n int, length uint32, refused bool) int64 {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.TCPAddr = "127.0.0.1:0"
+	cfg.Logger = testLogger()
+	cfg.PreAuthTimeout = time.Minute // they must live through the measure
+	cfg.IdleTimeout = time.Minute
+	s, err := Listen(cfg, pingEcho{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := s.Shutdown(ctx, "test over"); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	}()
+	// One write per connection: a Ping, whose reply says the server has
+	// read the write (one segment on loopback), and the partial frame.
+	msg := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil)
+	if length > 0 {
+		msg = wire.AppendHeader(msg, wire.Header{Length: length, Cmd: wire.CmdSignIn, Seq: 2})
+		msg = append(msg, make([]byte, length-1)...)
+	}
+	reply := make([]byte, wire.HeaderSize)
+
+	before := heapAlloc()
+	for range n {
+		conn, err := net.DialTimeout("tcp", s.TCPAddr().String(), waitFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		_ = conn.SetDeadline(time.Now().Add(waitFor))
+		if _, err := conn.Write(msg); err != nil && !refused {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, reply); err != nil || reply[6] != byte(wire.CmdPing) {
+			t.Fatalf("Ping reply: %x, %v", reply, err)
+		}
+		if refused {
+			if _, err := io.ReadFull(conn, reply); err != nil || reply[6] != byte(wire.CmdBye) {
+				t.Fatalf("a %d-byte frame before sign-in was not refused: %x, %v", length, reply, err)
+			}
+		}
+	}
+	if refused {
+		waitHeld(t, s, 0)
+	} else if got := s.held.Load(); got != int64(n) {
+		t.Fatalf("server holds %d connections, want %d", got, n)
+	}
+	after := heapAlloc()
+	per := (int64(after) - int64(before)) / int64(n)
+	t.Logf("%d connections, each with a partial frame of %d bytes (refused: %v): heap %.1f MiB before, %.1f MiB after: %d bytes a connection",
+		n, length, refused, float64(before)/(1<<20), float64(after)/(1<<20), per)
+	return per
+}
+
+// heapAlloc returns the bytes of live heap objects after a collection
+// (two: the first moves sync.Pools' contents to their victim caches, the
+// second frees them).
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

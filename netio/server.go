@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,12 @@ type Server struct {
 	// preAuthReason is the Bye reason of a client closed at
 	// Config.PreAuthTimeout: "sign in within 5s". Read-only.
 	preAuthReason string
+	// preAuthWire is the codec configuration of the frames read from a
+	// client until it is authenticated: Wire with MaxPayload set to
+	// Config.PreAuthMaxPayload (at most Wire's). preAuthTooLarge is the
+	// Bye reason of one over it. Read-only.
+	preAuthWire     wire.Config
+	preAuthTooLarge string
 
 	lim [2]connLimits // by Kind: from cfg
 
@@ -134,6 +141,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 
 		preAuthReason: "sign in within " + cfg.PreAuthTimeout.String(),
 	}
+	s.preAuthWire = cfg.Wire
+	s.preAuthWire.MaxPayload = min(cfg.PreAuthMaxPayload, cfg.Wire.PayloadLimit())
+	s.preAuthTooLarge = "frame over " + strconv.Itoa(int(s.preAuthWire.MaxPayload)) + " bytes before sign-in"
 	s.lim[KindClient] = connLimits{maxOutbound: cfg.MaxOutbound, wire: cfg.Wire, idle: cfg.IdleTimeout, idleErr: ErrIdle}
 	s.lim[KindPeer] = connLimits{maxOutbound: cfg.PeerMaxOutbound, wire: cfg.PeerWire, idle: cfg.PeerIdleTimeout, idleErr: ErrPeerSilent}
 	if cfg.TCPAddr != "" || cfg.MeshAddr != "" {

@@ -451,8 +451,8 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 // never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
-	cfg := &c.lim.wire
 	for !c.closing.Load() {
+		cfg := c.inWire() // per frame: OnFrame may have authenticated c
 		avail := gc.InboundBuffered()
 		if avail < wire.HeaderSize {
 			return
@@ -647,7 +647,11 @@ func (t *tcpConn) kill() {} // the engine's stop closes what is left
 // badFrame closes the connection after a Bye telling the peer why.
 func (c *Conn) badFrame(err error) {
 	if errors.Is(err, wire.ErrTooLarge) {
-		c.closeWith(ErrTooLarge, true, wire.StatusTooLarge, err.Error(), false)
+		reason := err.Error()
+		if !c.authed.Load() {
+			reason = c.srv.preAuthTooLarge
+		}
+		c.closeWith(ErrTooLarge, true, wire.StatusTooLarge, reason, false)
 		return
 	}
 	c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, err.Error(), false)
