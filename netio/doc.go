@@ -133,12 +133,12 @@
 // closes the connection at once, before its payload is read, with a Bye
 // (StatusTooLarge) and ErrTooLarge, so an unauthenticated connection
 // holds at most one partial frame of that size: on TCP gnet buffers it
-// in a power of two, 8 KiB at the default, next to some 5 KiB that any
-// connection costs (TestPreAuthMemory); a partial frame of Config.Wire's
-// MaxPayload, 64 KiB by default and up to 16 MiB, cost twice that. The
-// limit lifts from the frame after the one whose OnFrame called
-// Authenticated, even within one read. The checks cost an atomic load
-// per frame and one per connection per sweep.
+// in a power of two, 8 KiB more than a connection without one at the
+// default (TestPreAuthMemory), where a partial frame of Config.Wire's
+// MaxPayload would cost twice that: 128 KiB at the default 64 KiB, 32 MiB
+// at 16 MiB. The limit lifts from the frame after the one whose OnFrame
+// called Authenticated, even within one read. The checks cost an atomic
+// load per frame and one per connection per sweep.
 //
 // # Goroutines
 //
