@@ -58,6 +58,8 @@ const (
 	DefaultIdleTimeout         = 15 * time.Second
 	DefaultKCPInterval         = 10 * time.Millisecond
 	DefaultKCPHandshakeTimeout = 5 * time.Second
+	DefaultPreAuthTimeout      = 5 * time.Second
+	DefaultPreAuthMaxPayload   = 4 << 10 // see Config.PreAuthMaxPayload
 	DefaultPeerMaxOutbound     = 64 << 20
 	DefaultPeerMaxPayload      = 1 << 20
 	DefaultPeerIdleTimeout     = 3 * time.Second
@@ -136,6 +138,38 @@ type Config struct {
 	// one holds. Default 5s.
 	KCPHandshakeTimeout time.Duration
 
+	// PreAuthTimeout closes a client connection, TCP or KCP, that has not
+	// been authenticated ([Conn.Authenticated], which the server calls when
+	// a sign-in succeeds) this long after its front end registered it (TCP:
+	// accepted; KCP: its first segment), whatever it sent since: a client
+	// that trickles a byte now and then is never idle, and would otherwise
+	// hold its place, its file descriptor and its buffers forever. The
+	// connection gets a Bye push (wire.StatusUnauthenticated, "sign in
+	// within 5s") and OnClose gets [ErrPreAuthTimeout]; a KCP session that
+	// has not delivered a complete frame yet is dropped without a Bye, as
+	// at KCPHandshakeTimeout (the shorter of the two applies to it). The
+	// sweep runs every quarter of the timeout (at most every second), so
+	// the close comes up to that much after it. Peers are not concerned:
+	// the cluster bounds its own handshake. Default 5s.
+	PreAuthTimeout time.Duration
+
+	// PreAuthMaxPayload is the largest payload, as sent and after
+	// decompression, accepted from a client before it is authenticated
+	// (see PreAuthTimeout); Wire's MaxPayload applies from the frame after
+	// the one whose handling called [Conn.Authenticated]. A frame header
+	// announcing more closes the connection at once, as one over
+	// MaxPayload does (a Bye push wire.StatusTooLarge, ErrTooLarge), so an
+	// unauthenticated client never makes the server buffer more than one
+	// frame of this size. Before sign-in a client may send nothing but a
+	// SignIn (or a Bye), and the largest SignIn a server accepts is 519
+	// bytes: 4 of versions, a token of at most 512 bytes (package auth's
+	// limit) with its 2-byte length, and an empty user ID (dev mode's
+	// largest, a 128-byte user ID, is 135). The default, 4 KiB, leaves
+	// room for what a later protocol version adds to it and is the
+	// smallest MaxPayload the server accepts; a value over Wire's
+	// MaxPayload means Wire's MaxPayload. Default 4 KiB.
+	PreAuthMaxPayload uint32
+
 	// PeerWire is the frame codec configuration of peer connections: the
 	// largest payload accepted from a peer and the compression threshold
 	// of frames encoded by [Conn.Send] to one. A zero MaxPayload means
@@ -170,6 +204,8 @@ func DefaultConfig() Config {
 		IdleTimeout:         DefaultIdleTimeout,
 		KCPInterval:         DefaultKCPInterval,
 		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
+		PreAuthTimeout:      DefaultPreAuthTimeout,
+		PreAuthMaxPayload:   DefaultPreAuthMaxPayload,
 		PeerWire:            DefaultPeerWire(),
 		PeerMaxOutbound:     DefaultPeerMaxOutbound,
 		PeerIdleTimeout:     DefaultPeerIdleTimeout,
@@ -193,6 +229,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KCPHandshakeTimeout <= 0 {
 		c.KCPHandshakeTimeout = DefaultKCPHandshakeTimeout
+	}
+	if c.PreAuthTimeout <= 0 {
+		c.PreAuthTimeout = DefaultPreAuthTimeout
+	}
+	if c.PreAuthMaxPayload == 0 {
+		c.PreAuthMaxPayload = DefaultPreAuthMaxPayload
 	}
 	if c.PeerWire.MaxPayload == 0 {
 		c.PeerWire.MaxPayload = DefaultPeerMaxPayload

@@ -45,6 +45,13 @@ type Conn struct {
 	// (TCP: read by the idle sweep).
 	lastRead atomic.Int64
 
+	// authed is set by Authenticated (for a peer, by newConn): until then
+	// a client has the pre-auth limits. born is when the front end
+	// registered the connection (TCP: accepted; KCP: first segment), in
+	// nanoseconds since srv.epoch; the pre-auth deadline counts from it.
+	authed atomic.Bool
+	born   int64
+
 	// wakes and writes count I/O-owner wake-ups requested by enqueues and
 	// transport writes (tests check that both are per batch, not per
 	// frame).
@@ -77,10 +84,12 @@ type connIO interface {
 	// pending (and close the connection if it is closing). It is called
 	// without c.mu held and must not block.
 	wake()
-	// abort tells the transport that the connection is a slow consumer
-	// about to close: what it still holds for the peer may be dropped
-	// so that the Bye leaves promptly (KCP drops its backlog; TCP has
-	// nothing to do). It must not block.
+	// abort tells the transport that the connection is about to close
+	// without waiting for what the peer has not taken (a slow consumer,
+	// or a client not authenticated in time): what it still holds for the
+	// peer may be dropped so that the Bye leaves promptly (KCP drops its
+	// backlog and lingers briefly; TCP has nothing to do). It must not
+	// block.
 	abort()
 	// kill closes the connection at once, without flushing, when Shutdown
 	// runs out of time. It must not block.
@@ -97,7 +106,11 @@ type connLimits struct {
 }
 
 func newConn(s *Server, t Transport, k Kind, remote net.Addr) *Conn {
-	return &Conn{id: nextConnID.Add(1), transport: t, kind: k, lim: &s.lim[k], remote: remote, srv: s}
+	c := &Conn{id: nextConnID.Add(1), transport: t, kind: k, lim: &s.lim[k], remote: remote, srv: s, born: s.now()}
+	if k == KindPeer {
+		c.authed.Store(true) // the cluster's handshake has its own deadline
+	}
+	return c
 }
 
 // ID returns the connection's identifier, unique among the connections of
@@ -115,6 +128,27 @@ func (c *Conn) Kind() Kind { return c.kind }
 // RemoteAddr returns the peer's address (a *net.TCPAddr or *net.UDPAddr).
 // Any goroutine; the caller must not modify it.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Authenticated tells netio that the client at the other end has signed
+// in, which lifts the pre-auth limits: a client connection that is not
+// authenticated within Config.PreAuthTimeout of its arrival is closed,
+// and until then it may send no frame over Config.PreAuthMaxPayload (see
+// the package doc, Pre-auth limits). From the next frame read on (the
+// next one of the same read included), the connection has its Kind's
+// normal limits. A peer connection is authenticated from the start.
+// Idempotent; any goroutine (the server calls it from OnFrame, when a
+// sign-in succeeds); atomic, never blocks.
+func (c *Conn) Authenticated() { c.authed.Store(true) }
+
+// inWire returns the codec configuration of the next frame read from c:
+// Config.Wire (PeerWire for a peer) once c is authenticated, the pre-auth
+// one before. Called by the I/O owner before each frame.
+func (c *Conn) inWire() *wire.Config {
+	if c.authed.Load() {
+		return &c.lim.wire
+	}
+	return &c.srv.preAuthWire
+}
 
 // SetState stores the server's per-connection state, replacing the
 // previous value. Any goroutine; atomic; it allocates a small box.
@@ -239,6 +273,24 @@ func (c *Conn) slowConsumerLocked(n int) {
 	c.srv.log.Warn("netio: closing slow consumer",
 		"conn", c.id, "transport", c.transport.String(), "kind", c.kind.String(), "remote", addrString(c.remote),
 		"queued", queued, "frame", n, "max", c.lim.maxOutbound)
+}
+
+// closeUnauthenticated closes a client that was not authenticated within
+// Config.PreAuthTimeout: what is queued is dropped, and a Bye push
+// (StatusUnauthenticated) is sent alone. Called by the sweeps; never
+// blocks.
+func (c *Conn) closeUnauthenticated() {
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	wake := c.beginCloseLocked(ErrPreAuthTimeout, true, wire.StatusUnauthenticated, c.srv.preAuthReason, true)
+	c.mu.Unlock()
+	c.io.abort()
+	if wake {
+		c.io.wake()
+	}
 }
 
 // closeWith starts closing the connection with err (a no-op if it is

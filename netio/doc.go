@@ -82,7 +82,8 @@
 // so a client that received its Bye can count on the server being done with
 // that connection. On KCP, which has no close handshake, the session then
 // stays until its last segments are acknowledged (at most min(IdleTimeout,
-// 2s); 250ms for a slow consumer), so that they are retransmitted if lost.
+// 2s); 250ms for a slow consumer or an unauthenticated client), so that
+// they are retransmitted if lost.
 //
 // # Limits
 //
@@ -102,11 +103,42 @@
 //
 // A KCP first segment costs its sender no handshake and may come from a
 // forged address, so a session that has not delivered one complete frame
-// Config.KCPHandshakeTimeout (default 5s) after its first segment is
-// dropped (ErrIdle, no Bye, no Handler call); nor does Shutdown send it a
-// Bye. What forged segments hold is thus bounded in number by MaxConns/10
-// and in time by the handshake timeout; one that carries a complete frame reaches the Handler, whose
-// sign-in rules then apply.
+// Config.KCPHandshakeTimeout (default 5s; PreAuthTimeout if shorter) after
+// its first segment is dropped (ErrIdle, no Bye, no Handler call); nor
+// does Shutdown send it a Bye. What forged segments hold is thus bounded
+// in number by MaxConns/10 and in time by the handshake timeout; one that
+// carries a complete frame reaches the Handler, whose sign-in rules then
+// apply, and the pre-auth limits (below).
+//
+// # Pre-auth limits
+//
+// A client connection (TCP or KCP) is unauthenticated until the Handler
+// calls [Conn.Authenticated], which the server does when a sign-in
+// succeeds; a peer is authenticated from the start (the cluster bounds
+// its own handshake). An unauthenticated client holds a place, a file
+// descriptor on TCP, and a partial frame in its buffers without having
+// proved anything, so its time is bounded: Config.PreAuthTimeout (default
+// 5s) after its front end registered it (TCP: accept; KCP: first segment)
+// it is closed whatever it sent since, a client trickling a byte now and
+// then included (IdleTimeout would never close it). It gets a Bye push
+// (StatusUnauthenticated, "sign in within 5s"; on KCP a short linger as
+// for a slow consumer) and OnClose gets ErrPreAuthTimeout; a KCP session
+// that has not delivered a complete frame yet is dropped without a Bye
+// (see Limits). The sweeps run every quarter of PreAuthTimeout (at most
+// every second), so a connection may outlive its deadline by that much.
+//
+// Until then the largest frame accepted from it is also small:
+// Config.PreAuthMaxPayload (default 4 KiB; the largest valid SignIn is
+// 519 bytes), as sent and after decompression. A header announcing more
+// closes the connection at once, before its payload is read, with a Bye
+// (StatusTooLarge) and ErrTooLarge, so an unauthenticated connection
+// holds at most one partial frame of that size: on TCP gnet buffers it
+// in a power of two, 8 KiB more than a connection without one at the
+// default (TestPreAuthMemory), where a partial frame of Config.Wire's
+// MaxPayload would cost twice that: 128 KiB at the default 64 KiB, 32 MiB
+// at 16 MiB. The limit lifts from the frame after the one whose OnFrame
+// called Authenticated, even within one read. The checks cost an atomic
+// load per frame and one per connection per sweep.
 //
 // # Goroutines
 //

@@ -9,6 +9,10 @@ var (
 	// ErrIdle: no byte was received for Config.IdleTimeout.
 	ErrIdle = errors.New("netio: idle timeout")
 
+	// ErrPreAuthTimeout: a client connection was not authenticated
+	// ([Conn.Authenticated]) within Config.PreAuthTimeout of its arrival.
+	ErrPreAuthTimeout = errors.New("netio: not authenticated within the pre-auth timeout")
+
 	// ErrPeerSilent: no byte was received on a peer connection for
 	// Config.PeerIdleTimeout: the mesh link is presumed dead.
 	ErrPeerSilent = errors.New("netio: peer link silent")
@@ -22,7 +26,8 @@ var (
 	ErrPeerClosed = errors.New("netio: closed by peer")
 
 	// ErrTooLarge: the peer sent a frame whose length, or decompressed
-	// length, exceeds Config.Wire's MaxPayload.
+	// length, exceeds Config.Wire's MaxPayload (PeerWire's for a peer;
+	// Config.PreAuthMaxPayload before a client is authenticated).
 	ErrTooLarge = errors.New("netio: frame too large")
 
 	// ErrBadFrame: the peer sent a frame with invalid flags or a corrupt

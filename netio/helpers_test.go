@@ -31,9 +31,13 @@ func testLogger() *slog.Logger {
 }
 
 // testHandler echoes every frame (FlagReply, same Ver/Cmd/Seq/payload)
-// unless onFrame is set, and records the connection events.
+// unless onFrame is set, and records the connection events. It
+// authenticates every connection in OnOpen (so that the pre-auth limits
+// do not get in the way of tests about something else) unless preAuth is
+// set.
 type testHandler struct {
 	onFrame func(c *Conn, f wire.Frame)
+	preAuth bool // OnOpen does not call Authenticated
 
 	opens chan *Conn
 
@@ -62,6 +66,9 @@ func (h *testHandler) OnOpen(c *Conn) {
 	h.conns[c.ID()] = c
 	h.closed[c.ID()] = make(chan error, 1)
 	h.mu.Unlock()
+	if !h.preAuth {
+		c.Authenticated()
+	}
 	h.opens <- c
 }
 

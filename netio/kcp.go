@@ -38,7 +38,8 @@ const (
 
 	// kcpCloseFlush bounds how long a closing session waits for its last
 	// frames (the Bye) to be acknowledged, if IdleTimeout is longer; a
-	// slow consumer waits kcpSlowFlush.
+	// slow consumer, or a client closed at PreAuthTimeout, waits
+	// kcpSlowFlush.
 	kcpCloseFlush = 2 * time.Second
 	kcpSlowFlush  = 250 * time.Millisecond
 )
@@ -89,8 +90,9 @@ type batchConn interface {
 // Such a first segment costs the sender no handshake, and its source
 // address may be forged, so a new session is on probation: the Handler
 // sees it (OnOpen) only with its first complete frame, and the sweep
-// drops it if that has not come Config.KCPHandshakeTimeout after the
-// first segment.
+// drops it if that has not come Config.KCPHandshakeTimeout (or
+// PreAuthTimeout, if shorter) after the first segment. Once seen, it has
+// PreAuthTimeout from its first segment to be authenticated.
 type kcpFront struct {
 	s      *Server
 	uc     *net.UDPConn
@@ -126,9 +128,8 @@ type kcpConn struct {
 	f    *kcpFront
 	key  netip.AddrPort
 	addr *net.UDPAddr
-	born int64 // Server.now() at the first segment
 
-	aborted atomic.Bool // slow consumer: drop the backlog
+	aborted atomic.Bool // see connIO.abort: drop the backlog, linger kcpSlowFlush
 
 	// opened is set, with mu held, when OnOpen is called: with the
 	// session's first complete frame. The sweep reads it without mu.
@@ -138,6 +139,7 @@ type kcpConn struct {
 	kcp      *ikcp.KCP
 	tx       *txBatch      // where output goes while mu is held
 	dec      *wire.Decoder // inbound stream
+	decAuth  bool          // dec has Config.Wire, not the pre-auth limits
 	backlog  []byte        // frames taken from pending that KCP has no room for yet
 	spare    []byte        // swapped with pending
 	small    int           // see keep
@@ -331,6 +333,10 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 	c.lastRead.Store(s.now())
 	c.holdFlush() // replies wait for the flush at the end of the batch
 	for !c.closing.Load() {
+		if !k.decAuth && c.authed.Load() { // per frame: OnFrame may have authenticated c
+			k.dec.SetConfig(s.cfg.Wire)
+			k.decAuth = true
+		}
 		fr, err := k.dec.Next()
 		if err != nil {
 			if !errors.Is(err, wire.ErrNeedMore) {
@@ -367,7 +373,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
 	zoneName(ua)
 	c := newConn(s, KCP, KindClient, ua)
-	k := &kcpConn{c: c, f: f, key: key, addr: ua, born: s.now(), dec: wire.NewDecoder(s.cfg.Wire)}
+	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.preAuthWire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
 	c.io = k
@@ -565,14 +571,17 @@ func (f *kcpFront) update(scratch []*kcpConn) []*kcpConn {
 // sweep closes, with ErrIdle and no Bye, the sessions from which no data
 // arrived for IdleTimeout (clients ping every 5s), and those still on
 // probation (no complete frame, so the Handler never saw them)
-// KCPHandshakeTimeout after their first segment, however much arrived
-// since. Writer only.
+// KCPHandshakeTimeout or PreAuthTimeout, the shorter, after their first
+// segment, however much arrived since; and with a Bye
+// (StatusUnauthenticated) and ErrPreAuthTimeout those the Handler has
+// seen but not authenticated within PreAuthTimeout. Writer only.
 func (f *kcpFront) sweep() {
 	s := f.s
 	now := s.now()
 	idle := now - int64(s.cfg.IdleTimeout)
-	handshake := now - int64(s.cfg.KCPHandshakeTimeout)
-	var idleConns []*Conn
+	preAuth := now - int64(s.cfg.PreAuthTimeout)
+	handshake := max(now-int64(s.cfg.KCPHandshakeTimeout), preAuth)
+	var idleConns, unauthed []*Conn
 	var unopened []*kcpConn
 	f.mu.RLock()
 	for _, k := range f.sessions {
@@ -581,13 +590,18 @@ func (f *kcpFront) sweep() {
 		case c.closing.Load():
 		case c.lastRead.Load() < idle:
 			idleConns = append(idleConns, c)
-		case k.born < handshake && !k.opened.Load():
+		case c.born < handshake && !k.opened.Load():
 			unopened = append(unopened, k)
+		case c.born < preAuth && !c.authed.Load() && k.opened.Load():
+			unauthed = append(unauthed, c)
 		}
 	}
 	f.mu.RUnlock()
 	for _, c := range idleConns {
 		c.closeWith(ErrIdle, false, 0, "", false)
+	}
+	for _, c := range unauthed {
+		c.closeUnauthenticated()
 	}
 	for _, k := range unopened {
 		// Checked again under k.mu: the reader may have opened it since,
@@ -616,8 +630,9 @@ func (k *kcpConn) wake() {
 	}
 }
 
-// abort makes the next flush drop the backlog: a slow consumer gets its
-// Bye without waiting for what it did not take.
+// abort makes the next flush drop the backlog: a slow consumer, or a
+// client closed at PreAuthTimeout, gets its Bye without waiting for what
+// it did not take, and the session lingers kcpSlowFlush at most.
 func (k *kcpConn) abort() { k.aborted.Store(true) }
 
 // kill drops the session at once, without flushing (Shutdown out of time).

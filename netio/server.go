@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,9 @@ type Handler interface {
 	OnFrame(c *Conn, f wire.Frame)
 
 	// OnClose is called once the connection is closing for good; err says
-	// why (ErrIdle, ErrPeerSilent, ErrSlowConsumer, ErrPeerClosed,
-	// ErrTooLarge, ErrBadFrame, ErrServerClosed, or an error matching
-	// ErrClosedByServer and the status given to Conn.Close). Frames
+	// why (ErrIdle, ErrPreAuthTimeout, ErrPeerSilent, ErrSlowConsumer,
+	// ErrPeerClosed, ErrTooLarge, ErrBadFrame, ErrServerClosed, or an error
+	// matching ErrClosedByServer and the status given to Conn.Close). Frames
 	// delivered to c from now on are dropped. When netio closes the
 	// connection, OnClose returns before the last frames (the Bye) are
 	// written and the socket closed: a client that received its Bye can
@@ -59,7 +60,17 @@ type Server struct {
 	h     Handler
 	log   *slog.Logger
 	epoch time.Time
-	tick  time.Duration // idle sweep period (TCP)
+	tick  time.Duration // period of the client sweeps: idle and pre-auth
+
+	// preAuthReason is the Bye reason of a client closed at
+	// Config.PreAuthTimeout: "sign in within 5s". Read-only.
+	preAuthReason string
+	// preAuthWire is the codec configuration of the frames read from a
+	// client until it is authenticated: Wire with MaxPayload set to
+	// Config.PreAuthMaxPayload (at most Wire's). preAuthTooLarge is the
+	// Bye reason of one over it. Read-only.
+	preAuthWire     wire.Config
+	preAuthTooLarge string
 
 	lim [2]connLimits // by Kind: from cfg
 
@@ -122,12 +133,17 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		h:       h,
 		log:     cfg.Logger,
 		epoch:   time.Now(),
-		tick:    min(max(cfg.IdleTimeout/4, 10*time.Millisecond), time.Second),
+		tick:    min(max(min(cfg.IdleTimeout, cfg.PreAuthTimeout)/4, 10*time.Millisecond), time.Second),
 		conns:   make(map[uint64]*Conn),
 		peers:   make(map[uint64]*Conn),
 		drained: make(chan struct{}),
 		stopped: make(chan struct{}),
+
+		preAuthReason: "sign in within " + cfg.PreAuthTimeout.String(),
 	}
+	s.preAuthWire = cfg.Wire
+	s.preAuthWire.MaxPayload = min(cfg.PreAuthMaxPayload, cfg.Wire.PayloadLimit())
+	s.preAuthTooLarge = "frame over " + strconv.Itoa(int(s.preAuthWire.MaxPayload)) + " bytes before sign-in"
 	s.lim[KindClient] = connLimits{maxOutbound: cfg.MaxOutbound, wire: cfg.Wire, idle: cfg.IdleTimeout, idleErr: ErrIdle}
 	s.lim[KindPeer] = connLimits{maxOutbound: cfg.PeerMaxOutbound, wire: cfg.PeerWire, idle: cfg.PeerIdleTimeout, idleErr: ErrPeerSilent}
 	if cfg.TCPAddr != "" || cfg.MeshAddr != "" {

@@ -54,7 +54,7 @@ type tcpFront struct {
 	runDone   chan struct{} // closed when gnet.Run has returned
 	runErr    error         // set before runDone is closed
 
-	idle []*Conn // OnTick's scratch
+	idle, unauthed []*Conn // OnTick's scratch
 
 	// mu guards stopped and loops: flush requests hold it for reading so
 	// that none reaches an engine whose pollers may be closed.
@@ -451,8 +451,8 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 // never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
-	cfg := &c.lim.wire
 	for !c.closing.Load() {
+		cfg := c.inWire() // per frame: OnFrame may have authenticated c
 		avail := gc.InboundBuffered()
 		if avail < wire.HeaderSize {
 			return
@@ -569,19 +569,20 @@ func tcpCloseCause(err error) error {
 // OnTick marks the engine ready the first time, then closes the peer
 // connections that received nothing for PeerIdleTimeout, and every
 // clientEvery ticks (so every Server.tick) the TCP client connections
-// that received nothing for IdleTimeout. It runs on gnet's ticker
-// goroutine every f.tick.
+// that received nothing for IdleTimeout, or were not authenticated
+// within PreAuthTimeout. It runs on gnet's ticker goroutine every f.tick.
 //
 // Idle connections are closed with ErrIdle (ErrPeerSilent for a peer) and
 // no Bye: no status says "idle", and a silent client or peer is most
-// likely gone.
+// likely gone. Unauthenticated ones get a Bye (StatusUnauthenticated) and
+// ErrPreAuthTimeout.
 func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 	f.readyOnce.Do(func() { close(f.ready) })
 	s := f.s
 	now := s.now()
 	clients := f.ticks%f.clientEvery == 0
 	f.ticks++
-	f.idle = f.idle[:0]
+	f.idle, f.unauthed = f.idle[:0], f.unauthed[:0]
 	s.mu.Lock()
 	limit := now - int64(s.cfg.PeerIdleTimeout)
 	for _, c := range s.peers {
@@ -591,9 +592,14 @@ func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 	}
 	if clients {
 		limit = now - int64(s.cfg.IdleTimeout)
+		preAuth := now - int64(s.cfg.PreAuthTimeout)
 		for _, c := range s.conns {
-			if c.transport == TCP && c.kind == KindClient && c.lastRead.Load() < limit && !c.closing.Load() {
+			switch {
+			case c.transport != TCP || c.kind != KindClient || c.closing.Load():
+			case c.lastRead.Load() < limit:
 				f.idle = append(f.idle, c)
+			case c.born < preAuth && !c.authed.Load():
+				f.unauthed = append(f.unauthed, c)
 			}
 		}
 	}
@@ -601,6 +607,10 @@ func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 	for i, c := range f.idle {
 		c.closeWith(c.lim.idleErr, false, 0, "", false)
 		f.idle[i] = nil
+	}
+	for i, c := range f.unauthed {
+		c.closeUnauthenticated()
+		f.unauthed[i] = nil
 	}
 	return f.tick, gnet.None
 }
@@ -637,7 +647,11 @@ func (t *tcpConn) kill() {} // the engine's stop closes what is left
 // badFrame closes the connection after a Bye telling the peer why.
 func (c *Conn) badFrame(err error) {
 	if errors.Is(err, wire.ErrTooLarge) {
-		c.closeWith(ErrTooLarge, true, wire.StatusTooLarge, err.Error(), false)
+		reason := err.Error()
+		if !c.authed.Load() {
+			reason = c.srv.preAuthTooLarge
+		}
+		c.closeWith(ErrTooLarge, true, wire.StatusTooLarge, reason, false)
 		return
 	}
 	c.closeWith(ErrBadFrame, true, wire.StatusBadRequest, err.Error(), false)

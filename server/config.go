@@ -57,6 +57,13 @@ type Config struct {
 	// KCPInterval is KCP's internal update interval (use 20ms above ~5,000
 	// KCP sessions per process).
 	KCPInterval time.Duration
+	// PreAuthTimeout is how long a client connection may take to sign in:
+	// one that has not signed in this long after it connected (TCP) or
+	// sent its first segment (KCP) is closed with a Bye
+	// (StatusUnauthenticated, "sign in within 5s"), however many bytes it
+	// trickles (netio.Config.PreAuthTimeout). Until it signs in, its
+	// frames are at most netio.DefaultPreAuthMaxPayload (4 KiB).
+	PreAuthTimeout time.Duration
 	// Node is this node's name, written into session IDs.
 	Node string
 	// Logger receives the server's logs; nil means slog.Default().
@@ -188,16 +195,17 @@ func (c ClusterConfig) enabled() bool { return c.MeshAddr != "" }
 // /metrics).
 func DefaultConfig() Config {
 	return Config{
-		TCPAddr:     "127.0.0.1:7700",
-		KCPAddr:     "127.0.0.1:7700",
-		HTTPAddr:    "127.0.0.1:7701",
-		TokenTTL:    5 * time.Minute,
-		Heartbeat:   5 * time.Second,
-		MaxPayload:  wire.DefaultMaxPayload,
-		MaxConns:    netio.DefaultMaxConns,
-		MaxOutbound: 4 << 20,
-		KCPInterval: 10 * time.Millisecond,
-		Node:        "local",
+		TCPAddr:        "127.0.0.1:7700",
+		KCPAddr:        "127.0.0.1:7700",
+		HTTPAddr:       "127.0.0.1:7701",
+		TokenTTL:       5 * time.Minute,
+		Heartbeat:      5 * time.Second,
+		MaxPayload:     wire.DefaultMaxPayload,
+		MaxConns:       netio.DefaultMaxConns,
+		MaxOutbound:    4 << 20,
+		KCPInterval:    10 * time.Millisecond,
+		PreAuthTimeout: netio.DefaultPreAuthTimeout,
+		Node:           "local",
 	}
 }
 
@@ -237,6 +245,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.KCPInterval <= 0 {
 		c.KCPInterval = d.KCPInterval
+	}
+	if c.PreAuthTimeout <= 0 {
+		c.PreAuthTimeout = d.PreAuthTimeout
 	}
 	if c.Node == "" {
 		c.Node = d.Node
@@ -308,6 +319,7 @@ func (c Config) netio() netio.Config {
 	n.MaxOutbound = c.MaxOutbound
 	n.IdleTimeout = 3 * c.Heartbeat
 	n.KCPInterval = c.KCPInterval
+	n.PreAuthTimeout = c.PreAuthTimeout
 	n.Logger = c.Logger
 	return n
 }

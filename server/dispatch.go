@@ -233,6 +233,7 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 		return
 	}
 	c.user = &session.User{ID: uid, SID: uuid.NewString(), Conn: c.nc}
+	c.nc.Authenticated() // lifts netio's pre-auth limits from the next frame on
 	rep := wire.SignInReply{
 		Version: version, UserID: uid, SID: c.user.SID,
 		HeartbeatMillis: uint32(h.cfg.Heartbeat / time.Millisecond),

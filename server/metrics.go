@@ -104,7 +104,7 @@ func newMetrics(s *Server) *metrics {
 		"deliveries":     d("covey_deliveries_total", "Frames handed to session members' connections (broadcasts, messages, events)."),
 		"commands":       d("covey_commands_total", "Client commands handled, by command and reply status.", "cmd", "status"),
 		"slow":           d("covey_slow_consumer_disconnects_total", "Connections closed because they did not read fast enough."),
-		"closed":         d("covey_disconnects_total", "Client connections closed, by reason (client_bye, peer_closed, idle_timeout, slow_consumer, replaced, shutting_down, protocol_error, auth_failed, server_full, io_error, other). Connections refused when full are in covey_connections_refused_total instead.", "reason"),
+		"closed":         d("covey_disconnects_total", "Client connections closed, by reason (client_bye, peer_closed, idle_timeout, signin_timeout, slow_consumer, replaced, shutting_down, protocol_error, auth_failed, server_full, io_error, other). Connections refused when full are in covey_connections_refused_total instead.", "reason"),
 		"created":        d("covey_sessions_created_total", "Sessions created on this node."),
 		"deleted":        d("covey_sessions_deleted_total", "Sessions deleted on this node (empty TTL ran out, or deleted by the application)."),
 		"empty":          d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
@@ -161,6 +161,7 @@ const (
 	closeClientBye     disconnectReason = iota // the client sent Bye
 	closePeerClosed                            // the client closed the connection without a Bye
 	closeIdle                                  // nothing received for three heartbeats
+	closeSignInTimeout                         // not signed in within Config.PreAuthTimeout
 	closeSlowConsumer                          // its outbound queue overflowed
 	closeReplaced                              // the user signed in on another connection
 	closeShuttingDown                          // the node shut down
@@ -176,6 +177,7 @@ var disconnectLabels = [disconnectReasons]string{
 	closeClientBye:     "client_bye",
 	closePeerClosed:    "peer_closed",
 	closeIdle:          "idle_timeout",
+	closeSignInTimeout: "signin_timeout",
 	closeSlowConsumer:  "slow_consumer",
 	closeReplaced:      "replaced",
 	closeShuttingDown:  "shutting_down",
@@ -193,6 +195,8 @@ func disconnectReasonOf(err error) disconnectReason {
 	switch {
 	case errors.Is(err, netio.ErrIdle):
 		return closeIdle
+	case errors.Is(err, netio.ErrPreAuthTimeout):
+		return closeSignInTimeout
 	case errors.Is(err, netio.ErrSlowConsumer):
 		return closeSlowConsumer
 	case errors.Is(err, netio.ErrTooLarge), errors.Is(err, netio.ErrBadFrame):

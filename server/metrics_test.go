@@ -241,6 +241,7 @@ func TestDisconnectReasonOf(t *testing.T) {
 		{netio.ErrPeerClosed, closePeerClosed},
 		{fmt.Errorf("%w: %w", netio.ErrPeerClosed, syscall.ECONNRESET), closeIOError},
 		{netio.ErrIdle, closeIdle},
+		{netio.ErrPreAuthTimeout, closeSignInTimeout},
 		{netio.ErrSlowConsumer, closeSlowConsumer},
 		{closedWith(wire.StatusReplaced), closeReplaced},
 		{netio.ErrServerClosed, closeShuttingDown},

@@ -24,6 +24,13 @@ func NewDecoder(c Config) *Decoder {
 	return &Decoder{cfg: c}
 }
 
+// SetConfig replaces the limits the decoder applies, from the next call
+// to Next on: the frame it returns next, complete or not yet, is checked
+// against c. A connection that accepts only small frames until it has
+// signed in raises the limit this way, between two frames of the same
+// read. Frames already returned are not affected.
+func (d *Decoder) SetConfig(c Config) { d.cfg = c }
+
 // Write appends p, the bytes of one read, to the decoder's buffer; p is
 // copied and may be reused by the caller. Write first compacts the buffer,
 // so it invalidates the payload of the last frame returned by Next. After

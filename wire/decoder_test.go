@@ -230,3 +230,40 @@ func TestDecoderAllocs(t *testing.T) {
 		t.Errorf("warmed Decoder allocated %v times", allocs)
 	}
 }
+
+// TestDecoderSetConfig: a new limit applies from the next frame on, to
+// bytes already buffered too: raised between two frames of one write,
+// the second (over the old limit) is returned; lowered, a buffered frame
+// over the new limit is ErrTooLarge.
+func TestDecoderSetConfig(t *testing.T) {
+	small, large := Config{MaxPayload: 16}, Config{MaxPayload: 64}
+	first := AppendFrame(nil, Header{Cmd: 1, Seq: 1}, []byte("sign in"))
+	second := AppendFrame(nil, Header{Cmd: 2, Seq: 2}, bytes.Repeat([]byte("x"), 40))
+
+	d := NewDecoder(small)
+	d.Write(append(append([]byte(nil), first...), second...))
+	if f, err := d.Next(); err != nil || f.Seq != 1 {
+		t.Fatalf("first frame: %+v, %v", f.Header, err)
+	}
+	d.SetConfig(large)
+	if f, err := d.Next(); err != nil || f.Seq != 2 || len(f.Payload) != 40 {
+		t.Fatalf("second frame after raising the limit: %+v, %v", f.Header, err)
+	}
+
+	d = NewDecoder(large)
+	d.Write(second[:HeaderSize])
+	d.SetConfig(small)
+	if _, err := d.Next(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a buffered header over the lowered limit: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestConfigPayloadLimit(t *testing.T) {
+	for _, c := range []struct{ set, want uint32 }{
+		{0, DefaultMaxPayload}, {1, 1}, {4096, 4096}, {MaxMaxPayload, MaxMaxPayload}, {MaxMaxPayload + 1, MaxMaxPayload},
+	} {
+		if got := (Config{MaxPayload: c.set}).PayloadLimit(); got != c.want {
+			t.Errorf("MaxPayload %d: PayloadLimit() = %d, want %d", c.set, got, c.want)
+		}
+	}
+}

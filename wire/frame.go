@@ -155,6 +155,10 @@ func DefaultConfig() Config {
 	return Config{MaxPayload: DefaultMaxPayload, CompressThreshold: DefaultCompressThreshold}
 }
 
+// PayloadLimit returns the largest payload c accepts: MaxPayload,
+// DefaultMaxPayload if that is 0, at most MaxMaxPayload.
+func (c Config) PayloadLimit() uint32 { return c.maxPayload() }
+
 // maxPayload returns the effective payload limit.
 func (c Config) maxPayload() uint32 {
 	switch {

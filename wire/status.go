@@ -25,7 +25,7 @@ const (
 	StatusOK              Status = 0  // success
 	StatusBadRequest      Status = 1  // malformed payload
 	StatusUnknownCommand  Status = 2  // no handler for this ver/cmd
-	StatusUnauthenticated Status = 3  // a command other than sign-in before signing in
+	StatusUnauthenticated Status = 3  // a command other than sign-in before signing in, or no sign-in within the deadline
 	StatusAuthFailed      Status = 4  // bad or expired token
 	StatusInternal        Status = 5  // unexpected server error
 	StatusServerOffline   Status = 6  // the node is offline, draining or full

@@ -30,6 +30,7 @@
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
+//	-preauth-timeout D  COVEY_PREAUTH_TIMEOUT  sign-in deadline: a connection not signed in this long after connecting is closed
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
 //	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
 //	-no-limits          COVEY_NO_LIMITS=1    lift every rate and budget (load tests only)
@@ -318,6 +319,9 @@ var options = []option{
 	{name: "kcp-interval", env: "COVEY_KCP_INTERVAL", arg: "D", usage: "KCP update interval (20ms above ~5k KCP sessions)",
 		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
 		show: func(s *settings) string { return s.KCPInterval.String() }},
+	{name: "preauth-timeout", env: "COVEY_PREAUTH_TIMEOUT", arg: "D", usage: "sign-in deadline: a connection not signed in this long after connecting is closed, whatever it sends",
+		set:  func(s *settings, v string) error { return setDuration(&s.PreAuthTimeout, v) },
+		show: func(s *settings) string { return s.PreAuthTimeout.String() }},
 	{name: "log-level", env: "COVEY_LOG_LEVEL", arg: "L", usage: "debug, info, warn or error",
 		set: func(s *settings, v string) error {
 			switch strings.ToLower(v) {

@@ -214,6 +214,29 @@ func TestMaxConnsFlag(t *testing.T) {
 	}
 }
 
+// TestPreAuthTimeoutFlag checks how -preauth-timeout and
+// COVEY_PREAUTH_TIMEOUT reach the server's configuration, and what -h
+// says of it.
+func TestPreAuthTimeoutFlag(t *testing.T) {
+	cfg, err := parseConfig(nil, env(), io.Discard)
+	if err != nil || cfg.PreAuthTimeout != netio.DefaultPreAuthTimeout || netio.DefaultPreAuthTimeout != 5*time.Second {
+		t.Errorf("default PreAuthTimeout = %v (%v), want 5s", cfg.PreAuthTimeout, err)
+	}
+	if cfg, err = parseConfig(nil, env("COVEY_PREAUTH_TIMEOUT=2s"), io.Discard); err != nil || cfg.PreAuthTimeout != 2*time.Second {
+		t.Errorf("COVEY_PREAUTH_TIMEOUT=2s: PreAuthTimeout = %v (%v)", cfg.PreAuthTimeout, err)
+	}
+	if cfg, err = parseConfig([]string{"-preauth-timeout", "750ms"}, env("COVEY_PREAUTH_TIMEOUT=2s"), io.Discard); err != nil || cfg.PreAuthTimeout != 750*time.Millisecond {
+		t.Errorf("-preauth-timeout 750ms (env 2s): PreAuthTimeout = %v (%v)", cfg.PreAuthTimeout, err)
+	}
+	var stdout strings.Builder
+	if code := run(process{args: []string{"-h"}, lookupEnv: env(), stdout: &stdout, stderr: io.Discard}); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	if !regexp.MustCompile(`(?m)^  -preauth-timeout D\s+COVEY_PREAUTH_TIMEOUT\s+.*not signed in.*\(default 5s\)$`).MatchString(stdout.String()) {
+		t.Errorf("-h has no line for -preauth-timeout with its default 5s:\n%s", stdout.String())
+	}
+}
+
 // TestAdminFlag: the admin listener is on 127.0.0.1:7709 by default, moved
 // by -admin or COVEY_ADMIN_ADDR and turned off by an empty one; -pprof
 // without it stops the start.
@@ -347,6 +370,7 @@ func TestBadEnvValueIsAnError(t *testing.T) {
 		{"COVEY_HEARTBEAT=5", `COVEY_HEARTBEAT="5": not a duration`},
 		{"COVEY_TOKEN_TTL=-1m", `COVEY_TOKEN_TTL="-1m": must be positive`},
 		{"COVEY_KCP_INTERVAL=fast", `COVEY_KCP_INTERVAL="fast": not a duration`},
+		{"COVEY_PREAUTH_TIMEOUT=0s", `COVEY_PREAUTH_TIMEOUT="0s": must be positive`},
 		{"COVEY_NODE=node a", `COVEY_NODE="node a": must be 1 to 64 characters`},
 		{"COVEY_TCP_ADDR=7700", `COVEY_TCP_ADDR="7700": missing port in address`},
 		{"COVEY_LOG_LEVEL=verbose", `COVEY_LOG_LEVEL="verbose": must be debug, info, warn or error`},
