@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/coveyhq/covey/internal/procstat"
 )
 
 // Scenario names, the values of -scenario.
@@ -52,9 +54,10 @@ type Config struct {
 	// Drain is the longest wait for messages in flight after the senders
 	// stop.
 	Drain time.Duration
-	// ServerPID, if not 0, is the process whose CPU time and RSS are read
-	// from /proc.
-	ServerPID int
+	// ServerPIDs are the server processes whose CPU time and RSS are read
+	// from /proc, and summed: one for a single node, one per node for a
+	// cluster. None: no server figures.
+	ServerPIDs []int
 	// RampBatch is how many players connect at once during the ramp-up.
 	RampBatch int
 	// RampTimeout bounds the ramp-up: connecting, creating and joining.
@@ -67,7 +70,9 @@ type Config struct {
 	Progress io.Writer
 
 	cpuProfile string // main only: where to write the driver's CPU profile
-
+	// readProcess reads one server process; nil is procstat.Read. Tests
+	// set it to count what the driver sums.
+	readProcess func(pid int) (procstat.Sample, error)
 }
 
 // DefaultConfig returns the flags' defaults.
@@ -120,6 +125,14 @@ func (c Config) check() error {
 	for _, a := range c.Addrs {
 		if a == "" {
 			return bad("empty address in -addr")
+		}
+	}
+	for i, pid := range c.ServerPIDs {
+		if pid <= 0 {
+			return bad("-server-pid %d: not a process ID", pid)
+		}
+		if slices.Contains(c.ServerPIDs[:i], pid) {
+			return bad("-server-pid %d given twice: its CPU would count twice", pid)
 		}
 	}
 	switch c.Scenario {

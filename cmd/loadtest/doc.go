@@ -1,7 +1,7 @@
 // Command loadtest is Covey's load test driver: it plays simulated players
 // against one or more running servers over TCP or KCP, through the real
 // protocol, and reports throughput, delivery latency, exact message loss,
-// errors by kind and, given the server's PID, the server's CPU and memory.
+// errors by kind and, given the servers' PIDs, their CPU and memory.
 //
 //	go build -o /tmp/covey ./cmd/server && /tmp/covey & SERVER=$!
 //	go run ./cmd/loadtest -scenario broadcast -sessions 100 -members 8 -rate 10 \
@@ -22,7 +22,8 @@
 //	-duration D       measurement window, after the ramp-up
 //	-drain D          longest wait for messages in flight after the window (default 2s)
 //	-json FILE        write the result as JSON
-//	-server-pid PID   read the server's CPU time and RSS from /proc
+//	-server-pid PIDS  read the servers' CPU time and RSS from /proc: one PID,
+//	                  or one per node of a cluster, comma-separated (summed)
 //	-ramp-batch N     players that connect at once during the ramp-up
 //	-ramp-timeout D   bound on the ramp-up
 //	-call-timeout D   bound on each request
@@ -70,7 +71,12 @@
 // only after a timeout, a longer -drain may be needed). Server CPU and
 // driver CPU are read at the start of the
 // window and after the drain (so they cover the work behind every delivery
-// counted); the server's RSS is sampled every second in between.
+// counted); the server's RSS is sampled every second in between. With
+// several -server-pid processes (the nodes of a cluster, each on its own
+// -addr) the server figures are their sums: CPU seconds, RSS and its peak,
+// and deliveries per server CPU-second over the cluster; the summary and
+// the JSON ("servers") also give each process's own CPU and RSS. The
+// processes are read one after the other, microseconds apart.
 //
 // # Loss accounting
 //

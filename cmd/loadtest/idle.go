@@ -13,14 +13,14 @@ import (
 const idleSettle = time.Second
 
 // runIdle runs the idle scenario: Clients connections that only send
-// their heartbeat pings. With ServerPID it measures the server's memory
-// per connection (its RSS after the ramp less before it) and its CPU per
-// connection over the window. Each ping is sent; each reply is delivered,
+// their heartbeat pings. With ServerPIDs it measures the servers' memory
+// per connection (their RSS after the ramp less before it, summed) and
+// their CPU per connection over the window. Each ping is sent; each reply is delivered,
 // with the round trip as its latency.
 func (d *driver) runIdle(ctx context.Context) error {
 	var before procstat.Sample
-	if d.cfg.ServerPID != 0 {
-		before, _ = procstat.Read(d.cfg.ServerPID)
+	if len(d.cfg.ServerPIDs) > 0 {
+		before, _, _ = d.readServers()
 	}
 	// Only pings sent in the window count, and their replies.
 	var windowStart atomic.Int64 // Stats clock
@@ -53,7 +53,7 @@ func (d *driver) runIdle(ctx context.Context) error {
 	d.res.Delivered = d.stats.delivered()
 	d.res.Connected = int(d.connected.Load())
 	ir := &IdleResult{}
-	if d.cfg.ServerPID != 0 && d.res.ServerCPUS != nil {
+	if d.res.ServerCPUS != nil {
 		ir.RSSBeforeBytes, ir.RSSConnectedBytes = before.RSS, after.RSS
 		// Per connection from the peak over the window, not the RSS right
 		// after the ramp: idle connections keep growing a little (buffers

@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coveyhq/covey/internal/procstat"
 	"github.com/coveyhq/covey/server"
 )
 
@@ -219,7 +222,7 @@ func TestIdle(t *testing.T) {
 	srv := startServer(t, func(c *server.Config) { c.Heartbeat = 200 * time.Millisecond })
 	cfg := testConfig(srv, scenarioIdle)
 	cfg.Clients = 5
-	cfg.ServerPID = os.Getpid()
+	cfg.ServerPIDs = []int{os.Getpid()}
 	res := runTest(t, cfg)
 	wantClean(t, res)
 	if res.Connected != 5 {
@@ -277,6 +280,9 @@ func TestJSON(t *testing.T) {
 	if m["scenario"] != "broadcast" || m["transport"] != "tcp" || m["lost"] != 0.0 || m["server_cpu_s"] == nil {
 		t.Errorf("unexpected values:\n%s", b)
 	}
+	if _, ok := m["servers"]; ok {
+		t.Errorf("one server PID, but a per-server list:\n%s", b)
+	}
 }
 
 func TestFlags(t *testing.T) {
@@ -288,9 +294,20 @@ func TestFlags(t *testing.T) {
 	if len(cfg.Addrs) != 2 || cfg.Addrs[1] != "b:2" || cfg.Transport != "kcp" || cfg.Window != 8 || path != "x.json" || cfg.Progress != nil {
 		t.Errorf("parsed %+v, json %q", cfg, path)
 	}
+	for _, tc := range []struct {
+		arg  string
+		want []int
+	}{{"7", []int{7}}, {"12, 34,56", []int{12, 34, 56}}} {
+		cfg, _, err := parseFlags([]string{"-server-pid", tc.arg}, &stderr)
+		if err != nil || !slices.Equal(cfg.ServerPIDs, tc.want) {
+			t.Errorf("-server-pid %q: %v, %v; want %v", tc.arg, cfg.ServerPIDs, err, tc.want)
+		}
+	}
 	for _, args := range [][]string{
 		{"-transport", "udp"}, {"-scenario", "nope"}, {"-size", "8"}, {"-members", "1"},
 		{"-scenario", "churn", "-clients", "2", "-members", "3"}, {"-duration", "0s"}, {"stray"},
+		{"-server-pid", "x"}, {"-server-pid", ""}, {"-server-pid", "1,"}, {"-server-pid", "0"},
+		{"-server-pid", "-3"}, {"-server-pid", "5,6,5"},
 	} {
 		if code := mainExit(args, &stderr, &stderr); code != 2 {
 			t.Errorf("%q: exit status %d, want 2", args, code)
@@ -311,5 +328,115 @@ func TestSpread(t *testing.T) {
 	d = newDriver(cfg)
 	if got := d.players[0].addr + d.players[2].addr + d.players[3].addr + d.players[5].addr; got != "aabb" {
 		t.Errorf("spread session: %s, want aabb", got)
+	}
+}
+
+// fakeProcess is a server process whose CPU time grows at cores CPU
+// seconds per second of wall time and whose RSS is fixed.
+type fakeProcess struct {
+	cores float64
+	rss   uint64
+}
+
+// TestServerFiguresAreSummed runs against fake server processes: the
+// result's server CPU and RSS are their sums, and each has its own.
+func TestServerFiguresAreSummed(t *testing.T) {
+	srv := startServer(t)
+	procs := map[int]fakeProcess{101: {0.25, 10 << 20}, 102: {0.5, 20 << 20}, 103: {0.125, 5 << 20}}
+	start := time.Now()
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.ServerPIDs = []int{101, 102, 103}
+	cfg.readProcess = func(pid int) (procstat.Sample, error) {
+		p := procs[pid]
+		cpu := time.Duration(p.cores * float64(time.Since(start)))
+		return procstat.Sample{CPU: cpu, RSS: p.rss}, nil
+	}
+	res := runTest(t, cfg)
+	wantClean(t, res)
+	if res.ServerCPUS == nil || res.ServerRSSBytes == nil || res.ServerRSSPeakBytes == nil {
+		t.Fatalf("no server figures: %+v", res)
+	}
+	near := func(got, want float64) bool { return got > want*0.98 && got < want*1.02 }
+	if want := 0.875 * res.ElapsedS; !near(*res.ServerCPUS, want) {
+		t.Errorf("server CPU %.3fs over %.3fs, want the sum %.3fs", *res.ServerCPUS, res.ElapsedS, want)
+	}
+	if *res.ServerRSSBytes != 35<<20 || *res.ServerRSSPeakBytes != 35<<20 {
+		t.Errorf("server RSS %d, peak %d; want the sum %d", *res.ServerRSSBytes, *res.ServerRSSPeakBytes, 35<<20)
+	}
+	if len(res.Servers) != 3 {
+		t.Fatalf("servers %+v, want 3", res.Servers)
+	}
+	for i, s := range res.Servers {
+		p := procs[cfg.ServerPIDs[i]]
+		if s.PID != cfg.ServerPIDs[i] || s.RSSBytes != p.rss || !near(s.CPUS, p.cores*res.ElapsedS) {
+			t.Errorf("server %d: %+v, want pid %d, cpu %.3fs, rss %d", i, s, cfg.ServerPIDs[i], p.cores*res.ElapsedS, p.rss)
+		}
+	}
+	if want := float64(res.Delivered) / *res.ServerCPUS; res.DeliveriesPerServerCPUS == nil || *res.DeliveriesPerServerCPUS != want {
+		t.Errorf("deliveries per server CPU-second %v, want %v", res.DeliveriesPerServerCPUS, want)
+	}
+}
+
+// TestServerPIDGone fails a run, before it starts, whose server process
+// cannot be read, naming it.
+func TestServerPIDGone(t *testing.T) {
+	srv := startServer(t)
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.ServerPIDs = []int{os.Getpid(), 1 << 30} // above Linux's pid_max
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := run(ctx, cfg); err == nil || !strings.Contains(err.Error(), strconv.Itoa(1<<30)) {
+		t.Errorf("run with a PID that does not exist: %v, want an error naming it", err)
+	}
+}
+
+// TestServerPIDsFromFlag gives the command two real processes (this one,
+// which runs the server, and an idle child): the JSON has both, each with
+// its own figures, and their sums.
+func TestServerPIDsFromFlag(t *testing.T) {
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Skip("no sleep command:", err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	srv := startServer(t)
+	path := filepath.Join(t.TempDir(), "result.json")
+	pids := []int{os.Getpid(), sleeper.Process.Pid}
+	var stdout, stderr bytes.Buffer
+	code := mainExit([]string{
+		"-addr", srv.TCPAddr().String(), "-sessions", "1", "-members", "2", "-rate", "10", "-duration", "1s",
+		"-quiet", "-json", path, "-server-pid", strconv.Itoa(pids[0]) + "," + strconv.Itoa(pids[1]),
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "2 servers") {
+		t.Errorf("summary does not count the servers:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.ServerPIDs, pids) || len(res.Servers) != 2 || res.ServerCPUS == nil || res.ServerRSSBytes == nil {
+		t.Fatalf("server figures missing:\n%s", b)
+	}
+	var cpu float64
+	var rss uint64
+	for i, s := range res.Servers {
+		if s.PID != pids[i] || s.RSSBytes == 0 {
+			t.Errorf("server %d: %+v, want pid %d with its RSS", i, s, pids[i])
+		}
+		cpu += s.CPUS
+		rss += s.RSSBytes
+	}
+	if *res.ServerCPUS != cpu || *res.ServerRSSBytes != rss {
+		t.Errorf("server CPU %v, RSS %v; want the sums %v, %v", *res.ServerCPUS, *res.ServerRSSBytes, cpu, rss)
+	}
+	if res.Servers[0].CPUS <= 0 {
+		t.Errorf("the process running the server used no CPU: %+v", res.Servers[0])
 	}
 }

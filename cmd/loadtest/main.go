@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -87,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measurement window, after the ramp-up")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for messages in flight after the senders stop")
 	jsonPath := fs.String("json", "", "write the result as JSON to `file`")
-	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process to read CPU time and RSS of, from /proc")
+	fs.Var((*pidList)(&cfg.ServerPIDs), "server-pid", "server `PIDs`, comma-separated, to read CPU time and RSS of from /proc, summed (one per node of a cluster)")
 	fs.IntVar(&cfg.RampBatch, "ramp-batch", cfg.RampBatch, "players that connect at once during the ramp-up")
 	fs.DurationVar(&cfg.RampTimeout, "ramp-timeout", cfg.RampTimeout, "bound on the ramp-up")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "bound on each request")
@@ -108,4 +109,33 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		cfg.Progress = stderr
 	}
 	return cfg, *jsonPath, cfg.check()
+}
+
+// pidList is the value of -server-pid: process IDs, comma-separated.
+type pidList []int
+
+func (l *pidList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, pid := range *l {
+		s[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set parses "PID" or "PID,PID,...". Config.check refuses PIDs below 1
+// and repeats.
+func (l *pidList) Set(v string) error {
+	var pids []int
+	for f := range strings.SplitSeq(v, ",") {
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("%q is not a process ID", strings.TrimSpace(f))
+		}
+		pids = append(pids, pid)
+	}
+	*l = pids
+	return nil
 }

@@ -13,7 +13,8 @@ import (
 
 // Result is the outcome of a run, as written by -json. Counters cover the
 // measurement window (and, for messages, the drain after it). Server
-// figures are null without -server-pid.
+// figures are null without -server-pid; with several server processes
+// (the nodes of a cluster) they are summed over them.
 type Result struct {
 	Scenario  string   `json:"scenario"`
 	Transport string   `json:"transport"`
@@ -48,15 +49,27 @@ type Result struct {
 	DeliveredPerSec float64 `json:"delivered_per_sec"`
 	Latency         Latency `json:"latency_us"`
 
+	ServerPIDs              []int    `json:"server_pids,omitempty"`
 	ServerCPUS              *float64 `json:"server_cpu_s"`
 	ServerRSSBytes          *uint64  `json:"server_rss_bytes"`
 	ServerRSSPeakBytes      *uint64  `json:"server_rss_peak_bytes"`
 	DeliveriesPerServerCPUS *float64 `json:"deliveries_per_server_cpu_s,omitempty"`
 	DriverCPUS              float64  `json:"driver_cpu_s"`
+	// Servers has each server process's own figures, when there are
+	// several: ServerCPUS is the sum of their CPUS, ServerRSSBytes of
+	// their RSSBytes.
+	Servers []ServerResult `json:"servers,omitempty"`
 
 	Churn      *ChurnResult      `json:"churn,omitempty"`
 	Properties *PropertiesResult `json:"properties,omitempty"`
 	Idle       *IdleResult       `json:"idle,omitempty"`
+}
+
+// ServerResult is one server process's share of the server figures.
+type ServerResult struct {
+	PID      int     `json:"pid"`
+	CPUS     float64 `json:"cpu_s"`     // over the window and the drain
+	RSSBytes uint64  `json:"rss_bytes"` // at the end
 }
 
 // ChurnResult holds the churn scenario's own figures.
@@ -156,12 +169,19 @@ func (r *Result) writeSummary(w io.Writer) {
 	}
 	p("\n")
 	if r.ServerCPUS != nil {
-		p("server      cpu %.2fs (%.0f%% of a core), rss %s final, %s peak",
+		what := "server     "
+		if len(r.Servers) > 1 {
+			what = fmt.Sprintf("%d servers  ", len(r.Servers))
+		}
+		p("%s cpu %.2fs (%.0f%% of a core), rss %s final, %s peak", what,
 			*r.ServerCPUS, 100**r.ServerCPUS/r.ElapsedS, fmtBytes(float64(*r.ServerRSSBytes)), fmtBytes(float64(*r.ServerRSSPeakBytes)))
 		if r.DeliveriesPerServerCPUS != nil {
 			p(", %.0f deliveries per cpu-second", *r.DeliveriesPerServerCPUS)
 		}
 		p("\n")
+		for _, s := range r.Servers {
+			p("  pid %-7d cpu %.2fs (%.0f%% of a core), rss %s\n", s.PID, s.CPUS, 100*s.CPUS/r.ElapsedS, fmtBytes(float64(s.RSSBytes)))
+		}
 	}
 	if r.Idle != nil && r.ServerCPUS != nil {
 		p("per conn    %s rss, %.1fµs cpu per second\n", fmtBytes(r.Idle.RSSPerConnBytes), r.Idle.CPUPerConnPerSecUS)

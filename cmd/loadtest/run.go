@@ -71,8 +71,9 @@ type driver struct {
 	// The measurement window.
 	winStart     time.Time
 	winDriverCPU time.Duration
-	winServer    procstat.Sample
-	rssPeak      atomic.Uint64 // sampled by the progress goroutine during the window
+	winServer    procstat.Sample   // summed over cfg.ServerPIDs
+	winServers   []procstat.Sample // each of cfg.ServerPIDs
+	rssPeak      atomic.Uint64     // of the sum, sampled by the progress goroutine during the window
 
 	res *Result
 }
@@ -84,12 +85,12 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if cfg.ServerPID != 0 {
-		if _, err := procstat.Read(cfg.ServerPID); err != nil {
-			return nil, fmt.Errorf("loadtest: -server-pid %d: %w", cfg.ServerPID, err)
+	d := newDriver(cfg)
+	for _, pid := range cfg.ServerPIDs {
+		if _, err := d.readProcess(pid); err != nil {
+			return nil, fmt.Errorf("loadtest: -server-pid %d: %w", pid, err)
 		}
 	}
-	d := newDriver(cfg)
 	stop := make(chan struct{})
 	var progressDone sync.WaitGroup
 	progressDone.Go(func() { d.progress(stop) })
@@ -128,6 +129,9 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 
 // newDriver lays out the players and sessions of cfg.
 func newDriver(cfg Config) *driver {
+	if cfg.readProcess == nil {
+		cfg.readProcess = procstat.Read
+	}
 	d := &driver{cfg: cfg, stats: newStats(cfg.Progress != nil)}
 	d.setPhase(phaseRamp)
 	runID := make([]byte, 3)
@@ -170,6 +174,8 @@ func newDriver(cfg Config) *driver {
 		Transport: cfg.Transport,
 		Addrs:     cfg.Addrs,
 		Clients:   n,
+
+		ServerPIDs: cfg.ServerPIDs,
 	}
 	switch cfg.Scenario {
 	case scenarioBroadcast, scenarioMax, scenarioProperties:
@@ -270,12 +276,33 @@ func (d *driver) closeAll() {
 	wg.Wait()
 }
 
-// beginWindow starts the measurement window: it reads the server's and
+// readProcess reads one server process (cfg.readProcess).
+func (d *driver) readProcess(pid int) (procstat.Sample, error) { return d.cfg.readProcess(pid) }
+
+// readServers reads every process of cfg.ServerPIDs, one after the other:
+// each one's CPU time and RSS, in the order of the PIDs, and their sum.
+// It fails if one of them cannot be read (it exited). With no PID it
+// returns zeros. It may run on any goroutine.
+func (d *driver) readServers() (sum procstat.Sample, each []procstat.Sample, err error) {
+	each = make([]procstat.Sample, len(d.cfg.ServerPIDs))
+	for i, pid := range d.cfg.ServerPIDs {
+		s, err := d.readProcess(pid)
+		if err != nil {
+			return procstat.Sample{}, nil, fmt.Errorf("loadtest: server %d: %w", pid, err)
+		}
+		each[i] = s
+		sum.CPU += s.CPU
+		sum.RSS += s.RSS
+	}
+	return sum, each, nil
+}
+
+// beginWindow starts the measurement window: it reads the servers' and
 // the driver's CPU time.
 func (d *driver) beginWindow() {
-	if d.cfg.ServerPID != 0 {
-		if s, err := procstat.Read(d.cfg.ServerPID); err == nil {
-			d.winServer = s
+	if len(d.cfg.ServerPIDs) > 0 {
+		if s, each, err := d.readServers(); err == nil {
+			d.winServer, d.winServers = s, each
 			d.rssPeak.Store(s.RSS)
 		}
 	}
@@ -285,15 +312,17 @@ func (d *driver) beginWindow() {
 }
 
 // endWindow ends the measurement window and puts its duration and the CPU
-// and memory figures in the result.
+// and memory figures in the result: the servers' summed, and each one's
+// when there are several. Without a server figure from the start of the
+// window, or if a server cannot be read now, there are none.
 func (d *driver) endWindow() {
 	d.res.DurationS = d.cfg.Duration.Seconds()
 	d.res.ElapsedS = time.Since(d.winStart).Seconds()
 	d.res.DriverCPUS = (procstat.SelfCPU() - d.winDriverCPU).Seconds()
-	if d.cfg.ServerPID == 0 {
+	if len(d.cfg.ServerPIDs) == 0 || d.winServers == nil {
 		return
 	}
-	s, err := procstat.Read(d.cfg.ServerPID)
+	s, each, err := d.readServers()
 	if err != nil {
 		return
 	}
@@ -302,6 +331,12 @@ func (d *driver) endWindow() {
 	d.res.ServerCPUS = &cpu
 	d.res.ServerRSSBytes = &s.RSS
 	d.res.ServerRSSPeakBytes = &peak
+	if len(each) > 1 {
+		d.res.Servers = make([]ServerResult, len(each))
+		for i, e := range each {
+			d.res.Servers[i] = ServerResult{PID: d.cfg.ServerPIDs[i], CPUS: (e.CPU - d.winServers[i].CPU).Seconds(), RSSBytes: e.RSS}
+		}
+	}
 }
 
 // progress reports, every second until stop is closed, a progress line on
@@ -325,8 +360,8 @@ func (d *driver) progress(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		phase := *d.phase.Load()
-		if d.cfg.ServerPID != 0 && (phase == phaseRun || phase == phaseDrain) {
-			if s, err := procstat.Read(d.cfg.ServerPID); err == nil && s.RSS > d.rssPeak.Load() {
+		if len(d.cfg.ServerPIDs) > 0 && (phase == phaseRun || phase == phaseDrain) {
+			if s, _, err := d.readServers(); err == nil && s.RSS > d.rssPeak.Load() {
 				d.rssPeak.Store(s.RSS)
 			}
 		}
