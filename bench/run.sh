@@ -3,7 +3,11 @@
 # test driver, and for each scenario starts a fresh server, runs the driver
 # against it on loopback with -server-pid, and keeps the JSON.
 #   bench/run.sh            all scenarios
-#   bench/run.sh NAME...    only those (names as in the table below)
+#   bench/run.sh NAME...    only those (names as in the tables below)
+# Cluster rows (cluster-*, at the end) start several nodes and compare
+# with their 1-node row, run next to them; ROUNDS=N runs them N times,
+# alternating with the 1-node row, and PROFILE=DIR takes CPU profiles of
+# the nodes (then the CPU figures include the profiler's cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results
@@ -25,10 +29,24 @@ scenarios=(
   "idle-tcp-15000|  |-transport tcp -scenario idle -clients 15000 -duration 60s"
   "idle-kcp-4000|  |-transport kcp -scenario idle -clients 4000 -duration 60s"
 )
+# taken PORT...: whether something listens on one of the ports (TCP or
+# UDP): a driver would measure that server instead. The machine is shared.
+taken() {
+  local p
+  for p in "$@"; do
+    if [ -n "$(ss -Hltun "( sport = :$p )")" ]; then
+      echo "   port $p is taken: $(ss -Hltunp "( sport = :$p )" | head -1)"
+      return 0
+    fi
+  done
+  return 1
+}
+
 want=" $* "
 for s in "${scenarios[@]}"; do
   IFS='|' read -r name sflags dflags <<<"$s"
   if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
+  if taken 7700 7701; then echo "== $name skipped"; continue; fi
   # shellcheck disable=SC2086
   # -no-limits: the driver goes past the rates that protect a node from one player.
   /tmp/covey-bench-server -log-level warn -no-limits $sflags 2>/dev/null &
@@ -59,3 +77,192 @@ for s in "${floors[@]}"; do
   /tmp/covey-bench-floor -mode client -loops "$loops" -server-pid "$pid" -duration 20s $cflags | tee "$out/$name.txt" || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
+
+# Clusters: NODES cmd/server processes on 127.0.0.1, node i (n1, n2, ...)
+# with TCP and KCP on port 17700+10i, its mesh on +1, gossip on +2 and
+# HTTP on +3, every node after the first joining the first's gossip. Once
+# every /readyz answers 200 (a node is ready when it has a link up to each
+# node it knows), the driver runs with -addr over the nodes and
+# -server-pid over their PIDs, and the nodes are stopped with SIGTERM. The
+# driver's flags are the 1-node row's (BASE) plus the row's own. In each
+# round BASE runs first, on a fresh single server as above, then the
+# cluster rows: deliveries per server CPU-second (summed over the nodes) of
+# a cluster row divided by BASE's of the same round is the row's ratio.
+# Files: results/cluster/rN/NAME.{txt,json} (BASE's too, so the 1-node
+# files above stay those of the 1-node table), and per cluster row
+# results/cluster/NAME.txt, the table of its rounds against BASE's.
+# name | BASE | nodes | extra driver flags
+clusters=(
+  "cluster-bcast-tcp-100x8-50-3n|bcast-tcp-100x8-50|3|-spread player"
+  "cluster-bcast-tcp-100x8-50-3n-session|bcast-tcp-100x8-50|3|-spread session"
+)
+rounds=${ROUNDS:-1}
+profile=${PROFILE:-}
+if [ -n "$profile" ]; then mkdir -p "$profile"; fi
+
+# flags_of NAME: the driver flags of 1-node row NAME.
+flags_of() {
+  local s name sflags dflags
+  for s in "${scenarios[@]}"; do
+    IFS='|' read -r name sflags dflags <<<"$s"
+    if [ "$name" = "$1" ]; then echo "$dflags"; return; fi
+  done
+  echo "bench/run.sh: no 1-node row $1" >&2
+  exit 1
+}
+
+# ready URL TRIES: waits until URL answers 200, 0.1 s between tries.
+ready() {
+  local i
+  for i in $(seq "$2"); do
+    curl -sf "$1" >/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# profile_later HTTPPORT FILE: in the background, 10 s of the CPU profile
+# of the server on HTTPPORT into FILE, from 5 s on (past the driver's
+# ramp); its PID in $!.
+profile_later() {
+  (sleep 5; curl -sf -o "$2" "http://127.0.0.1:$1/debug/pprof/profile?seconds=10" || echo "   no profile from :$1") &
+}
+
+# stop_nodes PID...: SIGTERM, last node first, and wait for each; says so
+# if a node did not exit cleanly (status 0).
+stop_nodes() {
+  local i rc pids=("$@")
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    rc=0
+    wait "${pids[i]}" || rc=$?
+    if [ "$rc" -ne 0 ]; then echo "   node n$((i + 1)) (pid ${pids[i]}) exited with status $rc"; fi
+  done
+}
+
+# run_cluster NAME NODES DFLAGS FILE: one cluster row (of round $r), its
+# output in FILE.txt and FILE.json.
+run_cluster() {
+  local name=$1 nodes=$2 dflags=$3 file=$4
+  local i n port addrs="" pidlist="" pids=() logs=() args prof=()
+  for i in $(seq "$nodes"); do
+    port=$((17700 + 10 * i))
+    if taken $port $((port + 1)) $((port + 2)) $((port + 3)); then
+      echo "   $name skipped"
+      stop_nodes "${pids[@]}"
+      return 1
+    fi
+    args=(-log-level warn -node "n$i" -tcp "127.0.0.1:$port" -kcp "127.0.0.1:$port" -http "127.0.0.1:$((port + 3))"
+      -mesh "127.0.0.1:$((port + 1))" -gossip "127.0.0.1:$((port + 2))")
+    if [ "$i" -gt 1 ]; then args+=(-join 127.0.0.1:17712); fi
+    if [ -n "$profile" ]; then args+=(-pprof); fi
+    logs[i]="/tmp/covey-bench-$name-n$i.log"
+    /tmp/covey-bench-server "${args[@]}" 2>"${logs[i]}" &
+    pids+=($!)
+    addrs+="${addrs:+,}127.0.0.1:$port"
+    pidlist+="${pidlist:+,}$!"
+    # One node at a time: each joins a cluster that has settled.
+    if ! ready "http://127.0.0.1:$((port + 3))/readyz" 100; then
+      echo "   node n$i not ready after 10 s; $name skipped"
+      stop_nodes "${pids[@]}"
+      return 1
+    fi
+  done
+  for i in $(seq "$nodes"); do
+    if ! ready "http://127.0.0.1:$((17700 + 10 * i + 3))/readyz" 100; then
+      echo "   node n$i not ready after 10 s; $name skipped"
+      stop_nodes "${pids[@]}"
+      return 1
+    fi
+  done
+  if [ -n "$profile" ]; then
+    for i in $(seq "$nodes"); do
+      profile_later $((17700 + 10 * i + 3)) "$profile/$name.r$r-n$i.cpu.prof"
+      prof+=($!)
+    done
+  fi
+  # shellcheck disable=SC2086
+  /tmp/covey-bench-loadtest -addr "$addrs" $dflags -server-pid "$pidlist" -quiet -json "$file.json" | tee "$file.txt" || true
+  if [ ${#prof[@]} -gt 0 ]; then wait "${prof[@]}" || true; fi
+  stop_nodes "${pids[@]}"
+  # Dev mode warns once at start; anything else is worth a look.
+  for i in $(seq "$nodes"); do
+    n=$(grep -cv 'DEV MODE' "${logs[i]}" || true)
+    if [ "$n" -gt 0 ]; then echo "   node n$i logged $n lines at warn or above: ${logs[i]}"; fi
+  done
+}
+
+# compare NAME BASE: the table of NAME's rounds against BASE's, from the
+# JSON files, with medians and spreads.
+compare() {
+  local name=$1 base=$2 r b c
+  {
+    echo "$name against $base (1 node), $rounds round(s): deliveries per server CPU-second (dpc), latency, lost"
+    printf '%-6s %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n' round "1n dpc" "1n p50" "1n p99" lost "${name##*-} dpc" p50 p99 lost ratio
+    for r in $(seq "$rounds"); do
+      b="$out/cluster/r$r/$base.json" c="$out/cluster/r$r/$name.json"
+      if [ ! -s "$b" ] || [ ! -s "$c" ]; then echo "r$r     (missing)"; continue; fi
+      jq -rn --slurpfile b "$b" --slurpfile c "$c" --arg r "r$r" '
+        def ms: . / 1000 | tostring | .[0:6] + "ms";
+        def dpc: .deliveries_per_server_cpu_s // 0 | floor;
+        [$r, ($b[0] | dpc), ($b[0].latency_us.p50 | ms), ($b[0].latency_us.p99 | ms), $b[0].lost,
+             ($c[0] | dpc), ($c[0].latency_us.p50 | ms), ($c[0].latency_us.p99 | ms), $c[0].lost,
+             (if ($b[0] | dpc) > 0 then (($c[0] | dpc) / ($b[0] | dpc) * 1000 | round) / 1000 else "-" end)] | @tsv'
+    done | awk -F'\t' '
+      function median(a, n,   i, j, t) {
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+        return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+      }
+      function lo(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
+      function hi(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
+      NF == 10 {
+        printf "%-6s %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+        n++; b[n] = $2; c[n] = $6; q[n] = $10; m1[n] = $3 + 0; p1[n] = $4 + 0; m3[n] = $7 + 0; p3[n] = $8 + 0
+      }
+      NF != 10 { print }
+      END {
+        if (n == 0) exit
+        printf "median %10d %9s %9s %6s   %10d %9s %9s %6s   %6.3f\n", median(b, n), median(m1, n) "ms", median(p1, n) "ms", "", median(c, n), median(m3, n) "ms", median(p3, n) "ms", "", median(q, n)
+        printf "spread %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n", lo(b, n) "-" hi(b, n), lo(m1, n) "-" hi(m1, n), lo(p1, n) "-" hi(p1, n), "", lo(c, n) "-" hi(c, n), lo(m3, n) "-" hi(m3, n), lo(p3, n) "-" hi(p3, n), "", sprintf("%.3f-%.3f", lo(q, n), hi(q, n))
+      }'
+  } | tee "$out/cluster/$name.txt"
+}
+
+picked=()
+for s in "${clusters[@]}"; do
+  IFS='|' read -r name base nodes xflags <<<"$s"
+  if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
+  picked+=("$s")
+done
+if [ ${#picked[@]} -gt 0 ]; then
+  for r in $(seq "$rounds"); do
+    dir="$out/cluster/r$r"
+    mkdir -p "$dir"
+    lastbase=""
+    for s in "${picked[@]}"; do
+      IFS='|' read -r name base nodes xflags <<<"$s"
+      if [ "$base" != "$lastbase" ]; then
+        # The 1-node row, as above.
+        if taken 7700 7701; then echo "== $base skipped, and round $r with it"; break; fi
+        /tmp/covey-bench-server -log-level warn ${profile:+-pprof} 2>/dev/null &
+        pid=$!
+        ready http://127.0.0.1:7701/readyz 50 || true
+        echo "== $base (round $r of $rounds, against the cluster rows)"
+        prof=()
+        if [ -n "$profile" ]; then profile_later 7701 "$profile/$base.r$r.cpu.prof"; prof=($!); fi
+        # shellcheck disable=SC2086
+        /tmp/covey-bench-loadtest $(flags_of "$base") -server-pid "$pid" -quiet -json "$dir/$base.json" | tee "$dir/$base.txt" || true
+        if [ ${#prof[@]} -gt 0 ]; then wait "${prof[@]}" || true; fi
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+        lastbase=$base
+      fi
+      echo "== $name (round $r of $rounds)"
+      run_cluster "$name" "$nodes" "$(flags_of "$base") $xflags" "$dir/$name" || true
+    done
+  done
+  for s in "${picked[@]}"; do
+    IFS='|' read -r name base nodes xflags <<<"$s"
+    echo "== $name: $rounds round(s) against $base"
+    compare "$name" "$base"
+  done
+fi
