@@ -121,7 +121,7 @@ ready() {
   return 1
 }
 
-# profile_later HTTPPORT FILE: in the background, 10 s of the CPU profile
+# profile_later ADMINPORT FILE: in the background, 10 s of the CPU profile
 # of the server on HTTPPORT into FILE, from 5 s on (past the driver's
 # ramp); its PID in $!.
 profile_later() {
@@ -152,8 +152,10 @@ run_cluster() {
       stop_nodes "${pids[@]}"
       return 1
     fi
-    args=(-log-level warn -node "n$i" -tcp "127.0.0.1:$port" -kcp "127.0.0.1:$port" -http "127.0.0.1:$((port + 3))"
-      -mesh "127.0.0.1:$((port + 1))" -gossip "127.0.0.1:$((port + 2))")
+    # port+9 is the node's admin listener (metrics, pprof); -no-limits as
+    # for every row: the driver goes past one player's rates.
+    args=(-log-level warn -no-limits -node "n$i" -tcp "127.0.0.1:$port" -kcp "127.0.0.1:$port" -http "127.0.0.1:$((port + 3))"
+      -admin "127.0.0.1:$((port + 9))" -mesh "127.0.0.1:$((port + 1))" -gossip "127.0.0.1:$((port + 2))")
     if [ "$i" -gt 1 ]; then args+=(-join 127.0.0.1:17712); fi
     if [ -n "$profile" ]; then args+=(-pprof); fi
     logs[i]="/tmp/covey-bench-$name-n$i.log"
@@ -177,7 +179,7 @@ run_cluster() {
   done
   if [ -n "$profile" ]; then
     for i in $(seq "$nodes"); do
-      profile_later $((17700 + 10 * i + 3)) "$profile/$name.r$r-n$i.cpu.prof"
+      profile_later $((17700 + 10 * i + 9)) "$profile/$name.r$r-n$i.cpu.prof"
       prof+=($!)
     done
   fi
@@ -244,12 +246,12 @@ if [ ${#picked[@]} -gt 0 ]; then
       if [ "$base" != "$lastbase" ]; then
         # The 1-node row, as above.
         if taken 7700 7701; then echo "== $base skipped, and round $r with it"; break; fi
-        /tmp/covey-bench-server -log-level warn ${profile:+-pprof} 2>/dev/null &
+        /tmp/covey-bench-server -log-level warn -no-limits ${profile:+-pprof} 2>/dev/null &
         pid=$!
         ready http://127.0.0.1:7701/readyz 50 || true
         echo "== $base (round $r of $rounds, against the cluster rows)"
         prof=()
-        if [ -n "$profile" ]; then profile_later 7701 "$profile/$base.r$r.cpu.prof"; prof=($!); fi
+        if [ -n "$profile" ]; then profile_later 7709 "$profile/$base.r$r.cpu.prof"; prof=($!); fi
         # shellcheck disable=SC2086
         /tmp/covey-bench-loadtest $(flags_of "$base") -server-pid "$pid" -quiet -json "$dir/$base.json" | tee "$dir/$base.txt" || true
         if [ ${#prof[@]} -gt 0 ]; then wait "${prof[@]}" || true; fi
