@@ -91,6 +91,7 @@ func meshMessages() []message {
 		&Member{}, &PeerHello{}, &PeerHelloReply{}, &PeerAuth{}, &PeerPing{}, &Exec{}, &Fanout{},
 		&Removed{}, &DeliverToUser{}, &PresenceClaim{}, &PresenceClaimReply{}, &PresenceRelease{},
 		&PresenceLookup{}, &PresenceLookupReply{}, &UserTakeover{}, &UserTakeoverReply{}, &NodeMeta{},
+		&AppBroadcast{}, &AppMessageTo{}, &NodeMemberDataReply{},
 	}
 }
 
@@ -125,6 +126,7 @@ var meshVectors = []payloadVector{
 		&Fanout{SessionID: "s1", Epoch: 1, Targets: []string{"bob", "carol"},
 			Frame: unhexMust("0000000d 00 0206 02 00000000 0000 01 02 7331 05 616c696365 02 6869")}},
 	{"Removed", "02 7331 01 03 626f62 01", &Removed{SessionID: "s1", Type: 1, UID: "bob", Reason: RemovedKicked}},
+	{"AppBroadcast", "01 03 001e 02 6869", &AppBroadcast{Type: 1, Ver: 3, Cmd: 30, Msg: []byte("hi")}},
 	{"DeliverToUser", "03 626f62 2b 0000001d000205020000000000000102733105616c6963650100100000018bcfe56800076a6f696e207573",
 		&DeliverToUser{UID: "bob", Frame: unhexMust("0000001d 00 0205 02 00000000 0000 01 02 7331 05 616c696365 01 0010 0000018bcfe56800 07 6a6f696e207573")}},
 	{"PresenceClaim", "05 616c696365 02 6339", &PresenceClaim{UID: "alice", SID: "c9"}},

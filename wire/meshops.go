@@ -163,3 +163,21 @@ func (m *NodeMemberDataReply) Consume(b []byte) error {
 	*m = v
 	return nil
 }
+
+// Size returns the length of m's encoding.
+func (m *AppBroadcast) Size() int { return 1 + 1 + 2 + SizeBytes(m.Msg) }
+
+// Size returns the length of m's encoding.
+func (m *AppMessageTo) Size() int {
+	return 1 + SizeString(m.Sender) + SizeStringList(m.Recipients) + 1 + 2 + SizeBytes(m.Msg)
+}
+
+// Size returns the length of m's encoding.
+func (m *NodeMemberDataReply) Size() int {
+	n := SizeUvarint(uint64(len(m.Members)))
+	for i := range m.Members {
+		d := &m.Members[i]
+		n += SizeString(d.UserID) + SizeString(d.SID) + SizeString(d.Node) + SizeProps(d.Data)
+	}
+	return n
+}
