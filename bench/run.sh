@@ -157,6 +157,10 @@ run_cluster() {
     args=(-log-level warn -no-limits -node "n$i" -tcp "127.0.0.1:$port" -kcp "127.0.0.1:$port" -http "127.0.0.1:$((port + 3))"
       -admin "127.0.0.1:$((port + 9))" -mesh "127.0.0.1:$((port + 1))" -gossip "127.0.0.1:$((port + 2))")
     if [ "$i" -gt 1 ]; then args+=(-join 127.0.0.1:17712); fi
+    # NODE_FLAGS: extra flags for every node of a cluster row (e.g.
+    # "-event-loops 1" when the three nodes share the machine's cores).
+    # shellcheck disable=SC2206
+    args+=(${NODE_FLAGS:-})
     if [ -n "$profile" ]; then args+=(-pprof); fi
     logs[i]="/tmp/covey-bench-$name-n$i.log"
     /tmp/covey-bench-server "${args[@]}" 2>"${logs[i]}" &

@@ -126,6 +126,12 @@ type Config struct {
 	// long with [ErrIdle] (clients ping every 5s). Default 15s.
 	IdleTimeout time.Duration
 
+	// EventLoops is how many gnet event loops serve TCP (clients and mesh
+	// links); 0 means one per CPU. Fewer loops batch more per wake-up:
+	// nodes that share cores (several on one machine) do better with one
+	// each.
+	EventLoops int
+
 	// KCPInterval is how often the KCP engine updates the sessions that
 	// have data in flight (retransmissions); KCP clamps it to 10ms..5s.
 	// Idle sessions cost nothing per interval. Default 10ms.

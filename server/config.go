@@ -57,6 +57,9 @@ type Config struct {
 	// KCPInterval is KCP's internal update interval (use 20ms above ~5,000
 	// KCP sessions per process).
 	KCPInterval time.Duration
+	// EventLoops is how many event loops serve TCP; 0 means one per CPU
+	// (netio.Config.EventLoops).
+	EventLoops int
 	// PreAuthTimeout is how long a client connection may take to sign in:
 	// one that has not signed in this long after it connected (TCP) or
 	// sent its first segment (KCP) is closed with a Bye
@@ -319,6 +322,7 @@ func (c Config) netio() netio.Config {
 	n.MaxOutbound = c.MaxOutbound
 	n.IdleTimeout = 3 * c.Heartbeat
 	n.KCPInterval = c.KCPInterval
+	n.EventLoops = c.EventLoops
 	n.PreAuthTimeout = c.PreAuthTimeout
 	n.Logger = c.Logger
 	return n

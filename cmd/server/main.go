@@ -29,6 +29,7 @@
 //	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes (at most 16 MiB)
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
+//	-event-loops N      COVEY_EVENT_LOOPS    TCP event loops (default one per CPU)
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-preauth-timeout D  COVEY_PREAUTH_TIMEOUT  sign-in deadline: a connection not signed in this long after connecting is closed
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
@@ -316,6 +317,14 @@ var options = []option{
 	{name: "max-conns", env: "COVEY_MAX_CONNS", arg: "N", usage: "most connections held, TCP and KCP together (TCP also stays below the open-file limit); more are refused",
 		set:  func(s *settings, v string) (err error) { s.MaxConns, err = parseCount(v, 1<<30); return err },
 		show: func(s *settings) string { return strconv.Itoa(s.MaxConns) }},
+	{name: "event-loops", env: "COVEY_EVENT_LOOPS", arg: "N", usage: "TCP event loops (several nodes sharing cores: 1 each)",
+		set: func(s *settings, v string) (err error) { s.EventLoops, err = parseCount(v, 1024); return err },
+		show: func(s *settings) string {
+			if s.EventLoops == 0 {
+				return "one per CPU"
+			}
+			return strconv.Itoa(s.EventLoops)
+		}},
 	{name: "kcp-interval", env: "COVEY_KCP_INTERVAL", arg: "D", usage: "KCP update interval (20ms above ~5k KCP sessions)",
 		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
 		show: func(s *settings) string { return s.KCPInterval.String() }},
