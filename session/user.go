@@ -338,26 +338,23 @@ func (x *userIndex) emptyHeld(uid string, d int) {
 // admitInvites charges inviter uid's budget for n invites; it reports
 // false (nothing charged) past cfg.InviteRate.
 func (x *userIndex) admitInvites(uid string, n int, now time.Time, cfg *Config) bool {
-	sh := x.shard(uid)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e := sh.entryLocked(uid)
-	ok := e.invites.Take(cfg.InviteRate, now, float64(n))
-	if e.idle() {
-		delete(sh.users, uid)
-	}
-	return ok
+	return x.charge(uid, func(e *userEntry) *rate.Bucket { return &e.invites }, cfg.InviteRate, now, float64(n))
 }
 
 // admitInvite charges target uid's budget for one invite received; it
-// reports false past cfg.InviteReceiveRate. uid is online (it is only
-// asked for users connected here).
+// reports false past cfg.InviteReceiveRate.
 func (x *userIndex) admitInvite(uid string, now time.Time, cfg *Config) bool {
+	return x.charge(uid, func(e *userEntry) *rate.Bucket { return &e.invitesIn }, cfg.InviteReceiveRate, now, 1)
+}
+
+// charge draws n from the bucket of uid's entry that bucket picks, under
+// limit l, and reports whether it could.
+func (x *userIndex) charge(uid string, bucket func(*userEntry) *rate.Bucket, l rate.Limit, now time.Time, n float64) bool {
 	sh := x.shard(uid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.entryLocked(uid)
-	ok := e.invitesIn.Take(cfg.InviteReceiveRate, now, 1)
+	ok := bucket(e).Take(l, now, n)
 	if e.idle() {
 		delete(sh.users, uid)
 	}

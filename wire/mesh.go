@@ -852,46 +852,8 @@ func (m *UserTakeover) Consume(b []byte) error {
 
 // UserTakeoverReply is the payload of the reply to CmdUserTakeover: the
 // sessions the user is a member of, encoded as [UserSessionsReply] is (a
-// uvarint count, then each SessionRef).
-type UserTakeoverReply struct {
-	Sessions []SessionRef
-}
-
-// Append appends m's encoding to dst.
-func (m *UserTakeoverReply) Append(dst []byte) []byte {
-	dst = AppendUvarint(dst, uint64(len(m.Sessions)))
-	for i := range m.Sessions {
-		dst = m.Sessions[i].Append(dst)
-	}
-	return dst
-}
-
-// Size returns the length of m's encoding.
-func (m *UserTakeoverReply) Size() int {
-	n := SizeUvarint(uint64(len(m.Sessions)))
-	for i := range m.Sessions {
-		n += m.Sessions[i].Size()
-	}
-	return n
-}
-
-// Consume decodes b, which must hold exactly one UserTakeoverReply, into
-// m. An empty list is nil.
-func (m *UserTakeoverReply) Consume(b []byte) error {
-	r := reader{b: b}
-	var v UserTakeoverReply
-	if count := r.count(minSessionRefSize); count > 0 {
-		v.Sessions = make([]SessionRef, count)
-		for i := range v.Sessions {
-			v.Sessions[i] = r.sessionRef()
-		}
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
+// uvarint count, then each SessionRef), which it is.
+type UserTakeoverReply = UserSessionsReply
 
 // NodeState is the state a node publishes in its [NodeMeta]. Values are
 // part of the protocol: only append.
