@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync"
+
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
 )
@@ -114,9 +116,21 @@ func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.S
 			return
 		}
 	}
-	c := &conn{user: u, execReply: reply}
+	c := execConns.Get().(*conn)
+	c.user, c.execReply = u, reply
 	h.builtin(c, wire.Frame{Header: wire.Header{Cmd: e.Op, Seq: 1}, Payload: e.Payload})
+	// builtin keeps nothing of c once it returns: a reply that comes later
+	// (an invite to other nodes) holds reply, not c.
+	*c = conn{scratch: c.scratch[:0]}
+	if cap(c.scratch) > 64<<10 {
+		c.scratch = nil
+	}
+	execConns.Put(c)
 }
+
+// execConns are the conns of forwarded commands, reused: one per Exec
+// would be an allocation of a few hundred bytes per forwarded broadcast.
+var execConns = sync.Pool{New: func() any { return new(conn) }}
 
 // remoteOp reports whether another node may forward client command cmd:
 // the commands that act on one session (forwarded).

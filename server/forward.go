@@ -1,7 +1,6 @@
 package server
 
 import (
-	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -43,23 +42,35 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 			return false
 		}
 		id, ok := t.SessionIDByUser(f.Payload[0], u)
-		if !ok || t.IsLocal(id) {
+		if !ok {
 			return false
 		}
-		h.forward(c, f, id, f.Cmd, nil)
+		node, remote := t.Owner(id)
+		if !remote {
+			return false
+		}
+		h.forward(c, f, node, id, f.Cmd, nil)
 		return true
 
 	case wire.CmdGetSessionInfo:
 		var r wire.SessionInfoRequest
-		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+		if r.Consume(f.Payload) != nil {
 			return false
 		}
-		h.forward(c, f, r.SessionID, f.Cmd, nil)
+		node, remote := t.Owner(r.SessionID)
+		if !remote {
+			return false
+		}
+		h.forward(c, f, node, r.SessionID, f.Cmd, nil)
 		return true
 
 	case wire.CmdJoin, wire.CmdAcceptInvite:
 		var r wire.SessionRef
-		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+		if r.Consume(f.Payload) != nil {
+			return false
+		}
+		node, remote := t.Owner(r.SessionID)
+		if !remote {
 			return false
 		}
 		// The user's type slot is taken here, before the owner is asked,
@@ -72,10 +83,10 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 			if f.Cmd == wire.CmdAcceptInvite {
 				op = wire.OpAcceptHeld
 			}
-			h.forward(c, f, r.SessionID, op, nil)
+			h.forward(c, f, node, r.SessionID, op, nil)
 			return true
 		}
-		h.forward(c, f, r.SessionID, f.Cmd, func(st wire.Status) {
+		h.forward(c, f, node, r.SessionID, f.Cmd, func(st wire.Status) {
 			if st != wire.StatusOK {
 				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
 			}
@@ -84,10 +95,14 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 
 	case wire.CmdLeave:
 		var r wire.SessionRef
-		if r.Consume(f.Payload) != nil || t.IsLocal(r.SessionID) {
+		if r.Consume(f.Payload) != nil {
 			return false
 		}
-		h.forward(c, f, r.SessionID, f.Cmd, func(st wire.Status) {
+		node, remote := t.Owner(r.SessionID)
+		if !remote {
+			return false
+		}
+		h.forward(c, f, node, r.SessionID, f.Cmd, func(st wire.Status) {
 			if st == wire.StatusOK || st == wire.StatusNotMember {
 				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
 			}
@@ -97,15 +112,11 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 	return false
 }
 
-// forward sends f's command, as op, to the node owning session id, and
-// answers f with the owner's status and reply payload in f's turn. after,
-// if set, sees the status first (on the goroutine the reply arrives on).
-func (h *handler) forward(c *conn, f wire.Frame, id string, op wire.Cmd, after func(wire.Status)) {
-	node, err := session.IDNode(id)
-	if err != nil {
-		c.replyErr(f, err)
-		return
-	}
+// forward sends f's command, as op, to node, the owner of session id,
+// and answers f with the owner's status and reply payload in f's turn.
+// after, if set, sees the status first (on the goroutine the reply
+// arrives on).
+func (h *handler) forward(c *conn, f wire.Frame, node, id string, op wire.Cmd, after func(wire.Status)) {
 	done, ok := c.later(f)
 	if !ok {
 		if after != nil {

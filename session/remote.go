@@ -59,8 +59,23 @@ func (t *Table) SetRemote(r Remote) { t.remote = r }
 // the owner). A malformed ID is local: this node answers it
 // (ErrInvalidSessionID).
 func (t *Table) IsLocal(id string) bool {
+	_, remote := t.Owner(id)
+	return !remote
+}
+
+// Owner returns the node that owns session id and true when it is
+// another node than this one; ("", false) when this node answers for id
+// (its own, or a malformed ID). This node's IDs are recognized without
+// parsing them.
+func (t *Table) Owner(id string) (node string, remote bool) {
+	if idOwnedBy(id, t.cfg.Node) {
+		return "", false
+	}
 	node, err := IDNode(id)
-	return err != nil || node == t.cfg.Node
+	if err != nil || node == t.cfg.Node {
+		return "", false
+	}
+	return node, true
 }
 
 // DeliverLocal hands frame to each user of uids that is connected to this

@@ -29,14 +29,23 @@ func (t *Table) remoteID(typ uint8, u *User) (string, bool) {
 		return "", false
 	}
 	id, ok := t.users.sessionOf(u.ID, typ)
-	if !ok || t.IsLocal(id) {
+	if !ok {
+		return "", false
+	}
+	if _, remote := t.Owner(id); !remote {
 		return "", false
 	}
 	return id, true
 }
 
 // isRemote reports whether session ID id is owned by another node.
-func (t *Table) isRemote(id string) bool { return t.remote != nil && !t.IsLocal(id) }
+func (t *Table) isRemote(id string) bool {
+	if t.remote == nil {
+		return false
+	}
+	_, remote := t.Owner(id)
+	return remote
+}
 
 // call runs op for session id on its owner, as caller (nil for none),
 // and returns the reply payload.
