@@ -127,7 +127,7 @@ func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
 		}
 		l.reply(f, wire.StatusOf(n.table.DeliverInvite(d.UID, d.Frame)), nil)
 
-	case wire.CmdPresenceClaim, wire.CmdPresenceRelease, wire.CmdPresenceLookup, wire.CmdUserTakeover:
+	case wire.CmdPresenceClaim, wire.CmdPresenceAssert, wire.CmdPresenceRelease, wire.CmdPresenceLookup, wire.CmdUserTakeover:
 		n.onPresence(l, f)
 
 	case wire.CmdPeerPing:

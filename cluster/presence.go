@@ -69,6 +69,20 @@ func (n *Node) claim(from, uid, sid string) wire.PresenceClaimReply {
 	return wire.PresenceClaimReply{Gen: gen, PrevNode: prev.node, PrevSID: prev.sid, PrevGen: prev.gen}
 }
 
+// assert is claim for a user node from already had (re-asserted after
+// the set of nodes changed): it is refused, keeping the record, when the
+// record names another node that is up - the user signed in on both sides
+// of a partition, and the asserting node must close its connection.
+func (n *Node) assert(from, uid, sid string) (wire.PresenceClaimReply, bool) {
+	n.pres.mu.Lock()
+	prev := n.pres.recs[uid]
+	n.pres.mu.Unlock()
+	if prev.node != "" && prev.node != from && (prev.node == n.cfg.Name || n.upLink(prev.node) != nil) {
+		return wire.PresenceClaimReply{}, false
+	}
+	return n.claim(from, uid, sid), true
+}
+
 // release forgets uid's record if it is still the claim of generation
 // gen by node from.
 func (n *Node) release(from, uid string, gen uint64) {
@@ -173,9 +187,19 @@ func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef)
 	if err != nil {
 		return
 	}
-	_ = n.table.HoldSlot(u.ID, ref.Type, ref.SessionID) // held already if owned here
+	// The user may hold another session of that type here already (it
+	// signed in on both sides of a partition and joined one on each):
+	// then the membership moves and is given up at once, so that the user
+	// stays in one session per type.
+	held, ok := n.table.SessionIDByUser(ref.Type, u)
+	conflict := ok && held != ref.SessionID
+	if !conflict {
+		_ = n.table.HoldSlot(u.ID, ref.Type, ref.SessionID) // held already if owned here
+	}
 	if owner == n.cfg.Name {
-		_ = n.table.MoveMember(ref.SessionID, u.ID, prev, u)
+		if n.table.MoveMember(ref.SessionID, u.ID, prev, u) == nil && conflict {
+			_ = n.table.RemoveRemoteMember(ref.SessionID, u.ID, n.cfg.Name)
+		}
 		return
 	}
 	l := n.upLink(owner)
@@ -185,10 +209,13 @@ func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef)
 	payload := wire.AppendString(ref.Append(nil), prev)
 	e := wire.Exec{SessionID: ref.SessionID, Epoch: epoch, Caller: wire.Member{UID: u.ID, SID: u.SID}, Op: wire.OpMemberMove, Payload: payload}
 	n.send(l, wire.CmdExec, &e, func(st wire.Status, _ []byte) {
-		if st != wire.StatusOK && st != wire.StatusUnavailable {
+		if st != wire.StatusOK && st != wire.StatusUnavailable && !conflict {
 			n.table.ReleaseSlot(u.ID, ref.Type, ref.SessionID)
 		}
 	})
+	if conflict {
+		n.Disconnected(owner, ref.SessionID, ref.Type, u.ID) // after the move, on the same link
+	}
 }
 
 // SignOut releases user u, whose connection here closed, from the
@@ -226,30 +253,51 @@ func (n *Node) releaseAt(uid string, gen uint64) {
 
 // reassert claims again every user connected here whose directory is
 // another node (after the set of nodes changed, records may have moved).
+// A directory that holds the user for another node, up (the user signed in
+// on both sides of a partition that healed), refuses: the first claim
+// after the heal keeps the user, and this node closes its connection
+// with Bye Replaced, as for a second sign-in elsewhere.
 func (n *Node) reassert() {
 	var users []*session.User
 	n.table.OnlineUsers(func(u *session.User) { users = append(users, u) })
 	for _, u := range users {
-		dir := n.dirOf(u.ID)
-		if dir == n.cfg.Name {
-			rep := n.claim(n.cfg.Name, u.ID, u.SID)
+		after := func(rep wire.PresenceClaimReply, ok bool) {
+			if !ok {
+				n.replaced(u)
+				return
+			}
 			n.pres.mu.Lock()
 			n.pres.gens[u.ID] = rep.Gen
 			n.pres.mu.Unlock()
+		}
+		dir := n.dirOf(u.ID)
+		if dir == n.cfg.Name {
+			after(n.assert(n.cfg.Name, u.ID, u.SID))
 			continue
 		}
 		if l := n.upLink(dir); l != nil {
-			uid := u.ID
-			m := wire.PresenceClaim{UID: uid, SID: u.SID}
-			n.send(l, wire.CmdPresenceClaim, &m, func(st wire.Status, payload []byte) {
+			m := wire.PresenceClaim{UID: u.ID, SID: u.SID}
+			n.send(l, wire.CmdPresenceAssert, &m, func(st wire.Status, payload []byte) {
 				var rep wire.PresenceClaimReply
-				if st == wire.StatusOK && rep.Consume(payload) == nil {
-					n.pres.mu.Lock()
-					n.pres.gens[uid] = rep.Gen
-					n.pres.mu.Unlock()
+				switch {
+				case st == wire.StatusStale:
+					after(rep, false)
+				case st == wire.StatusOK && rep.Consume(payload) == nil:
+					after(rep, true)
 				}
 			})
 		}
+	}
+}
+
+// replaced closes u's connection, if it is still the user's here, with
+// Bye Replaced: another node holds the user.
+func (n *Node) replaced(u *session.User) {
+	n.pres.mu.Lock()
+	delete(n.pres.gens, u.ID) // its record is the other node's: release nothing
+	n.pres.mu.Unlock()
+	if nc, ok := u.Conn.(*netio.Conn); ok {
+		nc.Close(wire.StatusReplaced, "signed in on another node")
 	}
 }
 
@@ -314,6 +362,18 @@ func (n *Node) onPresence(l *link, f wire.Frame) {
 			return
 		}
 		rep := n.claim(l.peer, m.UID, m.SID)
+		l.reply(f, wire.StatusOK, rep.Append(nil))
+	case wire.CmdPresenceAssert:
+		var m wire.PresenceClaim
+		if m.Consume(f.Payload) != nil {
+			l.reply(f, wire.StatusBadRequest, nil)
+			return
+		}
+		rep, ok := n.assert(l.peer, m.UID, m.SID)
+		if !ok {
+			l.reply(f, wire.StatusStale, nil)
+			return
+		}
 		l.reply(f, wire.StatusOK, rep.Append(nil))
 	case wire.CmdPresenceRelease:
 		var m wire.PresenceRelease

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -451,4 +452,64 @@ func TestClusterReconnectSameNodeUpdatesOwner(t *testing.T) {
 	}
 	must(t, owner.Broadcast(ctx, 1, []byte("still here")))
 	waitEvent(t, second, func(e clientsdk.BroadcastReceived) bool { return string(e.Msg) == "still here" })
+}
+
+// TestClusterPartitionDualSignIn: a user signed in on both sides of a
+// partition keeps exactly one connection once it heals: the nodes claim
+// their users again, the later claim takes the user over as a second
+// sign-in does (Bye Replaced on the other side), and the survivor is the
+// one the directory finds.
+func TestClusterPartitionDualSignIn(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	tc.faults.Block("n3", "n1")
+	tc.faults.Block("n3", "n2")
+	deadline := time.Now().Add(testTimeout)
+	for !linkDown(tc.nodes[0], "n3") || !linkDown(tc.nodes[2], "n1") || !linkDown(tc.nodes[2], "n2") {
+		if time.Now().After(deadline) {
+			t.Fatal("the partition did not take the links down")
+		}
+		time.Sleep(10 * time.Millisecond) // link state has no event to wait on
+	}
+	left := dialSDK(t, tc.nodes[0], "tcp", "p")
+	right := dialSDK(t, tc.nodes[2], "tcp", "p")
+	tc.faults.Heal()
+	tc.waitLinked(t)
+
+	var survivor, replaced *clientsdk.Client
+	select {
+	case <-left.Done():
+		survivor, replaced = right, left
+	case <-right.Done():
+		survivor, replaced = left, right
+	case <-time.After(testTimeout):
+		t.Fatal("both connections of the user survived the heal")
+	}
+	var bye *clientsdk.ByeError
+	if !errors.As(replaced.Err(), &bye) || bye.Status != wire.StatusReplaced {
+		t.Fatalf("the replaced connection ended with %v, want Bye Replaced", replaced.Err())
+	}
+	if _, err := survivor.UserSessions(ctx); err != nil {
+		t.Fatalf("the surviving connection: %v", err)
+	}
+	alice := dialSDK(t, tc.nodes[1], "tcp", "alice")
+	id, err := alice.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	must(t, alice.Invite(ctx, 1, []string{"p"}, clientsdk.InviteOptions{}))
+	waitEvent(t, survivor, func(e clientsdk.InviteReceived) bool { return e.SessionID == id })
+	select {
+	case <-survivor.Done():
+		t.Fatalf("the survivor was closed too: %v", survivor.Err())
+	default:
+	}
+}
+
+// linkDown reports whether srv's link to peer is down.
+func linkDown(srv *Server, peer string) bool {
+	for _, p := range srv.Cluster().Peers() {
+		if p.Name == peer {
+			return !p.LinkUp
+		}
+	}
+	return true
 }

@@ -82,6 +82,7 @@ const (
 	// connected to.
 	CmdPresenceClaim   Cmd = 0xF040 // PresenceClaim -> PresenceClaimReply
 	CmdPresenceRelease Cmd = 0xF041 // push PresenceRelease
+	CmdPresenceAssert  Cmd = 0xF043 // PresenceClaim -> PresenceClaimReply, or StatusStale: another node holds the user
 	CmdPresenceLookup  Cmd = 0xF042 // PresenceLookup -> PresenceLookupReply, or StatusUserNotFound
 	CmdUserTakeover    Cmd = 0xF045 // UserTakeover -> UserTakeoverReply
 	CmdDeliverToUser   Cmd = 0xF046 // DeliverToUser -> empty, or StatusUserNotFound
@@ -183,6 +184,8 @@ func (c Cmd) String() string {
 		return "Removed"
 	case CmdPresenceClaim:
 		return "PresenceClaim"
+	case CmdPresenceAssert:
+		return "PresenceAssert"
 	case CmdPresenceRelease:
 		return "PresenceRelease"
 	case CmdPresenceLookup:

@@ -28,6 +28,7 @@ func TestMeshCmds(t *testing.T) {
 		{CmdRemoved, 0xF014, "Removed"},
 		{CmdPresenceClaim, 0xF040, "PresenceClaim"},
 		{CmdPresenceRelease, 0xF041, "PresenceRelease"},
+		{CmdPresenceAssert, 0xF043, "PresenceAssert"},
 		{CmdPresenceLookup, 0xF042, "PresenceLookup"},
 		{CmdUserTakeover, 0xF045, "UserTakeover"},
 		{CmdDeliverToUser, 0xF046, "DeliverToUser"},
