@@ -1,0 +1,106 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/wire"
+)
+
+// The attack run's floods (issue 10), against a server with its default
+// limits: bounded in count, on loopback.
+
+// TestInviteSpamIsBounded: 329 pipelined 60 KB invites to one target
+// disconnected it as a slow consumer before; now the target receives at
+// most its invite budget (a burst of 20) and stays connected, and the
+// inviter is told RateLimited.
+func TestInviteSpamIsBounded(t *testing.T) {
+	srv := startServer(t)
+	ctx := testCtx(t)
+	target := dialSDK(t, srv, "tcp", "target")
+	spam := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	spam.signIn("spammer")
+	spam.create(1, 4)
+	req := (&wire.InviteRequest{Type: 1, Targets: []string{"target"}, Msg: make([]byte, 60<<10)}).Append(nil)
+	var b []byte
+	for seq := uint32(100); seq < 100+329; seq++ {
+		b = wire.AppendFrame(b, wire.Header{Cmd: wire.CmdInvite, Seq: seq}, req)
+	}
+	spam.write(b)
+	ok, limited := 0, 0
+	for seq := uint32(100); seq < 100+329; seq++ {
+		switch st := spam.reply(seq).Status; st {
+		case wire.StatusOK:
+			ok++
+		case wire.StatusRateLimited:
+			limited++
+		default:
+			t.Fatalf("invite %d: %v", seq, st)
+		}
+	}
+	if ok > 21 || limited < 300 {
+		t.Fatalf("%d invites delivered and %d refused, want at most the burst of 20 (+1 refill)", ok, limited)
+	}
+	got := 0
+	for got < ok {
+		waitEvent(t, target, func(clientsdk.InviteReceived) bool { return true })
+		got++
+	}
+	if _, err := target.UserSessions(ctx); err != nil {
+		t.Fatalf("the target was cut off: %v", err)
+	}
+}
+
+// TestFloodingMemberLeavesBystandersWhole: one member pipelines
+// broadcasts as fast as it can write them; it is rate limited, and the
+// members of another session broadcasting at a steady rate meanwhile lose
+// nothing and see their messages in order. (Latency under the flood is a
+// benchmark's figure, not this test's.)
+func TestFloodingMemberLeavesBystandersWhole(t *testing.T) {
+	srv := startServer(t)
+	ctx := testCtx(t)
+	flooder := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	flooder.signIn("flooder")
+	flooder.create(1, 8)
+
+	a := dialSDK(t, srv, "tcp", "a")
+	bob := dialSDK(t, srv, "tcp", "b")
+	id, err := a.Create(ctx, 2, 4, 0, nil)
+	must(t, err)
+	must(t, bob.Join(ctx, 2, id))
+
+	const floodFrames = 20000
+	msg := (&wire.BroadcastRequest{Type: 1, Msg: make([]byte, 64)}).Append(nil)
+	var flood []byte
+	for range floodFrames {
+		flood = wire.AppendFrame(flood, wire.Header{Cmd: wire.CmdBroadcast}, msg) // seq 0: fire-and-forget
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flooder.c.SetWriteDeadline(time.Now().Add(testTimeout))
+		flooder.c.Write(flood)
+	}()
+	const steady = 100
+	for i := range steady {
+		must(t, a.Broadcast(ctx, 2, []byte{byte(i)}))
+	}
+	for i := range steady {
+		e := waitEvent(t, bob, func(clientsdk.BroadcastReceived) bool { return true })
+		if len(e.Msg) != 1 || e.Msg[0] != byte(i) {
+			t.Fatalf("bystander message %d: got %v", i, e.Msg)
+		}
+	}
+	<-done
+	// Wait until the server has read the whole flood: it handles the
+	// Bye after all of it.
+	flooder.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	flooder.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdBye}, nil)) // the Bye is never limited
+	flooder.expectBye()
+	refilled := time.Since(start).Seconds() * 1000 // the default rate: 1,000 a second
+	if n := scrape(t, srv, "covey_rate_limited_total"); n < floodFrames-2000-refilled-1 {
+		t.Fatalf("%v of %d flood frames refused in %v, want all but the burst (2,000) and %.0f refilled", n, floodFrames, time.Since(start), refilled)
+	}
+}
