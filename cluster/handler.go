@@ -203,10 +203,16 @@ func (n *Node) Reconnected(node, sessionID string, typ uint8, uid, sid string) {
 	if l == nil {
 		return
 	}
-	ref := wire.SessionRef{Type: typ, SessionID: sessionID}
-	e := wire.Exec{SessionID: sessionID, Epoch: epoch, Caller: wire.Member{UID: uid, SID: sid}, Op: wire.OpMemberMove,
-		Payload: wire.AppendString(ref.Append(nil), n.cfg.Name)}
+	e := memberMove(wire.SessionRef{Type: typ, SessionID: sessionID}, uid, sid, n.cfg.Name)
 	n.send(l, wire.CmdExec, &e, nil)
+}
+
+// memberMove is the Exec of OpMemberMove telling the owner of ref that
+// member uid, connected to from until now, is connected to the sender
+// with connection sid.
+func memberMove(ref wire.SessionRef, uid, sid, from string) wire.Exec {
+	return wire.Exec{SessionID: ref.SessionID, Epoch: epoch, Caller: wire.Member{UID: uid, SID: sid}, Op: wire.OpMemberMove,
+		Payload: wire.AppendString(ref.Append(nil), from)}
 }
 
 // Exec sends a command to the node owning its session (the server's

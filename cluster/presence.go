@@ -206,8 +206,7 @@ func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef)
 	if l == nil {
 		return // the owner is lost: NodeLost frees the slot
 	}
-	payload := wire.AppendString(ref.Append(nil), prev)
-	e := wire.Exec{SessionID: ref.SessionID, Epoch: epoch, Caller: wire.Member{UID: u.ID, SID: u.SID}, Op: wire.OpMemberMove, Payload: payload}
+	e := memberMove(ref, u.ID, u.SID, prev)
 	n.send(l, wire.CmdExec, &e, func(st wire.Status, _ []byte) {
 		if st != wire.StatusOK && st != wire.StatusUnavailable && !conflict {
 			n.table.ReleaseSlot(u.ID, ref.Type, ref.SessionID)

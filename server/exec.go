@@ -86,7 +86,7 @@ func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.S
 			reply(wire.StatusBadRequest, nil)
 			return
 		}
-		if s, ok := t.Session(e.SessionID); ok && s.MemberNode(u.ID) != "" && s.MemberNode(u.ID) != peer {
+		if heldElsewhere(t, e.SessionID, u.ID, peer) {
 			reply(wire.StatusNotMember, nil)
 			return
 		}
@@ -110,11 +110,9 @@ func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.S
 		reply(wire.StatusUnknownCommand, nil)
 		return
 	}
-	if s, ok := t.Session(e.SessionID); ok {
-		if n := s.MemberNode(u.ID); n != "" && n != peer {
-			reply(wire.StatusNotMember, nil)
-			return
-		}
+	if heldElsewhere(t, e.SessionID, u.ID, peer) {
+		reply(wire.StatusNotMember, nil)
+		return
 	}
 	c := execConns.Get().(*conn)
 	c.user, c.execReply = u, reply
@@ -136,13 +134,19 @@ var execConns = sync.Pool{New: func() any { return new(conn) }}
 // the commands that act on one session (forwarded).
 func remoteOp(cmd wire.Cmd) bool {
 	switch cmd {
-	case wire.CmdBroadcast, wire.CmdMessageTo, wire.CmdKick, wire.CmdInvite,
-		wire.CmdGetProperty, wire.CmdGetProperties, wire.CmdGetAllProperties,
-		wire.CmdSetProperty, wire.CmdSetProperties, wire.CmdSetPropertyIfNotExists,
-		wire.CmdIncrProperty, wire.CmdCompareAndSetProperty, wire.CmdDeleteProperty,
-		wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs, wire.CmdGetMemberData, wire.CmdIsOwner,
-		wire.CmdGetSessionInfo, wire.CmdJoin, wire.CmdAcceptInvite, wire.CmdLeave:
+	case wire.CmdGetSessionInfo, wire.CmdJoin, wire.CmdAcceptInvite, wire.CmdLeave:
 		return true
 	}
-	return false
+	return typedSessionCmd(cmd)
+}
+
+// heldElsewhere reports whether uid is a member of session id, owned
+// here, connected to another node than peer: peer may not speak for it.
+func heldElsewhere(t *session.Table, id, uid, peer string) bool {
+	s, ok := t.Session(id)
+	if !ok {
+		return false
+	}
+	n := s.MemberNode(uid)
+	return n != "" && n != peer
 }

@@ -31,12 +31,8 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 		return false
 	}
 	t, u := h.table, c.user
-	switch f.Cmd {
-	case wire.CmdBroadcast, wire.CmdMessageTo, wire.CmdKick, wire.CmdInvite,
-		wire.CmdGetProperty, wire.CmdGetProperties, wire.CmdGetAllProperties,
-		wire.CmdSetProperty, wire.CmdSetProperties, wire.CmdSetPropertyIfNotExists,
-		wire.CmdIncrProperty, wire.CmdCompareAndSetProperty, wire.CmdDeleteProperty,
-		wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs, wire.CmdGetMemberData, wire.CmdIsOwner:
+	switch {
+	case typedSessionCmd(f.Cmd):
 		// Every one of these payloads starts with the session type.
 		if len(f.Payload) == 0 {
 			return false
@@ -52,7 +48,7 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 		h.forward(c, f, node, id, f.Cmd, nil)
 		return true
 
-	case wire.CmdGetSessionInfo:
+	case f.Cmd == wire.CmdGetSessionInfo:
 		var r wire.SessionInfoRequest
 		if r.Consume(f.Payload) != nil {
 			return false
@@ -64,7 +60,7 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 		h.forward(c, f, node, r.SessionID, f.Cmd, nil)
 		return true
 
-	case wire.CmdJoin, wire.CmdAcceptInvite:
+	case f.Cmd == wire.CmdJoin || f.Cmd == wire.CmdAcceptInvite:
 		var r wire.SessionRef
 		if r.Consume(f.Payload) != nil {
 			return false
@@ -93,7 +89,7 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 		})
 		return true
 
-	case wire.CmdLeave:
+	case f.Cmd == wire.CmdLeave:
 		var r wire.SessionRef
 		if r.Consume(f.Payload) != nil {
 			return false
@@ -107,6 +103,20 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
 			}
 		})
+		return true
+	}
+	return false
+}
+
+// typedSessionCmd reports whether cmd acts on the caller's session of the
+// type its payload starts with.
+func typedSessionCmd(cmd wire.Cmd) bool {
+	switch cmd {
+	case wire.CmdBroadcast, wire.CmdMessageTo, wire.CmdKick, wire.CmdInvite,
+		wire.CmdGetProperty, wire.CmdGetProperties, wire.CmdGetAllProperties,
+		wire.CmdSetProperty, wire.CmdSetProperties, wire.CmdSetPropertyIfNotExists,
+		wire.CmdIncrProperty, wire.CmdCompareAndSetProperty, wire.CmdDeleteProperty,
+		wire.CmdGetMemberIDs, wire.CmdGetMemberSIDs, wire.CmdGetMemberData, wire.CmdIsOwner:
 		return true
 	}
 	return false

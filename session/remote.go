@@ -160,15 +160,10 @@ func (t *Table) NodeLost(node string) {
 		if lost.conn == nil {
 			continue
 		}
-		p := wire.SessionDeletedPush{Type: lost.typ, SessionID: lost.id}
-		payload := t.getBuf()
-		*payload = p.Append((*payload)[:0])
-		fb := t.getBuf()
-		*fb = t.cfg.Wire.AppendFrame((*fb)[:0], wire.Header{Cmd: wire.CmdSessionDeleted, Flags: wire.FlagPush}, *payload)
+		fb := t.sessionDeletedFrame(lost.typ, lost.id)
 		lost.conn.Deliver(*fb)
 		t.deliveries.Add(1)
 		t.putBuf(fb)
-		t.putBuf(payload)
 	}
 }
 
