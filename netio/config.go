@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -195,6 +196,31 @@ type Config struct {
 	// on each link); IdleTimeout does not apply to peers. Default 3s.
 	PeerIdleTimeout time.Duration
 
+	// TicketKey opens the tickets of encrypted connections (PROTOCOL.md,
+	// Transport security): the servers' key, derived from the token
+	// secret. nil means the server has no encryption (development mode):
+	// it refuses encrypted handshakes, and every connection is plaintext.
+	TicketKey *secure.TicketKey
+
+	// RequireEncryption refuses plaintext client connections: on KCP a
+	// ConnectRequest without a ticket gets a Reject
+	// (wire.StatusNotEncrypted), on TCP a connection whose first bytes
+	// are a frame rather than a ClientHello gets a Bye with that status
+	// and is closed. It needs TicketKey.
+	RequireEncryption bool
+
+	// KCPRawSegments serves bare kcp-go segments on the UDP port instead
+	// of the packet layer (PROTOCOL.md, UDP packets): a session opens on
+	// any first segment, with no address validation and no encryption,
+	// as before the packet layer existed. It lets stock kcp-go clients
+	// connect; a forged source address then gets datagrams the forger
+	// never receives. Only for tests and trusted networks.
+	KCPRawSegments bool
+
+	// CookieLifetime is how long a UDP Challenge's cookie may be echoed
+	// back. Default secure.DefaultCookieLifetime (10s).
+	CookieLifetime time.Duration
+
 	// Logger receives netio's and gnet's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -250,6 +276,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PeerIdleTimeout <= 0 {
 		c.PeerIdleTimeout = DefaultPeerIdleTimeout
+	}
+	if c.CookieLifetime <= 0 {
+		c.CookieLifetime = secure.DefaultCookieLifetime
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -36,6 +37,11 @@ type Conn struct {
 	io        connIO
 
 	state atomic.Pointer[any]
+
+	// ticket is what the encrypted handshake opened (nil for a plaintext
+	// connection): set by the front end before the Handler sees the
+	// connection's first frame, never changed after.
+	ticket atomic.Pointer[secure.Ticket]
 
 	// closing mirrors closeErr != nil for lock-free checks on the receive
 	// path. It is set once, with mu held.
@@ -128,6 +134,24 @@ func (c *Conn) Kind() Kind { return c.kind }
 // RemoteAddr returns the peer's address (a *net.TCPAddr or *net.UDPAddr).
 // Any goroutine; the caller must not modify it.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Ticket returns the ticket an encrypted connection was opened with (the
+// player's user ID, the ticket's expiry and ID), and false for a
+// plaintext connection. It is set before the Handler's first OnFrame for
+// the connection and never changes. Any goroutine; atomic.
+func (c *Conn) Ticket() (secure.Ticket, bool) {
+	if t := c.ticket.Load(); t != nil {
+		return *t, true
+	}
+	return secure.Ticket{}, false
+}
+
+// setTicket records the ticket of an encrypted handshake, with its key
+// wiped: nothing above netio needs it. Front end, before the first frame.
+func (c *Conn) setTicket(t secure.Ticket) {
+	t.Key = [secure.KeySize]byte{}
+	c.ticket.Store(&t)
+}
 
 // Authenticated tells netio that the client at the other end has signed
 // in, which lifts the pre-auth limits: a client connection that is not

@@ -128,6 +128,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("netio: nil Handler")
 	}
+	if cfg.RequireEncryption && cfg.TicketKey == nil {
+		return nil, errors.New("netio: RequireEncryption without a TicketKey")
+	}
 	s := &Server{
 		cfg:     cfg,
 		h:       h,

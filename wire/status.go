@@ -34,6 +34,7 @@ const (
 	StatusReplaced        Status = 9  // bye: the user signed in elsewhere
 	StatusShuttingDown    Status = 10 // bye: the server is shutting down
 	StatusBadVersion      Status = 11 // sign-in: no protocol version in common with the server
+	StatusNotEncrypted    Status = 12 // sign-in or handshake: this server accepts encrypted connections only
 
 	StatusInvalidSessionID  Status = 16 // not a session ID this cluster issues
 	StatusSessionNotFound   Status = 17 // the session does not exist (any more)
@@ -93,6 +94,8 @@ func (s Status) errorText() string {
 		return "covey: server shutting down"
 	case StatusBadVersion:
 		return "covey: no common protocol version"
+	case StatusNotEncrypted:
+		return "covey: encrypted connections only"
 	case StatusInvalidSessionID:
 		return "covey: invalid session id"
 	case StatusSessionNotFound:

@@ -12,7 +12,7 @@ import (
 var definedStatuses = map[Status]uint16{
 	StatusOK: 0, StatusBadRequest: 1, StatusUnknownCommand: 2, StatusUnauthenticated: 3,
 	StatusAuthFailed: 4, StatusInternal: 5, StatusServerOffline: 6, StatusTooLarge: 7,
-	StatusSlowConsumer: 8, StatusReplaced: 9, StatusShuttingDown: 10, StatusBadVersion: 11,
+	StatusSlowConsumer: 8, StatusReplaced: 9, StatusShuttingDown: 10, StatusBadVersion: 11, StatusNotEncrypted: 12,
 	StatusInvalidSessionID: 16, StatusSessionNotFound: 17, StatusSessionFull: 18,
 	StatusNotMember: 19, StatusAlreadyInSession: 20, StatusJoinRejected: 21,
 	StatusCannotKickSelf: 22, StatusNotOwner: 23, StatusCannotInviteSelf: 24,
@@ -20,11 +20,11 @@ var definedStatuses = map[Status]uint16{
 	StatusBadProperty: 28, StatusPropertyExists: 29, StatusNotNumeric: 30,
 	StatusBadMaxMembers: 31, StatusCompareFailed: 32, StatusTooManyProperties: 33,
 	StatusBadSessionType: 34, StatusOverflow: 35, StatusPropertiesFull: 36,
-	StatusUnavailable: 37, StatusStale: 0xF000,
+	StatusUnavailable: 37, StatusRateLimited: 38, StatusLimitExceeded: 39, StatusStale: 0xF000,
 }
 
 func TestStatusStrings(t *testing.T) {
-	if len(definedStatuses) != 35 {
+	if len(definedStatuses) != 38 {
 		t.Fatalf("%d statuses", len(definedStatuses))
 	}
 	seen := map[string]Status{}
@@ -47,8 +47,8 @@ func TestStatusStrings(t *testing.T) {
 			t.Errorf("Status(%d) Error/String allocated %v times", v, allocs)
 		}
 	}
-	if got := Status(12).String(); got != "status(12)" {
-		t.Errorf("Status(12).String() = %q", got)
+	if got := Status(13).String(); got != "status(13)" {
+		t.Errorf("Status(13).String() = %q", got)
 	}
 	if got := Status(999).Error(); got != "covey: status(999)" {
 		t.Errorf("Status(999).Error() = %q", got)
