@@ -40,6 +40,16 @@ type Config struct {
 	// is refused. Tokens are then of format v2; every node of a cluster
 	// must run a version that reads it.
 	SingleUseTokens bool
+	// AllowPlaintext lets clients of a server with a Secret connect
+	// without encryption (PROTOCOL.md, Transport security), as clients
+	// that predate it do: they sign in with a token in a plaintext SignIn.
+	// Off, a token-mode server accepts encrypted connections only.
+	// Development mode (no Secret) has no keys and is always plaintext.
+	AllowPlaintext bool
+	// KCPRawSegments serves bare kcp-go segments on the KCP port, without
+	// the UDP packet layer's address validation and encryption
+	// (netio.Config.KCPRawSegments). Only for tests and trusted networks.
+	KCPRawSegments bool
 	// Heartbeat is how often clients are told to ping; a connection silent
 	// for three heartbeats is closed.
 	Heartbeat time.Duration
@@ -324,6 +334,7 @@ func (c Config) netio() netio.Config {
 	n.KCPInterval = c.KCPInterval
 	n.EventLoops = c.EventLoops
 	n.PreAuthTimeout = c.PreAuthTimeout
+	n.KCPRawSegments = c.KCPRawSegments
 	n.Logger = c.Logger
 	return n
 }
