@@ -66,9 +66,9 @@ func TestVerifyAcceptsOnlyTheCanonicalSpelling(t *testing.T) {
 	// User IDs of each length mod 3 (each count of unused bits in the user
 	// ID part), and enough tokens that some signature holds a - or _.
 	for i, uid := range []string{"alice", "bob", "carol7", "dave-the-brave", "é", "player.42 ü", "x", "yy", "zzz"} {
-		tok, err := s.Issue(uid, now.Add(time.Minute))
+		tok, err := s.issueSigned(uid, now.Add(time.Minute))
 		if i%2 == 1 {
-			tok, err = single.Issue(uid, now.Add(time.Minute))
+			tok, err = single.issueSigned(uid, now.Add(time.Minute))
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -31,8 +31,8 @@ func TestSingleUseTokenSignsInOnce(t *testing.T) {
 	s, g := singleUseSigner(t, 0)
 	now := time.Unix(1_800_000_000, 0)
 	exp := now.Add(time.Minute)
-	a, _ := s.Issue("alice", exp)
-	b, _ := s.Issue("alice", exp)
+	a, _ := s.issueSigned("alice", exp)
+	b, _ := s.issueSigned("alice", exp)
 	if a == b || !strings.HasPrefix(a, "v2.") || strings.Count(a, ".") != 4 {
 		t.Fatalf("two tokens for alice: %q, %q; want two different v2 tokens", a, b)
 	}
@@ -81,8 +81,8 @@ func TestFormatsVerifyWhateverTheConfig(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	plain, _ := NewSigner([]byte(testSecret))
 	single, _ := singleUseSigner(t, 0)
-	v1, _ := plain.Issue("bob", now.Add(time.Minute))
-	v2, _ := single.Issue("bob", now.Add(time.Minute))
+	v1, _ := plain.issueSigned("bob", now.Add(time.Minute))
+	v2, _ := single.issueSigned("bob", now.Add(time.Minute))
 	if !strings.HasPrefix(v1, "v1.") || !strings.HasPrefix(v2, "v2.") {
 		t.Fatalf("issued %q and %q", v1, v2)
 	}

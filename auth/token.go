@@ -1,26 +1,32 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/coveyhq/covey/secure"
 )
 
 var b64 = base64.RawURLEncoding
 
 // The token formats, by the prefix that names them (PROTOCOL.md, Tokens):
-// v1 is "v1.<user ID>.<expiry>.<signature>"; v2, which Issue writes for
-// single-use tokens, adds a random nonce before the signature, so that two
-// tokens issued for one user in one second are two tokens. Verify reads
-// both, whatever the Signer's config, so that a cluster whose nodes are
-// configured differently, or are part way through enabling single use,
-// still verifies every token any of them issued.
+// v1 is "v1.<user ID>.<expiry>.<signature>"; v2 adds a random nonce
+// before the signature, so that two tokens issued for one user in one
+// second are two tokens; v3, the connect token that Issue writes, carries
+// a connection key and a ticket sealed for the servers (package secure),
+// which opens an encrypted connection. Verify reads all three, whatever
+// the Signer's config, so that a cluster part way through an upgrade, or
+// whose nodes are configured differently, still verifies every token any
+// of them issued; v1 and v2 sign in on plaintext connections only.
 const (
 	prefixV1 = "v1."
 	prefixV2 = "v2."
@@ -28,7 +34,7 @@ const (
 )
 
 const (
-	maxTokenLen     = 512
+	maxTokenLen     = 512 // at least secure.MaxConnectTokenLen
 	minSecretLength = 16
 )
 
@@ -53,7 +59,8 @@ func ValidUserID(id string) bool {
 // concurrent use.
 type Signer struct {
 	secret    []byte
-	singleUse *ReplayGuard // nil: tokens sign in until they expire
+	tickets   *secure.TicketKey // of secret
+	singleUse *ReplayGuard      // nil: tokens sign in until they expire
 }
 
 // SignerConfig is what a Signer does beyond signing with its secret. The
@@ -83,19 +90,44 @@ func NewSignerWith(secret []byte, cfg SignerConfig) (*Signer, error) {
 	if len(secret) < minSecretLength {
 		return nil, ErrShortSecret
 	}
-	return &Signer{secret: append([]byte(nil), secret...), singleUse: cfg.SingleUse}, nil
+	tk, err := secure.NewTicketKey(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{secret: append([]byte(nil), secret...), tickets: tk, singleUse: cfg.SingleUse}, nil
 }
 
-// Issue returns a token for userID valid until expires: v1, or v2 with a
-// fresh random nonce if the Signer makes tokens single use.
+// TicketKey returns the key that opens the tickets of the Signer's
+// connect tokens: what netio needs to accept encrypted connections.
+func (s *Signer) TicketKey() *secure.TicketKey { return s.tickets }
+
+// Issue returns a connect token (v3) for userID valid until expires: a
+// fresh random connection key, and a ticket holding it, the user ID and
+// the expiry, sealed under the Signer's ticket key with a random nonce
+// (PROTOCOL.md, Connect tokens and tickets).
 func (s *Signer) Issue(userID string, expires time.Time) (string, error) {
+	if !ValidUserID(userID) {
+		return "", ErrBadUserID
+	}
+	t := secure.Ticket{UserID: userID, Expires: expires.Unix()}
+	var nonce [24]byte
+	rand.Read(t.Key[:]) // never fails (crypto/rand, Go 1.24+)
+	rand.Read(nonce[:])
+	ticket := s.tickets.AppendTicket(make([]byte, 0, secure.MaxTicketSize), &t, &nonce)
+	return string(secure.AppendConnectToken(nil, t.Expires, &t.Key, ticket)), nil
+}
+
+// issueSigned returns a v1 token, or a v2 one with a fresh random nonce
+// if the Signer makes tokens single use: the formats that nodes before
+// connect tokens issued, which Verify still reads.
+func (s *Signer) issueSigned(userID string, expires time.Time) (string, error) {
 	if !ValidUserID(userID) {
 		return "", ErrBadUserID
 	}
 	t := parsedToken{version: 1, userID: userID, expires: expires.Unix()}
 	if s.singleUse != nil {
 		t.version = 2
-		rand.Read(t.nonce[:]) // never fails (crypto/rand, Go 1.24+)
+		rand.Read(t.nonce[:])
 	}
 	return s.sign(&t), nil
 }
@@ -121,6 +153,9 @@ func (s *Signer) sign(t *parsedToken) string {
 // Verify sharing its guard has been called at or after its expiry (the
 // guard forgets a token from then on, so it must not sign in again).
 func (s *Signer) Verify(token string, now time.Time) (string, error) {
+	if secure.IsConnectToken(token) {
+		return s.verifyConnect(token, now)
+	}
 	t, ok := parseToken(token)
 	if !ok {
 		return "", ErrMalformedToken
@@ -138,6 +173,43 @@ func (s *Signer) Verify(token string, now time.Time) (string, error) {
 		return "", ErrExpired
 	}
 	return t.userID, nil
+}
+
+// verifyConnect is Verify of a connect token, presented in a plaintext
+// sign-in: its ticket must open, and hold the key the token shows.
+func (s *Signer) verifyConnect(token string, now time.Time) (string, error) {
+	if len(token) > maxTokenLen {
+		return "", ErrMalformedToken
+	}
+	ct, err := secure.ParseConnectToken(token)
+	if err != nil {
+		return "", ErrMalformedToken
+	}
+	t, err := s.tickets.OpenTicket(ct.Ticket, now)
+	switch {
+	case errors.Is(err, secure.ErrAuth):
+		return "", ErrBadSignature
+	case errors.Is(err, secure.ErrExpired):
+		return "", ErrExpired
+	case err != nil || !bytes.Equal(t.Key[:], ct.Key[:]):
+		return "", ErrMalformedToken
+	}
+	if err := s.UseTicket(t, now); err != nil {
+		return "", err
+	}
+	return t.UserID, nil
+}
+
+// UseTicket applies single use to a ticket that opened an encrypted
+// connection (netio opened it and checked its expiry): with single use it
+// remembers the ticket's ID until its expiry and refuses it from then on
+// (ErrReplayed, ErrReplayGuardFull, or ErrExpired at or after its
+// expiry); without, it returns nil. Safe for concurrent use.
+func (s *Signer) UseTicket(t secure.Ticket, now time.Time) error {
+	if s.singleUse == nil {
+		return nil
+	}
+	return s.singleUse.use(t.ID, t.Expires, now.Unix())
 }
 
 // parsedToken is the fields of a token that parseToken accepted.

@@ -43,7 +43,7 @@ func fetchToken(t *testing.T, srv *Server, apiKey, uid string) (*http.Response, 
 // signs a player in on either transport, and bad, expired or forged tokens
 // and self-declared IDs are refused.
 func TestTokenSignIn(t *testing.T) {
-	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey = testSecret, testAPIKey })
+	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey, c.AllowPlaintext = testSecret, testAPIKey, true })
 	if srv.DevMode() {
 		t.Fatal("a server with a secret is in dev mode")
 	}

@@ -335,6 +335,7 @@ func (c Config) netio() netio.Config {
 	n.EventLoops = c.EventLoops
 	n.PreAuthTimeout = c.PreAuthTimeout
 	n.KCPRawSegments = c.KCPRawSegments
+	n.RequireEncryption = c.Secret != "" && !c.AllowPlaintext
 	n.Logger = c.Logger
 	return n
 }

@@ -213,7 +213,26 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 		return
 	}
 	var uid string
+	ticket, encrypted := c.nc.Ticket()
 	switch {
+	case encrypted:
+		// netio opened the ticket (only with the signer's key) and
+		// checked its expiry; the ticket alone says who signs in.
+		if req.Token != "" || req.UserID != "" {
+			h.refuseSignIn(c, f, signInCredentialsOnTicket, "an encrypted connection signs in with its ticket: send no token or user ID")
+			return
+		}
+		if err := h.signer.UseTicket(ticket, time.Now()); err != nil {
+			why, reason := tokenFailure(err)
+			h.refuseSignIn(c, f, why, reason)
+			return
+		}
+		uid = ticket.UserID
+	case h.signer != nil && !h.cfg.AllowPlaintext:
+		// netio refuses plaintext connections first (RequireEncryption),
+		// but for bare KCP segments (KCPRawSegments), which it cannot.
+		h.refuseSignIn(c, f, signInNotEncrypted, "this server accepts encrypted connections only")
+		return
 	case req.Token != "" && req.UserID != "":
 		h.refuseSignIn(c, f, signInBoth, "sign in with a token or a user ID, not both")
 		return

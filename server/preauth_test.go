@@ -108,7 +108,7 @@ func TestLargestSignInFitsPreAuthLimit(t *testing.T) {
 		t.Fatalf("largest SignIn: %d bytes (token mode), %d (dev mode); pre-auth limit %d", token.Size(), dev.Size(), netio.DefaultPreAuthMaxPayload)
 	}
 
-	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey = testSecret, testAPIKey })
+	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey, c.AllowPlaintext = testSecret, testAPIKey, true })
 	signer, _ := auth.NewSigner([]byte(testSecret))
 	uid := strings.Repeat("é", auth.MaxUserIDLen/2)
 	tok, err := signer.Issue(uid, time.Now().Add(time.Hour))

@@ -103,7 +103,11 @@ func (s *Server) Start() error {
 		s.log.Warn("DEV MODE: no secret configured; players sign in with ANY user ID they claim. " +
 			"Listening on loopback only. Set COVEY_SECRET and COVEY_API_KEY for real deployments.")
 	}
-	ns, err := netio.Listen(s.cfg.netio(), (*handler)(s))
+	ncfg := s.cfg.netio()
+	if s.signer != nil {
+		ncfg.TicketKey = s.signer.TicketKey()
+	}
+	ns, err := netio.Listen(ncfg, (*handler)(s))
 	if err != nil {
 		var le *netio.ListenError
 		if errors.As(err, &le) {

@@ -15,17 +15,19 @@ type signInFailure uint8
 // Sign-in failures. The labels are a bounded set: add a failure here, not
 // a label per message.
 const (
-	signInMalformed         signInFailure = iota // payload does not decode, or seq 0
-	signInBoth                                   // a token and a user ID
-	signInExpired                                // token mode: the token expired
-	signInBadToken                               // token mode: bad signature or malformed token
-	signInUserIDInTokenMode                      // token mode: a user ID instead of a token
-	signInNoToken                                // token mode: neither
-	signInTokenInDevMode                         // dev mode: a token instead of a user ID
-	signInBadUserID                              // dev mode: no valid user ID
-	signInBadVersion                             // no protocol version in common
-	signInReplayed                               // token mode, single use: the token signed in before
-	signInGuardFull                              // token mode, single use: the replay guard is full
+	signInMalformed           signInFailure = iota // payload does not decode, or seq 0
+	signInBoth                                     // a token and a user ID
+	signInExpired                                  // token mode: the token expired
+	signInBadToken                                 // token mode: bad signature or malformed token
+	signInUserIDInTokenMode                        // token mode: a user ID instead of a token
+	signInNoToken                                  // token mode: neither
+	signInTokenInDevMode                           // dev mode: a token instead of a user ID
+	signInBadUserID                                // dev mode: no valid user ID
+	signInBadVersion                               // no protocol version in common
+	signInReplayed                                 // token mode, single use: the token signed in before
+	signInGuardFull                                // token mode, single use: the replay guard is full
+	signInCredentialsOnTicket                      // an encrypted connection: a token or user ID besides its ticket
+	signInNotEncrypted                             // token mode without AllowPlaintext: a plaintext connection
 	signInFailures
 )
 
@@ -44,6 +46,9 @@ var signInFailureInfo = [signInFailures]struct {
 	signInBadVersion:        {"bad_version", wire.StatusBadVersion},
 	signInReplayed:          {"replayed", wire.StatusAuthFailed},
 	signInGuardFull:         {"replay_guard_full", wire.StatusServerOffline},
+
+	signInCredentialsOnTicket: {"credentials_on_ticket", wire.StatusAuthFailed},
+	signInNotEncrypted:        {"not_encrypted", wire.StatusNotEncrypted},
 }
 
 // refuseSignIn answers sign-in f with the failure's status, closes the

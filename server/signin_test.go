@@ -80,7 +80,7 @@ func refusedSignIn(t *testing.T, srv *Server, network string, payload []byte) (w
 // client's address, and covey_signin_failures_total counts it by reason.
 func TestSignInFailureReasons(t *testing.T) {
 	var tokenLogs, devLogs logBuffer
-	tokenSrv := startServer(t, func(c *Config) { c.Secret, c.APIKey = testSecret, testAPIKey }, debugLogs(&tokenLogs))
+	tokenSrv := startServer(t, func(c *Config) { c.Secret, c.APIKey, c.AllowPlaintext = testSecret, testAPIKey, true }, debugLogs(&tokenLogs))
 	devSrv := startServer(t, debugLogs(&devLogs))
 
 	signer, _ := auth.NewSigner([]byte(testSecret))
@@ -140,7 +140,9 @@ func TestSignInFailureReasons(t *testing.T) {
 // second sign-in with it is refused (reason "replayed"), and a new token
 // signs in.
 func TestSingleUseTokens(t *testing.T) {
-	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey, c.SingleUseTokens = testSecret, testAPIKey, true })
+	srv := startServer(t, func(c *Config) {
+		c.Secret, c.APIKey, c.SingleUseTokens, c.AllowPlaintext = testSecret, testAPIKey, true, true
+	})
 	signer, _ := auth.NewSignerWith([]byte(testSecret), auth.SignerConfig{SingleUse: auth.NewReplayGuard(0)})
 	token, _ := signer.Issue("alice", time.Now().Add(time.Minute))
 	signIn := (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, Token: token}).Append(nil)

@@ -16,6 +16,8 @@
 //	-api-key K          COVEY_API_KEY        key game backends present to POST /v1/token
 //	-api-key-file PATH  COVEY_API_KEY_FILE   file holding the API key
 //	-single-use-tokens  COVEY_SINGLE_USE_TOKENS=1 every token signs in once
+//	-allow-plaintext    COVEY_ALLOW_PLAINTEXT=1  with a secret, accept unencrypted client connections too
+//	-kcp-raw-segments   COVEY_KCP_RAW_SEGMENTS=1 bare kcp-go segments on the KCP port: no address validation, no encryption
 //	-token-ttl D        COVEY_TOKEN_TTL      default token lifetime
 //	-node NAME          COVEY_NODE           node name written into session IDs (1-64 of A-Z a-z 0-9 . _ -)
 //	-mesh ADDR          COVEY_MESH_ADDR      cluster: TCP address of the links to other nodes ("" = single node)
@@ -241,23 +243,14 @@ var options = []option{
 	{name: "api-key-file", env: "COVEY_API_KEY_FILE", arg: "PATH", usage: "file holding the API key", sameAs: "api-key",
 		set: fromFile(setAPIKey), show: func(s *settings) string { return "none" }},
 	{name: "single-use-tokens", env: "COVEY_SINGLE_USE_TOKENS", usage: "every token signs in once (0/false/off, 1/true/on)",
-		set: func(s *settings, v string) error {
-			switch strings.ToLower(v) {
-			case "1", "true", "on":
-				s.SingleUseTokens = true
-			case "0", "false", "off":
-				s.SingleUseTokens = false
-			default:
-				return errors.New("must be 0/false/off or 1/true/on")
-			}
-			return nil
-		},
-		show: func(s *settings) string {
-			if s.SingleUseTokens {
-				return "on"
-			}
-			return "off"
-		}},
+		set:  func(s *settings, v string) error { return setSwitch(&s.SingleUseTokens, v) },
+		show: func(s *settings) string { return onOff(s.SingleUseTokens) }},
+	{name: "allow-plaintext", env: "COVEY_ALLOW_PLAINTEXT", usage: "with a secret, accept unencrypted client connections too, as clients before encryption make them (0/false/off, 1/true/on)",
+		set:  func(s *settings, v string) error { return setSwitch(&s.AllowPlaintext, v) },
+		show: func(s *settings) string { return onOff(s.AllowPlaintext) }},
+	{name: "kcp-raw-segments", env: "COVEY_KCP_RAW_SEGMENTS", usage: "serve bare kcp-go segments on the KCP port: no address validation, no encryption; trusted networks only (0/false/off, 1/true/on)",
+		set:  func(s *settings, v string) error { return setSwitch(&s.KCPRawSegments, v) },
+		show: func(s *settings) string { return onOff(s.KCPRawSegments) }},
 	{name: "token-ttl", env: "COVEY_TOKEN_TTL", arg: "D", usage: "default token lifetime",
 		set:  func(s *settings, v string) error { return setDuration(&s.TokenTTL, v) },
 		show: func(s *settings) string { return s.TokenTTL.String() }},
@@ -368,18 +361,30 @@ var options = []option{
 			return "off"
 		}},
 	{name: "pprof", env: "COVEY_PPROF", usage: "serve Go profiles under /debug/pprof/ on the admin listener (0/false/off, 1/true/on)",
-		set: func(s *settings, v string) error {
-			switch strings.ToLower(v) {
-			case "1", "true", "on":
-				s.Pprof = true
-			case "0", "false", "off":
-				s.Pprof = false
-			default:
-				return errors.New("must be 1, true or on, or 0, false or off")
-			}
-			return nil
-		},
+		set:  func(s *settings, v string) error { return setSwitch(&s.Pprof, v) },
 		show: func(s *settings) string { return "off" }},
+}
+
+// setSwitch sets an on/off setting from 1, true or on, or 0, false or off
+// (any case).
+func setSwitch(dst *bool, v string) error {
+	switch strings.ToLower(v) {
+	case "1", "true", "on":
+		*dst = true
+	case "0", "false", "off":
+		*dst = false
+	default:
+		return errors.New("must be 1, true or on, or 0, false or off")
+	}
+	return nil
+}
+
+// onOff shows an on/off setting.
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // The setters of the secrets, for their flag and their file. Their errors
