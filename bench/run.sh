@@ -198,15 +198,16 @@ run_cluster() {
   done
 }
 
-# compare NAME BASE: the table of NAME's rounds against BASE's, from the
-# JSON files, with medians and spreads.
+# compare NAME BASE [DIR]: the table of NAME's rounds against BASE's, from
+# the JSON files under DIR (default results/cluster), with medians and
+# spreads.
 compare() {
-  local name=$1 base=$2 r b c
+  local name=$1 base=$2 dir=${3:-$out/cluster} r b c
   {
-    echo "$name against $base (1 node), $rounds round(s): deliveries per server CPU-second (dpc), latency, lost"
+    echo "$name against $base, $rounds round(s): deliveries per server CPU-second (dpc), latency, lost"
     printf '%-6s %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n' round "1n dpc" "1n p50" "1n p99" lost "${name##*-} dpc" p50 p99 lost ratio
     for r in $(seq "$rounds"); do
-      b="$out/cluster/r$r/$base.json" c="$out/cluster/r$r/$name.json"
+      b="$dir/r$r/$base.json" c="$dir/r$r/$name.json"
       if [ ! -s "$b" ] || [ ! -s "$c" ]; then echo "r$r     (missing)"; continue; fi
       jq -rn --slurpfile b "$b" --slurpfile c "$c" --arg r "r$r" '
         def ms: . / 1000 | tostring | .[0:6] + "ms";
@@ -231,7 +232,7 @@ compare() {
         printf "median %10d %9s %9s %6s   %10d %9s %9s %6s   %6.3f\n", median(b, n), median(m1, n) "ms", median(p1, n) "ms", "", median(c, n), median(m3, n) "ms", median(p3, n) "ms", "", median(q, n)
         printf "spread %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n", lo(b, n) "-" hi(b, n), lo(m1, n) "-" hi(m1, n), lo(p1, n) "-" hi(p1, n), "", lo(c, n) "-" hi(c, n), lo(m3, n) "-" hi(m3, n), lo(p3, n) "-" hi(p3, n), "", sprintf("%.3f-%.3f", lo(q, n), hi(q, n))
       }'
-  } | tee "$out/cluster/$name.txt"
+  } | tee "$dir/$name.txt"
 }
 
 picked=()
@@ -270,5 +271,54 @@ if [ ${#picked[@]} -gt 0 ]; then
     IFS='|' read -r name base nodes xflags <<<"$s"
     echo "== $name: $rounds round(s) against $base"
     compare "$name" "$base"
+  done
+fi
+
+# Encryption: the same workload on a token-mode server, every client
+# encrypted (PROTOCOL.md, Transport security; the driver mints connect
+# tokens with the server's secret), against the plaintext 1-node row
+# BASE, alternating over ROUNDS rounds on fresh servers. The ratio is
+# deliveries per server CPU-second, encrypted over plaintext. Files:
+# results/encryption/rN/NAME.{txt,json} and BASE's, and the table
+# results/encryption/NAME.txt.
+# name | BASE
+encrypted=(
+  "enc-bcast-tcp-100x8-50|bcast-tcp-100x8-50"
+  "enc-bcast-kcp-100x8-10|bcast-kcp-100x8-10"
+)
+bench_secret="bench-secret-0123456789abcdef"
+picked=()
+for s in "${encrypted[@]}"; do
+  IFS='|' read -r name base <<<"$s"
+  if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
+  picked+=("$s")
+done
+if [ ${#picked[@]} -gt 0 ]; then
+  for r in $(seq "$rounds"); do
+    dir="$out/encryption/r$r"
+    mkdir -p "$dir"
+    for s in "${picked[@]}"; do
+      IFS='|' read -r name base <<<"$s"
+      for row in "$base" "$name"; do
+        if taken 7700 7701; then echo "== $row skipped"; continue; fi
+        sflags=() dflags=()
+        if [ "$row" = "$name" ]; then
+          sflags=(-secret "$bench_secret" -api-key bench)
+          dflags=(-secret "$bench_secret")
+        fi
+        /tmp/covey-bench-server -log-level warn -no-limits "${sflags[@]}" 2>/dev/null &
+        pid=$!
+        ready http://127.0.0.1:7701/readyz 50 || true
+        echo "== $row (round $r of $rounds)"
+        # shellcheck disable=SC2046
+        /tmp/covey-bench-loadtest $(flags_of "$base") "${dflags[@]}" -server-pid "$pid" -quiet -json "$dir/$row.json" | tee "$dir/$row.txt" || true
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+      done
+    done
+  done
+  for s in "${picked[@]}"; do
+    IFS='|' read -r name base <<<"$s"
+    echo "== $name: $rounds round(s) against $base"
+    compare "$name" "$base" "$out/encryption"
   done
 fi

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -32,8 +33,16 @@ type Config struct {
 	// Addr is the server's host:port.
 	Addr string
 	// Token signs in on a server in signed mode: a token the game backend
-	// obtained from the server's HTTP API for this player.
+	// obtained from the server's HTTP API for this player. A connect token
+	// (the "v3." tokens servers issue) opens an encrypted connection
+	// (PROTOCOL.md, Transport security) unless Plaintext is set; an older
+	// token signs in on a plaintext one.
 	Token string
+	// Plaintext sends Token in a plaintext sign-in instead of encrypting
+	// the connection: only servers run with -allow-plaintext accept it,
+	// and anyone on the path reads and may alter the traffic. For
+	// debugging and for servers that predate encryption.
+	Plaintext bool
 	// UserID signs in on a server in development mode, which trusts the
 	// client's word.
 	UserID string
@@ -80,6 +89,11 @@ func (c Config) withDefaults() (Config, error) {
 	if (c.Token == "") == (c.UserID == "") {
 		return c, fmt.Errorf("%w: set exactly one of Token (signed mode) and UserID (development mode)", ErrBadConfig)
 	}
+	if c.Token != "" && secure.IsConnectToken(c.Token) {
+		if _, err := secure.ParseConnectToken(c.Token); err != nil {
+			return c, fmt.Errorf("%w: Token starts like a connect token (\"v3.\") but is not one: %w", ErrBadConfig, err)
+		}
+	}
 	if c.DialTimeout < 0 || c.EventBuffer < 0 {
 		return c, fmt.Errorf("%w: negative DialTimeout or EventBuffer", ErrBadConfig)
 	}
@@ -90,4 +104,14 @@ func (c Config) withDefaults() (Config, error) {
 		c.EventBuffer = DefaultEventBuffer
 	}
 	return c, nil
+}
+
+// ticket returns the ticket the connection is encrypted with, or nil for
+// a plaintext connection. c has passed withDefaults.
+func (c *Config) ticket() *secure.ClientTicket {
+	if c.Token == "" || c.Plaintext || !secure.IsConnectToken(c.Token) {
+		return nil
+	}
+	ct, _ := secure.ParseConnectToken(c.Token) // checked by withDefaults
+	return &ct
 }

@@ -66,6 +66,14 @@ type Config struct {
 	CallTimeout time.Duration
 	// Spread is spreadPlayer or spreadSession.
 	Spread string
+	// Secret, the servers' token secret, makes the driver sign players in
+	// as a game backend would have them: with a connect token it issues
+	// itself for each (package auth), on an encrypted connection unless
+	// Plaintext. Without it players sign in in development mode.
+	Secret string
+	// Plaintext sends each player's token in a plaintext sign-in (servers
+	// run with -allow-plaintext) instead of encrypting the connection.
+	Plaintext bool
 	// Progress receives a progress line every second; nil for none.
 	Progress io.Writer
 
@@ -107,6 +115,10 @@ func (c Config) check() error {
 	switch {
 	case len(c.Addrs) == 0:
 		return bad("no address")
+	case c.Secret != "" && len(c.Secret) < 16:
+		return bad("-secret: at least 16 bytes")
+	case c.Plaintext && c.Secret == "":
+		return bad("-plaintext needs -secret (development mode is always plaintext)")
 	case c.Transport != "tcp" && c.Transport != "kcp":
 		return bad("-transport %q: want tcp or kcp", c.Transport)
 	case !slices.Contains(scenarios, c.Scenario):

@@ -30,6 +30,10 @@ type dialConfig struct {
 	Network string // "tcp" or "kcp"
 	Addr    string
 	UserID  string // dev-mode sign-in
+	// Token is a connect token (token mode): the connection is encrypted
+	// with it, unless Plaintext, which sends it in a plaintext sign-in.
+	Token     string
+	Plaintext bool
 	// ReadBuffer is the size of each read from the transport.
 	ReadBuffer int
 }

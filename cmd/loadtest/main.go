@@ -93,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&cfg.RampTimeout, "ramp-timeout", cfg.RampTimeout, "bound on the ramp-up")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "bound on each request")
 	fs.StringVar(&cfg.Spread, "spread", cfg.Spread, "with several -addr: player (player i on address i mod n) or session (a session's members on one address)")
+	fs.StringVar(&cfg.Secret, "secret", "", "the servers' token secret: sign players in with connect tokens the driver issues, encrypted (default: development mode); also COVEY_SECRET")
+	fs.BoolVar(&cfg.Plaintext, "plaintext", false, "with -secret, sign in with the token on a plaintext connection (servers with -allow-plaintext)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the driver's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.Secret == "" {
+		cfg.Secret = os.Getenv("COVEY_SECRET")
 	}
 	cfg.Addrs = strings.Split(*addrs, ",")
 	for i := range cfg.Addrs {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/coveyhq/covey/auth"
 	"io"
 	"os"
 	"strconv"
@@ -61,6 +62,7 @@ const (
 // run unless they say otherwise.
 type driver struct {
 	cfg      Config
+	signer   *auth.Signer // issues the players' tokens; nil in development mode
 	stats    *Stats
 	players  []*player
 	sessions []*session
@@ -133,6 +135,9 @@ func newDriver(cfg Config) *driver {
 		cfg.readProcess = procstat.Read
 	}
 	d := &driver{cfg: cfg, stats: newStats(cfg.Progress != nil)}
+	if cfg.Secret != "" {
+		d.signer, _ = auth.NewSigner([]byte(cfg.Secret)) // check() saw its length
+	}
 	d.setPhase(phaseRamp)
 	runID := make([]byte, 3)
 	rand.Read(runID)
@@ -221,12 +226,22 @@ func (d *driver) connectAll(ctx context.Context, setup func(p *player)) {
 func (d *driver) connect(ctx context.Context, p *player, setup func(p *player)) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
 	defer cancel()
-	c, err := dial(ctx, dialConfig{
+	dc := dialConfig{
 		Network:    d.cfg.Transport,
 		Addr:       p.addr,
 		UserID:     p.user,
 		ReadBuffer: d.readBuffer(),
-	})
+	}
+	if d.signer != nil {
+		// A token per connection, as a backend hands out: it outlives any
+		// run (reconnects of churn get a new one).
+		tok, err := d.signer.Issue(p.user, time.Now().Add(time.Hour))
+		if err != nil {
+			return err
+		}
+		dc.Token, dc.Plaintext, dc.UserID = tok, d.cfg.Plaintext, ""
+	}
+	c, err := dial(ctx, dc)
 	if err != nil {
 		return err
 	}
