@@ -1,6 +1,10 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +107,52 @@ func TestFloodingMemberLeavesBystandersWhole(t *testing.T) {
 	if n := scrape(t, srv, "covey_rate_limited_total"); n < floodFrames-2000-refilled-1 {
 		t.Fatalf("%v of %d flood frames refused in %v, want all but the burst (2,000) and %.0f refilled", n, floodFrames, time.Since(start), refilled)
 	}
+}
+
+// TestCreateLeaveLoopIsBounded: one player creates sessions that wait an
+// hour for a member, each with 60 KB of properties, and leaves each at
+// once, 400 times. Under the default limits it holds 16 of them (the
+// empty-session budget: LimitExceeded after that, RateLimited past the
+// create rate) and the node's heap grows by about their size; without
+// limits the loop holds all 400, which the same bound does not cover, so
+// the test would fail if the budget did not apply. The bound, from the
+// limits: 16 sessions × (the properties' 60 KB, twice for the table's
+// copies and their maps) plus 4 MiB of slack for the process.
+func TestCreateLeaveLoopIsBounded(t *testing.T) {
+	srv := startServer(t)
+	ctx := testCtx(t)
+	p := dialSDK(t, srv, "tcp", "hoarder")
+	props := map[string]any{}
+	for i := range 15 {
+		props[fmt.Sprintf("k%02d", i)] = strings.Repeat("x", 4000)
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	held, limited, rated := 0, 0, 0
+	for range 400 {
+		id, err := p.Create(ctx, 1, 4, time.Hour, props)
+		switch {
+		case err == nil:
+			held++
+			must(t, p.Leave(ctx, 1, id))
+		case errors.Is(err, wire.StatusLimitExceeded):
+			limited++
+		case errors.Is(err, wire.StatusRateLimited):
+			rated++
+		default:
+			t.Fatalf("create: %v", err)
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if held != 16 || limited == 0 {
+		t.Fatalf("held %d sessions (want the budget, 16), %d LimitExceeded, %d RateLimited", held, limited, rated)
+	}
+	const bound = 16*2*60_000 + 4<<20
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > bound {
+		t.Fatalf("heap grew by %d bytes holding %d sessions, bound %d", grown, held, bound)
+	}
+	t.Logf("held %d, LimitExceeded %d, RateLimited %d; heap %+d bytes", held, limited, rated, int64(after.HeapAlloc)-int64(before.HeapAlloc))
 }
