@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/wire"
+)
+
+// BenchmarkBystanderUnderFlood is issue 10's bystander criterion: the
+// latency of a session's broadcasts (one every millisecond, sender to the
+// other member) with no other traffic, then while a member of another
+// session writes fire-and-forget broadcasts as fast as the socket takes
+// them, under the default limits. It reports both p99s and their ratio
+// (p99-ratio; the goal is at most 2) and fails on any loss or reordering.
+// Bounded: 300 bystander messages per phase, the flood at most 2,000,000
+// frames. Run it with -benchtime 1x on a quiet machine:
+//
+//	go test -run XXX -bench BystanderUnderFlood -benchtime 1x ./server
+func BenchmarkBystanderUnderFlood(b *testing.B) {
+	for range b.N {
+		srv := startServer(b)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		dial := func(uid string) *clientsdk.Client {
+			c, err := clientsdk.Dial(ctx, clientsdk.Config{Addr: srv.addrOf("tcp"), UserID: uid})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		}
+		a, bob := dial("a"), dial("b")
+		id, err := a.Create(ctx, 2, 4, 0, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bob.Join(ctx, 2, id); err != nil {
+			b.Fatal(err)
+		}
+		base := bystanderP99(b, a, bob, 300)
+
+		flooder := dialRaw(b, "tcp", srv.addrOf("tcp"))
+		flooder.signIn("flooder")
+		flooder.create(1, 8)
+		msg := (&wire.BroadcastRequest{Type: 1, Msg: make([]byte, 64)}).Append(nil)
+		var chunk []byte
+		for range 1000 {
+			chunk = wire.AppendFrame(chunk, wire.Header{Cmd: wire.CmdBroadcast}, msg)
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				flooder.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := flooder.c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		flood := bystanderP99(b, a, bob, 300)
+		close(stop)
+		<-done
+		b.ReportMetric(float64(base.Microseconds()), "base-p99-µs")
+		b.ReportMetric(float64(flood.Microseconds()), "flood-p99-µs")
+		b.ReportMetric(float64(flood)/float64(max(base, time.Microsecond)), "p99-ratio")
+		a.Close()
+		bob.Close()
+		cancel()
+	}
+}
+
+// bystanderP99 sends n broadcasts from a, one a millisecond, and returns
+// the p99 of the time until bob receives each; a loss or a message out of
+// order fails b.
+func bystanderP99(b *testing.B, a, bob *clientsdk.Client, n int) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lat := make([]time.Duration, 0, n)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		sent := time.Now()
+		if err := a.BroadcastAsync(2, []byte{byte(i)}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			select {
+			case ev := <-bob.Events():
+				e, ok := ev.(clientsdk.BroadcastReceived)
+				if !ok {
+					continue
+				}
+				if len(e.Msg) != 1 || e.Msg[0] != byte(i) {
+					b.Fatalf("bystander message %d: got %v", i, e.Msg)
+				}
+				lat = append(lat, time.Since(sent))
+			case <-ctx.Done():
+				b.Fatalf("bystander message %d lost", i)
+			}
+			break
+		}
+	}
+	slices.Sort(lat)
+	return lat[len(lat)*99/100]
+}
