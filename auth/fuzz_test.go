@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coveyhq/covey/secure"
 )
 
 // fuzzSecret signs the tokens among FuzzVerify's seeds.
@@ -27,6 +29,20 @@ func FuzzVerify(f *testing.F) {
 	}
 	now := time.Unix(fuzzNow, 0)
 	f.Fuzz(func(t *testing.T, token string) {
+		if secure.IsConnectToken(token) {
+			uid, err := s.Verify(token, now)
+			switch {
+			case err == nil:
+				ct, perr := secure.ParseConnectToken(token)
+				if perr != nil || string(secure.AppendConnectToken(nil, ct.Expires, &ct.Key, ct.Ticket)) != token || uid == "" {
+					t.Fatalf("Verify(%q) = %q, nil for a spelling AppendConnectToken does not write", token, uid)
+				}
+			case errors.Is(err, ErrMalformedToken), errors.Is(err, ErrBadSignature), errors.Is(err, ErrExpired):
+			default:
+				t.Fatalf("Verify(%q): undocumented error %v", token, err)
+			}
+			return
+		}
 		p, parsed := parseToken(token)
 		if parsed {
 			if got := p.String(); got != token {
