@@ -458,10 +458,9 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 }
 
 // decode hands the complete frames in the inbound buffer of a plaintext
-// connection to the Handler,
-// in a loop until the data is short: gnet calls OnTraffic once per read,
-// not once per frame. Peeked bytes are discarded after OnFrame returns and
-// never kept.
+// connection to the Handler, in a loop until the data is short: gnet
+// calls OnTraffic once per read, not once per frame. Peeked bytes are
+// discarded after OnFrame returns and never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
 	for !c.closing.Load() {

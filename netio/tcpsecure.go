@@ -109,6 +109,7 @@ func (t *tcpConn) read() {
 // (the mode is not decided: flush writes it as it is). OnClose gets an
 // error matching ErrHandshake and status.
 func (t *tcpConn) refuse(status wire.Status, reason string) {
+	t.held = nil // the Bye goes alone: the client reads one frame
 	t.c.closeWith(fmt.Errorf("%w: %w", ErrHandshake, status), true, status, reason, true)
 }
 
