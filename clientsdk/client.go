@@ -69,7 +69,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	conn, err := clientconn.Dial(hctx, cfg.Network, cfg.Addr)
+	conn, err := clientconn.Dial(hctx, cfg.Network, cfg.Addr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("clientsdk: dial %s %s: %w", cfg.Network, cfg.Addr, err)
 	}

@@ -140,6 +140,37 @@
 // called Authenticated, even within one read. The checks cost an atomic
 // load per frame and one per connection per sweep.
 //
+// # Encryption
+//
+// With Config.TicketKey, client connections may be encrypted
+// (PROTOCOL.md, Transport security). On TCP the first byte of a client
+// connection decides: secure.HelloMagic (0xC7, which no frame starts
+// with) starts a ClientHello, anything else a plaintext frame (refused
+// with a Bye StatusNotEncrypted under Config.RequireEncryption). The
+// ClientHello is read whole (at most 213 bytes), its ticket opened, and
+// answered with a plaintext ServerHello (a fresh random nonce); from
+// then on both directions are ChaCha20-Poly1305 records under the keys
+// derived from the ticket's key and that nonce, and [Conn.Ticket] names
+// the player before its first frame reaches the Handler. A hello that is
+// malformed (StatusBadRequest), whose ticket does not open or has
+// expired, or that reaches a server without a TicketKey
+// (StatusAuthFailed) gets a plaintext Bye, and OnClose [ErrHandshake].
+// Frames queued to a client before its first byte wait for it, within
+// MaxOutbound.
+//
+// Each flush seals its batch into records of up to 64 KiB in a buffer of
+// the connection's (20 bytes per record; no allocation once warm:
+// BenchmarkSealBatch), so an encrypted connection's outbound path may
+// hold one more buffer of about MaxOutbound. Inbound, each record is
+// opened whole into a buffer of at most 64 KiB and its plaintext fed to a
+// [wire.Decoder] (one partial frame plus one record). Before sign-in a
+// record may be at most the pre-auth frame limit plus a frame header, a
+// tag and its own header (4,130 bytes at the default); a longer one, or
+// one over 64 KiB of plaintext after sign-in, closes the connection with
+// a sealed Bye StatusTooLarge. A record that fails authentication is
+// dropped and counted in Stats.TCPForgedRecords: it neither closes the
+// connection nor moves the record counter. Peer links are plaintext.
+//
 // # Goroutines
 //
 // The [Server] owns every goroutine netio starts and waits for them in

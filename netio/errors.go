@@ -37,6 +37,13 @@ var (
 	// ErrServerClosed: the server shut down ([Server.Shutdown]).
 	ErrServerClosed = errors.New("netio: server closed")
 
+	// ErrHandshake: a TCP client's first bytes were refused: a ClientHello
+	// that is malformed or whose ticket does not open or has expired, one
+	// on a server without Config.TicketKey, or a frame on a server with
+	// Config.RequireEncryption. The error passed to OnClose also matches
+	// the status of the Bye the client got.
+	ErrHandshake = errors.New("netio: encrypted handshake refused")
+
 	// ErrClosedByServer: [Conn.Close] was called. The error passed to
 	// OnClose also matches the wire.Status given to Close.
 	ErrClosedByServer = errors.New("netio: closed by server")

@@ -218,6 +218,11 @@ type Stats struct {
 	// connections would have reached the open-file limit (MaxConns does
 	// not apply to peers), accepted or dialed.
 	RefusedPeers uint64
+
+	// TCPForgedRecords counts the TCP records dropped because they failed
+	// authentication (PROTOCOL.md, TCP records): injected into a stream,
+	// or altered on the way. They close nothing.
+	TCPForgedRecords uint64
 }
 
 // Stats returns the counters since Listen. Any goroutine; atomic reads.
@@ -229,7 +234,17 @@ func (s *Server) Stats() Stats {
 		RefusedKCP: s.refused[KCP].Load(),
 
 		RefusedPeers: s.refusedPeers.Load(),
+
+		TCPForgedRecords: s.tcpForgedRecords(),
 	}
+}
+
+// tcpForgedRecords returns the TCP front end's count of forged records.
+func (s *Server) tcpForgedRecords() uint64 {
+	if s.tcp == nil {
+		return 0
+	}
+	return s.tcp.forged.Load()
 }
 
 // Shutdown stops accepting connections (and DialPeer fails from now on

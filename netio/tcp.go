@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,8 @@ type tcpFront struct {
 	runErr    error         // set before runDone is closed
 
 	idle, unauthed []*Conn // OnTick's scratch
+
+	forged atomic.Uint64 // records dropped for failed authentication, for Stats
 
 	// mu guards stopped and loops: flush requests hold it for reading so
 	// that none reaches an engine whose pollers may be closed.
@@ -134,6 +137,12 @@ type tcpConn struct {
 	scratch  []byte // decompression output
 	leftover int    // InboundBuffered at the end of the last OnTraffic
 	finished bool   // Conn.finish has run
+
+	mode tcpMode         // plaintext or records: see tcpsecure.go
+	sec  *tcpRecordLayer // the record layer; nil unless mode is tcpRecords
+	// held keeps the batches flushed before a client's mode is decided:
+	// they are written, in its mode, by the first flush after it is.
+	held []byte
 }
 
 func (s *Server) startTCP() error {
@@ -407,7 +416,7 @@ func (f *tcpFront) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	c := newConn(s, TCP, kind, cloneAddr(gc.RemoteAddr()))
-	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop())}
+	t := &tcpConn{c: c, gc: gc, f: f, lf: f.loopFor(gc.EventLoop()), mode: tcpModeOf(kind)}
 	c.io = t
 	if !s.register(c) {
 		d.fail(ErrServerClosed)
@@ -439,7 +448,7 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c.holdFlush()
 	if !c.closing.Load() {
-		t.decode()
+		t.read()
 	}
 	if c.closing.Load() {
 		_, _ = gc.Discard(-1)
@@ -448,10 +457,10 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 	return t.flush()
 }
 
-// decode hands the complete frames in the inbound buffer to the Handler,
-// in a loop until the data is short: gnet calls OnTraffic once per read,
-// not once per frame. Peeked bytes are discarded after OnFrame returns and
-// never kept.
+// decode hands the complete frames in the inbound buffer of a plaintext
+// connection to the Handler, in a loop until the data is short: gnet
+// calls OnTraffic once per read, not once per frame. Peeked bytes are
+// discarded after OnFrame returns and never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
 	for !c.closing.Load() {
@@ -507,29 +516,56 @@ func (t *tcpConn) decode() {
 // flush writes the pending batch with one Conn.Write and returns Close if
 // the connection is closing (after calling Handler.OnClose, before the
 // last batch is written). gnet copies what the socket does not take into
-// its outbound buffer, so the batch buffer is reused at once. Runs on the
-// event loop.
+// its outbound buffer, so the batch buffer is reused at once. On an
+// encrypted connection the batch is sealed first (after the ServerHello,
+// the first time); before a client's mode is decided it is held, unless
+// the connection is closing (then it goes in plaintext: the client reads
+// the first byte to tell). Runs on the event loop.
 func (t *tcpConn) flush() gnet.Action {
 	c, gc := t.c, t.gc
 	// takePending also refreshes inflight with what gnet still holds:
 	// every pass of the loop over this connection corrects the estimate.
 	out := gc.OutboundBuffered()
-	batch, closing := c.takePending(t.spare, out)
+	batch, closing := c.takePending(t.spare, out+len(t.held))
 	if closing && !t.finished {
 		t.finished = true
 		c.finish(nil, true) // OnClose before the Bye leaves
 	}
-	if len(batch) > 0 {
+	if !closing && !t.mode.decided() {
+		t.held = append(t.held, batch...)
+		t.spare = keep(batch, &t.small)
+		return gnet.None
+	}
+	wr := batch
+	if t.held != nil {
+		wr = append(t.held, batch...)
+		t.held = nil
+	}
+	if t.sec != nil && (len(wr) > 0 || t.sec.helloDue) {
+		var err error
+		if wr, err = t.sec.sealBatch(wr); err != nil {
+			if !t.finished {
+				t.finished = true
+				c.finish(err, true)
+			}
+			t.spare = nil
+			return gnet.Close
+		}
+	}
+	if len(wr) > 0 {
 		c.writes.Add(1)
-		c.srv.bytesOut.Add(uint64(len(batch)))
-		if _, err := gc.Write(batch); err != nil {
+		c.srv.bytesOut.Add(uint64(len(wr)))
+		if _, err := gc.Write(wr); err != nil {
 			// gnet has closed the connection; OnClose has run.
 			t.spare = nil
 			return gnet.None
 		}
-		if now := gc.OutboundBuffered(); now != out+len(batch) {
+		if now := gc.OutboundBuffered(); now != out+len(wr) {
 			c.setInflight(now)
 		}
+	}
+	if t.sec != nil {
+		t.sec.written()
 	}
 	t.spare = keep(batch, &t.small)
 	if closing {

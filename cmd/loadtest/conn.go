@@ -75,7 +75,7 @@ type conn struct {
 // dial connects and signs in, within ctx. The conn is not started: set its
 // callbacks, then call start.
 func dial(ctx context.Context, cfg dialConfig) (*conn, error) {
-	nc, err := clientconn.Dial(ctx, cfg.Network, cfg.Addr)
+	nc, err := clientconn.Dial(ctx, cfg.Network, cfg.Addr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errDial, err)
 	}
