@@ -69,9 +69,20 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	conn, err := clientconn.Dial(hctx, cfg.Network, cfg.Addr, nil)
+	ticket := cfg.ticket()
+	if cfg.Network != "tcp" {
+		ticket = nil // KCP encryption lands with the UDP packet layer
+	}
+	conn, err := clientconn.Dial(hctx, cfg.Network, cfg.Addr, ticket)
 	if err != nil {
-		return nil, fmt.Errorf("clientsdk: dial %s %s: %w", cfg.Network, cfg.Addr, err)
+		var bye *clientconn.ByeError
+		if errors.As(err, &bye) {
+			return nil, mapErr(bye) // the handshake refused: the server's status and reason
+		}
+		return nil, fmt.Errorf("clientsdk: dial %s %s: %w", cfg.Network, cfg.Addr, mapErr(err))
+	}
+	if ticket != nil {
+		cfg.Token = "" // the ticket signs in (PROTOCOL.md, Signing in on an encrypted connection)
 	}
 	dec := wire.NewDecoder(cfg.Wire)
 	buf := make([]byte, readBufferSize)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/internal/clientconn"
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -75,7 +76,16 @@ type conn struct {
 // dial connects and signs in, within ctx. The conn is not started: set its
 // callbacks, then call start.
 func dial(ctx context.Context, cfg dialConfig) (*conn, error) {
-	nc, err := clientconn.Dial(ctx, cfg.Network, cfg.Addr, nil)
+	var ticket *secure.ClientTicket
+	token := cfg.Token
+	if token != "" && !cfg.Plaintext && cfg.Network == "tcp" { // KCP: with the UDP packet layer
+		ct, err := secure.ParseConnectToken(token)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errDial, err)
+		}
+		ticket, token = &ct, "" // the ticket signs in
+	}
+	nc, err := clientconn.Dial(ctx, cfg.Network, cfg.Addr, ticket)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errDial, err)
 	}
@@ -85,7 +95,7 @@ func dial(ctx context.Context, cfg dialConfig) (*conn, error) {
 		dec:       wire.NewDecoder(wire.Config{}),
 		rbuf:      make([]byte, max(cfg.ReadBuffer, 512)),
 	}
-	rep, err := c.signIn(ctx, cfg.UserID)
+	rep, err := c.signIn(ctx, token, cfg.UserID)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -96,15 +106,16 @@ func dial(ctx context.Context, cfg dialConfig) (*conn, error) {
 	return c, nil
 }
 
-// signIn sends the dev-mode sign-in and waits for its reply. Frames that
-// follow the reply stay in c.dec for the reader.
-func (c *conn) signIn(ctx context.Context, userID string) (wire.SignInReply, error) {
+// signIn sends the sign-in (a token, a dev-mode user ID, or neither on an
+// encrypted connection) and waits for its reply. Frames that follow the
+// reply stay in c.dec for the reader.
+func (c *conn) signIn(ctx context.Context, token, userID string) (wire.SignInReply, error) {
 	var rep wire.SignInReply
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
 	}
 	defer c.nc.SetDeadline(time.Time{})
-	rep, err := clientconn.SignIn(c.nc, c.dec, c.rbuf, signInSeq, "", userID)
+	rep, err := clientconn.SignIn(c.nc, c.dec, c.rbuf, signInSeq, token, userID)
 	if errors.Is(err, clientconn.ErrProtocol) {
 		err = fmt.Errorf("%w: %w", errBadReply, err)
 	}
