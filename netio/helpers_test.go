@@ -140,12 +140,15 @@ func (h *testHandler) check(t testing.TB) {
 }
 
 // startServer starts a Server on 127.0.0.1:0 for both transports and shuts
-// it down when the test ends.
+// it down when the test ends. Its KCP port serves bare segments
+// (KCPRawSegments), for the kcp-go clients of most tests; the packet
+// layer's tests (kcppacket_test.go) turn it off in mutate.
 func startServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.TCPAddr = "127.0.0.1:0"
 	cfg.KCPAddr = "127.0.0.1:0"
+	cfg.KCPRawSegments = true
 	cfg.Logger = testLogger()
 	if mutate != nil {
 		mutate(&cfg)
