@@ -7,14 +7,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
 	ikcp "github.com/coveyhq/covey/internal/kcp"
 	"github.com/coveyhq/covey/internal/kcpconn"
 	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/internal/procstat"
 	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
+	"golang.org/x/net/ipv4"
 )
 
 // testSecret is the token secret of the packet tests' servers.
@@ -459,5 +463,256 @@ func TestKCPPacketServerFull(t *testing.T) {
 	}
 	if st := s.Stats(); st.RefusedKCP == 0 {
 		t.Fatalf("Stats %+v: no refusal counted", st)
+	}
+}
+
+// FuzzKCPPacket sends each input as a datagram to a live KCP port in
+// packet mode from a raw socket, then checks that an encrypted client is
+// still served: no input may crash the engine or disturb a session.
+// Seeds: testdata/fuzz/FuzzKCPPacket and those added here.
+func FuzzKCPPacket(f *testing.F) {
+	key := testTicketKey(f)
+	ping := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil)
+	f.Add(secure.AppendConnectRequest(nil, nil))
+	f.Add(secure.AppendConnectRequest(nil, testTicket(key, "alice", time.Now().Add(time.Hour)).Ticket))
+	f.Add(secure.AppendChallengeResponse(nil, 1, make([]byte, secure.MinCookieSize)))
+	f.Add(append([]byte{secure.PacketPlainData}, kcpSegment(1, kcpCmdPush, 0, ping)...))
+	f.Add(append([]byte{secure.PacketData}, make([]byte, 60)...))
+	f.Add(kcpSegment(1, kcpCmdPush, 0, ping))
+
+	h := newTestHandler()
+	s := startPacketServer(f, h, func(c *Config) { c.TicketKey = key })
+	raw := rawUDP(f, s)
+	cl, _ := dialPacket(f, s, h, testTicket(key, "bob", time.Now().Add(time.Hour)))
+	seq := uint32(100)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		p = p[:min(len(p), kcpPacketMax)] // see FuzzKCPDatagram
+		if _, err := raw.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		cl.t = t
+		cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: seq}, nil))
+		if fr := cl.next(); fr.Seq != seq {
+			t.Fatalf("probe reply seq %d, want %d", fr.Seq, seq)
+		}
+		if n := len(h.opens); n > 0 {
+			t.Fatalf("an input from an unvalidated address opened %d sessions", n)
+		}
+	})
+}
+
+// discardBatch is a batchConn that sends nothing.
+type discardBatch struct{}
+
+func (discardBatch) WriteBatch(ms []ipv4.Message, _ int) (int, error) { return len(ms), nil }
+
+// benchFront returns an engine that is not started, whose datagrams go
+// nowhere, for benchmarks of its reader's handling of one datagram.
+func benchFront(b *testing.B) *kcpFront {
+	cfg := DefaultConfig().withDefaults()
+	cfg.TicketKey = testTicketKey(b)
+	cfg.Logger = testLogger()
+	f := &kcpFront{s: &Server{cfg: cfg}, bc: discardBatch{}, sessions: map[netip.AddrPort]*kcpConn{}, packets: true,
+		jar: secure.NewCookieJar(0), pbuf: make([]byte, kcpPacketMax)}
+	f.rtx.init(f)
+	return f
+}
+
+// BenchmarkForgedConnectRequest is the reader's CPU per forged 1,200-byte
+// ConnectRequest: one whose ticket does not open (dropped), and one with
+// a valid ticket (answered with a Challenge).
+func BenchmarkForgedConnectRequest(b *testing.B) {
+	from := netip.MustParseAddrPort("192.0.2.1:4000")
+	for _, tc := range []struct {
+		name   string
+		ticket func(*secure.TicketKey) []byte
+	}{
+		{"bad_ticket", func(*secure.TicketKey) []byte {
+			g := make([]byte, 100)
+			rand.Read(g)
+			return g
+		}},
+		{"valid_ticket", func(k *secure.TicketKey) []byte {
+			return testTicket(k, "alice", time.Now().Add(time.Hour)).Ticket
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := benchFront(b)
+			p := secure.AppendConnectRequest(nil, tc.ticket(f.s.cfg.TicketKey))
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				f.packet(p, from, nil)
+			}
+			f.rtx.send()
+		})
+	}
+}
+
+// BenchmarkKCPDataPacket is the reader's CPU per genuine Data packet of a
+// session (opening, KCP input of a 1,000-byte segment, the frame to the
+// Handler, the ACK sealed into the batch); it allocates nothing.
+func BenchmarkKCPDataPacket(b *testing.B) {
+	h := newTestHandler()
+	h.onFrame = func(*Conn, wire.Frame) {}
+	cfg := DefaultConfig()
+	cfg.TCPAddr, cfg.Logger = "127.0.0.1:0", testLogger() // no KCP port: the engine is f
+	cfg.TicketKey = testTicketKey(b)
+	s, err := Listen(cfg, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := benchFront(b)
+	f.s = s
+	from := netip.MustParseAddrPort("192.0.2.1:4000")
+	tk := testTicket(cfg.TicketKey, "alice", time.Now().Add(time.Hour))
+	var nonce [secure.CookieNonceSize]byte
+	d := secure.CookieData{Encrypted: true, Ticket: secure.Ticket{UserID: "alice", Key: tk.Key}}
+	k := f.newSession(1, from, &d, &nonce)
+	if k == nil {
+		b.Fatal("no session")
+	}
+	defer func() {
+		k.kill()
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		_ = s.Shutdown(ctx, "")
+	}()
+	keys := secure.DeriveKeys(&tk.Key, nonce[:])
+	seal := secure.NewSealer(&keys.ClientToServer)
+	frame := wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 7, Seq: 1}, make([]byte, 1000-wire.HeaderSize))
+	seg := kcpSegment(1, kcpCmdPush, 0, frame)
+	rbuf := make([]byte, 2*kcptune.MTU)
+	pkt := make([]byte, 0, kcpPacketMax)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	sn := uint32(0)
+	for b.Loop() {
+		binary.LittleEndian.PutUint32(seg[kcpSnOff:], sn)
+		binary.LittleEndian.PutUint32(seg[16:], sn) // una
+		sn++
+		pkt, _ = seal.AppendPacket(pkt[:0], secure.PacketData, seg)
+		if f.packet(pkt, from, rbuf) != k {
+			b.Fatal("the packet was dropped")
+		}
+		k.pump(&f.rtx, false)
+		f.rtx.send()
+	}
+}
+
+// BenchmarkKCPSignInUnderFlood runs a server in packet mode while a
+// flooder on loopback sends it floodRate forged datagrams per second
+// (half 1,200-byte ConnectRequests with garbage tickets, half bare KCP
+// first segments carrying a SignIn, from floodSockets ports), and one
+// legit encrypted client per iteration, one every signInEvery, dials,
+// sends a ping and reads its echo. It reports the fraction of sign-ins
+// done within 2 s (ok/signin; the acceptance criterion is 0.95), the
+// slowest sign-in, the forged datagrams sent per second, the fraction
+// the server read (the rest the kernel dropped on a full socket buffer),
+// and the process's CPU per forged datagram (flooder and clients
+// included: an upper bound of the server's). Run it with -benchtime=Nx.
+func BenchmarkKCPSignInUnderFlood(b *testing.B) {
+	const (
+		floodRate    = 80_000
+		floodSockets = 8
+		signInEvery  = 50 * time.Millisecond
+		signInWithin = 2 * time.Second
+		floodMax     = 2 * time.Minute // bounds the flood whatever b.N
+	)
+	h := newTestHandler()
+	s := startPacketServer(b, h, nil)
+	key := s.cfg.TicketKey
+	forged := make([][]byte, 32)
+	signIn := wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, []byte("\x00\x01\x00\x01\x00\x05alice"))
+	for i := range forged {
+		if i%2 == 0 {
+			g := make([]byte, 120)
+			rand.Read(g)
+			forged[i] = secure.AppendConnectRequest(nil, g)
+		} else {
+			forged[i] = kcpSegment(uint32(i)*0x01010101, kcpCmdPush, 0, signIn)
+		}
+	}
+	socks := make([]*net.UDPConn, floodSockets)
+	for i := range socks {
+		socks[i] = rawUDP(b, s)
+	}
+	stop := make(chan struct{})
+	flooded := make(chan int64, 1)
+	cpu0 := procstat.SelfCPU()
+	start := time.Now()
+	go func() {
+		var sent int64
+		defer func() { flooded <- sent }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			el := time.Since(start)
+			if el > floodMax {
+				return
+			}
+			for target := int64(el.Seconds() * floodRate); sent < target; sent++ {
+				_, _ = socks[sent%floodSockets].Write(forged[sent%int64(len(forged))])
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	ok, n := 0, 0
+	var slowest time.Duration
+	for ; b.Loop(); n++ {
+		time.Sleep(signInEvery) // paced: the flood, not the sign-ins, is the load
+		ticket := testTicket(key, "player"+strconv.Itoa(n), time.Now().Add(time.Hour))
+		t0 := time.Now()
+		if signInUnderFlood(s, ticket, 2*signInWithin) {
+			if d := time.Since(t0); d <= signInWithin {
+				ok++
+				slowest = max(slowest, d)
+			}
+		}
+		for len(h.opens) > 0 {
+			<-h.opens
+		}
+	}
+	close(stop)
+	sent := <-flooded
+	el := time.Since(start)
+	cpu := procstat.SelfCPU() - cpu0
+	b.ReportMetric(float64(ok)/float64(n), "ok/signin")
+	b.ReportMetric(slowest.Seconds()*1000, "slowest-ms")
+	b.ReportMetric(float64(sent)/el.Seconds(), "forged/s")
+	b.ReportMetric(float64(s.Stats().KCPDropped)/float64(sent), "read/forged")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(sent), "cpu-µs/forged")
+}
+
+// signInUnderFlood dials an encrypted client, sends a ping and waits for
+// its echo, within limit.
+func signInUnderFlood(s *Server, ticket *secure.ClientTicket, limit time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	kc, err := kcpconn.DialTicket(ctx, s.KCPAddr().String(), ticket)
+	if err != nil {
+		return false
+	}
+	defer kc.Close()
+	dl, _ := ctx.Deadline()
+	_ = kc.SetDeadline(dl)
+	if _, err := kc.Write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil)); err != nil {
+		return false
+	}
+	dec := wire.NewDecoder(wire.DefaultConfig())
+	buf := make([]byte, 4096)
+	for {
+		if f, err := dec.Next(); err == nil {
+			return f.Cmd == wire.CmdPing && f.Seq == 1
+		}
+		n, err := kc.Read(buf)
+		if err != nil {
+			return false
+		}
+		dec.Write(buf[:n])
 	}
 }

@@ -40,6 +40,7 @@ func nonce(buf *[chacha20poly1305.NonceSize]byte, n uint64) []byte {
 type Sealer struct {
 	aead cipher.AEAD
 	next uint64
+	nb   [chacha20poly1305.NonceSize]byte // a local would escape through the interface: one allocation per packet
 }
 
 // NewSealer returns a Sealer for a direction key, starting at counter 0.
@@ -60,7 +61,6 @@ func (s *Sealer) Next() uint64 { return s.next }
 // counter with that length prefix as additional data. It fails only with
 // ErrExhausted, with dst as it was.
 func (s *Sealer) AppendRecords(dst, p []byte) ([]byte, error) {
-	var nb [chacha20poly1305.NonceSize]byte
 	for first := true; first || len(p) > 0; first = false {
 		if s.next > MaxCounter {
 			return dst, ErrExhausted
@@ -68,7 +68,7 @@ func (s *Sealer) AppendRecords(dst, p []byte) ([]byte, error) {
 		m := min(len(p), MaxRecordPayload)
 		h := len(dst)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(m+TagSize))
-		dst = s.aead.Seal(dst, nonce(&nb, s.next), p[:m], dst[h:h+RecordHeaderSize])
+		dst = s.aead.Seal(dst, nonce(&s.nb, s.next), p[:m], dst[h:h+RecordHeaderSize])
 		s.next++
 		p = p[m:]
 	}
@@ -82,11 +82,10 @@ func (s *Sealer) AppendPacket(dst []byte, typ byte, p []byte) ([]byte, error) {
 	if s.next > MaxCounter {
 		return dst, ErrExhausted
 	}
-	var nb [chacha20poly1305.NonceSize]byte
 	h := len(dst)
 	dst = append(dst, typ)
 	dst = binary.BigEndian.AppendUint64(dst, s.next)
-	dst = s.aead.Seal(dst, nonce(&nb, s.next), p, dst[h:h+PacketHeaderSize])
+	dst = s.aead.Seal(dst, nonce(&s.nb, s.next), p, dst[h:h+PacketHeaderSize])
 	s.next++
 	return dst, nil
 }
@@ -97,6 +96,7 @@ func (s *Sealer) AppendPacket(dst []byte, typ byte, p []byte) ([]byte, error) {
 type Opener struct {
 	aead cipher.AEAD
 	next uint64 // TCP: the counter of the next record
+	nb   [chacha20poly1305.NonceSize]byte // see Sealer.nb
 
 	// UDP: the highest counter opened, and which of the ReplayWindow
 	// counters up to it were (bit i of word i/64: counter top-i).
@@ -137,8 +137,7 @@ func (o *Opener) OpenRecord(dst, rec []byte) ([]byte, error) {
 	if len(rec) < RecordHeaderSize+TagSize || RecordHeaderSize+int(binary.BigEndian.Uint32(rec)) != len(rec) {
 		return dst, ErrMalformed
 	}
-	var nb [chacha20poly1305.NonceSize]byte
-	out, err := o.aead.Open(dst, nonce(&nb, o.next), rec[RecordHeaderSize:], rec[:RecordHeaderSize])
+	out, err := o.aead.Open(dst, nonce(&o.nb, o.next), rec[RecordHeaderSize:], rec[:RecordHeaderSize])
 	if err != nil {
 		return dst, ErrAuth
 	}
@@ -159,8 +158,7 @@ func (o *Opener) OpenPacket(dst, pkt []byte) ([]byte, error) {
 	if o.replayed(n) {
 		return dst, ErrReplayed
 	}
-	var nb [chacha20poly1305.NonceSize]byte
-	out, err := o.aead.Open(dst, nonce(&nb, n), pkt[PacketHeaderSize:], pkt[:PacketHeaderSize])
+	out, err := o.aead.Open(dst, nonce(&o.nb, n), pkt[PacketHeaderSize:], pkt[:PacketHeaderSize])
 	if err != nil {
 		return dst, ErrAuth
 	}
