@@ -95,7 +95,7 @@ func (s *Sealer) AppendPacket(dst []byte, typ byte, p []byte) ([]byte, error) {
 // their counter and pass the replay window. One goroutine at a time.
 type Opener struct {
 	aead cipher.AEAD
-	next uint64 // TCP: the counter of the next record
+	next uint64                           // TCP: the counter of the next record
 	nb   [chacha20poly1305.NonceSize]byte // see Sealer.nb
 
 	// UDP: the highest counter opened, and which of the ReplayWindow
