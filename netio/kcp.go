@@ -78,22 +78,26 @@ type batchConn interface {
 // kcp-go's own sessions cost three goroutines, a timer entry and a
 // sendmmsg per session and flush; see bench/README.md for what that did at
 // 800 sessions. The segments on the wire are the same, so kcp-go clients
-// connect unchanged.
+// connect unchanged with Config.KCPRawSegments.
 //
-// A session is created only by a data segment with sequence number 0 (the
-// first thing a client sends) from an address without a session, and only
-// while the server holds fewer than Config.MaxConns connections; other
-// packets from unknown addresses (late ACKs after a close, strays, first
-// segments over the limit) are dropped without a reply. A packet with
-// another conversation ID and sn 0 from the address of a session replaces
-// it (the client restarted on the same port), as in kcp-go.
+// By default every datagram goes through the UDP packet layer
+// (kcppacket.go): a session is created only by a ChallengeResponse whose
+// cookie opens for its source address, and its KCP datagrams come and go
+// in Data or PlainData packets. With KCPRawSegments the datagrams are bare
+// KCP segments, and a session is created by a data segment with sequence
+// number 0 (the first thing a client sends) from an address without a
+// session; a packet with another conversation ID and sn 0 from the
+// address of a session replaces it (the client restarted on the same
+// port), as in kcp-go. Either way only while the server holds fewer than
+// Config.MaxConns connections, and packets from unknown addresses (late
+// ACKs after a close, strays) are dropped without a reply.
 //
-// Such a first segment costs the sender no handshake, and its source
-// address may be forged, so a new session is on probation: the Handler
-// sees it (OnOpen) only with its first complete frame, and the sweep
-// drops it if that has not come Config.KCPHandshakeTimeout (or
-// PreAuthTimeout, if shorter) after the first segment. Once seen, it has
-// PreAuthTimeout from its first segment to be authenticated.
+// A new session is on probation (with KCPRawSegments its source address
+// may be forged): the Handler sees it (OnOpen) only with its first
+// complete frame, and the sweep drops it if that has not come
+// Config.KCPHandshakeTimeout (or PreAuthTimeout, if shorter) after its
+// creation. Once seen, it has PreAuthTimeout from its creation to be
+// authenticated.
 type kcpFront struct {
 	s      *Server
 	uc     *net.UDPConn
