@@ -70,9 +70,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	ticket := cfg.ticket()
-	if cfg.Network != "tcp" {
-		ticket = nil // KCP encryption lands with the UDP packet layer
-	}
 	conn, err := clientconn.Dial(hctx, cfg.Network, cfg.Addr, ticket)
 	if err != nil {
 		var bye *clientconn.ByeError

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/coveyhq/covey/internal/kcptest"
 	"github.com/coveyhq/covey/internal/stacks"
 	"github.com/coveyhq/covey/wire"
 )
@@ -28,6 +29,7 @@ type fakeServer struct {
 	t          testing.TB
 	network    string
 	ln         net.Listener
+	udp        *net.UDPConn  // KCP: the listener's socket (ServeConn does not close it)
 	heartbeat  time.Duration // announced in SignInReply
 	maxPayload uint32        // announced in SignInReply
 	mute       bool          // never answer anything, not even sign-in
@@ -68,7 +70,10 @@ func startServer(t testing.TB, network string, opts ...func(*fakeServer)) *fakeS
 	}
 	var err error
 	if network == "kcp" {
-		s.ln, err = kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
+		// The SDK's KCP client speaks the UDP packet layer.
+		if s.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err == nil {
+			s.ln, err = kcp.ServeConn(nil, 0, 0, kcptest.PlainPackets(s.udp))
+		}
 	} else {
 		s.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
@@ -79,6 +84,9 @@ func startServer(t testing.TB, network string, opts ...func(*fakeServer)) *fakeS
 	go s.acceptLoop()
 	t.Cleanup(func() {
 		s.ln.Close()
+		if s.udp != nil {
+			s.udp.Close()
+		}
 		s.mu.Lock()
 		for _, c := range s.all {
 			c.Close()

@@ -1,6 +1,9 @@
 // Package netio is Covey's network front end: it accepts game clients over
 // TCP (a gnet v2 engine) and over KCP (its own engine on one UDP socket,
-// speaking kcp-go v5's segments), and the cluster's links to other nodes
+// speaking kcp-go v5's segments inside PROTOCOL.md's UDP packet layer,
+// which validates a sender's address before anything is kept for it and
+// encrypts a session's datagrams; or bare, with Config.KCPRawSegments),
+// and the cluster's links to other nodes
 // over TCP on the same gnet engine, splits their byte
 // streams into [wire] frames, and hands every connection to the server as
 // one [Conn] type, so nothing above netio knows which transport a player is
@@ -96,19 +99,32 @@
 // counts are atomic integers: a front end takes a place before it
 // allocates anything for a connection, and nothing is counted per frame.
 // Over a limit a TCP connection gets a Bye push (wire.StatusServerOffline,
-// reason "server full") and is closed on accept; a KCP first segment is
-// dropped with no reply (a forged source address must not get datagrams),
-// and the client's retransmission of it opens the session if a place has
-// freed up meanwhile. Neither reaches the Handler; [Stats] counts both.
+// reason "server full") and is closed on accept; a KCP ChallengeResponse
+// gets a Reject (the same status and reason: its sender has proved its
+// address), and with KCPRawSegments a first segment is dropped with no
+// reply (a forged source address must not get datagrams), the client's
+// retransmission of it opening the session if a place has freed up
+// meanwhile. Neither reaches the Handler; [Stats] counts both.
 //
-// A KCP first segment costs its sender no handshake and may come from a
-// forged address, so a session that has not delivered one complete frame
-// Config.KCPHandshakeTimeout (default 5s; PreAuthTimeout if shorter) after
-// its first segment is dropped (ErrIdle, no Bye, no Handler call); nor
-// does Shutdown send it a Bye. What forged segments hold is thus bounded
-// in number by MaxConns/10 and in time by the handshake timeout; one that
-// carries a complete frame reaches the Handler, whose sign-in rules then
-// apply, and the pre-auth limits (below).
+// On KCP the packet layer (kcppacket.go) keeps nothing for a sender and
+// runs nothing it sent until it has echoed the cookie of a Challenge,
+// which only a sender that receives the datagrams sent to its address
+// can; before that a sender gets one Challenge or Reject (at most 215
+// bytes) per 1,200-byte ConnectRequest and nothing for anything else, so
+// a forged source address gets fewer bytes than the forger sent. A
+// session's Data packets are sealed with its own keys (or, on a
+// plaintext connection, PlainData packets are accepted only from its
+// address); a packet that does not open is dropped and counted and
+// changes nothing. Only a validated ChallengeResponse (packet layer) or a
+// first segment (KCPRawSegments, which any forged datagram can send)
+// creates a session, and a session that has not delivered one complete
+// frame Config.KCPHandshakeTimeout (default 5s; PreAuthTimeout if
+// shorter) after it was created is dropped (ErrIdle, no Bye, no Handler
+// call); nor does Shutdown send it a Bye. What sessions in their
+// handshake hold is thus bounded in number by MaxConns/10 and in time by
+// the handshake timeout; one that delivers a complete frame reaches the
+// Handler, whose sign-in rules then apply, and the pre-auth limits
+// (below).
 //
 // # Pre-auth limits
 //
@@ -118,7 +134,8 @@
 // its own handshake). An unauthenticated client holds a place, a file
 // descriptor on TCP, and a partial frame in its buffers without having
 // proved anything, so its time is bounded: Config.PreAuthTimeout (default
-// 5s) after its front end registered it (TCP: accept; KCP: first segment)
+// 5s) after its front end registered it (TCP: accept; KCP: the session's
+// creation)
 // it is closed whatever it sent since, a client trickling a byte now and
 // then included (IdleTimeout would never close it). It gets a Bye push
 // (StatusUnauthenticated, "sign in within 5s"; on KCP a short linger as

@@ -2,6 +2,7 @@ package netio
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/internal/kcptest"
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -140,12 +142,15 @@ func (h *testHandler) check(t testing.TB) {
 }
 
 // startServer starts a Server on 127.0.0.1:0 for both transports and shuts
-// it down when the test ends.
+// it down when the test ends. Its KCP port serves bare segments
+// (KCPRawSegments), for the kcp-go clients of most tests; the packet
+// layer's tests (kcppacket_test.go) turn it off in mutate.
 func startServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.TCPAddr = "127.0.0.1:0"
 	cfg.KCPAddr = "127.0.0.1:0"
+	cfg.KCPRawSegments = true
 	cfg.Logger = testLogger()
 	if mutate != nil {
 		mutate(&cfg)
@@ -325,4 +330,27 @@ func (cl *client) expectClosed() {
 	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		cl.t.Fatalf("tcp: read error %v, want EOF", err)
 	}
+}
+
+// testSecret is the token secret of the encrypted test servers (TCP and
+// KCP).
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func testTicketKey(t testing.TB) *secure.TicketKey {
+	t.Helper()
+	k, err := secure.NewTicketKey(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// testTicket seals a ticket for user under k, expiring at exp, and
+// returns it as a client holds it.
+func testTicket(k *secure.TicketKey, user string, exp time.Time) *secure.ClientTicket {
+	tk := secure.Ticket{UserID: user, Expires: exp.Unix()}
+	rand.Read(tk.Key[:])
+	var nonce [24]byte
+	rand.Read(nonce[:])
+	return &secure.ClientTicket{Expires: tk.Expires, Key: tk.Key, Ticket: k.AppendTicket(nil, &tk, &nonce)}
 }

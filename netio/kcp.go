@@ -14,6 +14,7 @@ import (
 
 	ikcp "github.com/coveyhq/covey/internal/kcp"
 	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -77,22 +78,26 @@ type batchConn interface {
 // kcp-go's own sessions cost three goroutines, a timer entry and a
 // sendmmsg per session and flush; see bench/README.md for what that did at
 // 800 sessions. The segments on the wire are the same, so kcp-go clients
-// connect unchanged.
+// connect unchanged with Config.KCPRawSegments.
 //
-// A session is created only by a data segment with sequence number 0 (the
-// first thing a client sends) from an address without a session, and only
-// while the server holds fewer than Config.MaxConns connections; other
-// packets from unknown addresses (late ACKs after a close, strays, first
-// segments over the limit) are dropped without a reply. A packet with
-// another conversation ID and sn 0 from the address of a session replaces
-// it (the client restarted on the same port), as in kcp-go.
+// By default every datagram goes through the UDP packet layer
+// (kcppacket.go): a session is created only by a ChallengeResponse whose
+// cookie opens for its source address, and its KCP datagrams come and go
+// in Data or PlainData packets. With KCPRawSegments the datagrams are bare
+// KCP segments, and a session is created by a data segment with sequence
+// number 0 (the first thing a client sends) from an address without a
+// session; a packet with another conversation ID and sn 0 from the
+// address of a session replaces it (the client restarted on the same
+// port), as in kcp-go. Either way only while the server holds fewer than
+// Config.MaxConns connections, and packets from unknown addresses (late
+// ACKs after a close, strays) are dropped without a reply.
 //
-// Such a first segment costs the sender no handshake, and its source
-// address may be forged, so a new session is on probation: the Handler
-// sees it (OnOpen) only with its first complete frame, and the sweep
-// drops it if that has not come Config.KCPHandshakeTimeout (or
-// PreAuthTimeout, if shorter) after the first segment. Once seen, it has
-// PreAuthTimeout from its first segment to be authenticated.
+// A new session is on probation (with KCPRawSegments its source address
+// may be forged): the Handler sees it (OnOpen) only with its first
+// complete frame, and the sweep drops it if that has not come
+// Config.KCPHandshakeTimeout (or PreAuthTimeout, if shorter) after its
+// creation. Once seen, it has PreAuthTimeout from its creation to be
+// authenticated.
 type kcpFront struct {
 	s      *Server
 	uc     *net.UDPConn
@@ -117,6 +122,12 @@ type kcpFront struct {
 	active []*kcpConn
 
 	rtx, wtx txBatch // the reader's and the writer's outgoing datagrams
+
+	// The packet layer (kcppacket.go), unless Config.KCPRawSegments.
+	packets bool
+	jar     *secure.CookieJar
+	pbuf    []byte // the reader's opened datagram
+	pstats  packetStats
 }
 
 // kcpConn is one KCP session. mu guards everything below it and
@@ -148,6 +159,11 @@ type kcpConn struct {
 	active   bool          // in kcpFront.active
 	touched  bool          // in the reader's current batch (reader only)
 	closeBy  time.Time     // closing: removed when all is acknowledged, or then
+
+	// Packet mode: set before the session is registered, then constant
+	// (the Opener is the reader's, the Sealer used with mu held).
+	nonce  [secure.CookieNonceSize]byte // of the cookie that opened it
+	crypto kcpCrypto
 }
 
 func (s *Server) startKCP() error {
@@ -171,6 +187,11 @@ func (s *Server) startKCP() error {
 		quit:     make(chan struct{}),
 		sessions: make(map[netip.AddrPort]*kcpConn),
 		signal:   make(chan struct{}, 1),
+		packets:  !s.cfg.KCPRawSegments,
+	}
+	if f.packets {
+		f.jar = secure.NewCookieJar(s.cfg.CookieLifetime)
+		f.pbuf = make([]byte, kcpPacketMax)
 	}
 	if la := uc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {
 		f.bc = ipv4.NewPacketConn(uc)
@@ -235,10 +256,16 @@ func (f *kcpFront) readLoop() {
 		f.dmu.Unlock()
 		for i := range n {
 			p, from, ok := rd.datagram(i)
-			if !ok || len(p) < kcpOverhead {
-				continue
+			var k *kcpConn
+			switch {
+			case f.packets && ok:
+				k = f.packet(p, from, rbuf)
+			case f.packets:
+				f.pstats.dropped.Add(1)
+			case ok && len(p) >= kcpOverhead:
+				k = f.input(p, from, rbuf)
 			}
-			if k := f.input(p, from, rbuf); k != nil && !k.touched {
+			if k != nil && !k.touched {
 				k.touched = true
 				touched = append(touched, k)
 			}
@@ -257,10 +284,9 @@ func (f *kcpFront) readLoop() {
 	}
 }
 
-// input feeds one datagram to its session (creating it for a first
-// segment, if the server has room) and hands the frames it completed to
-// the Handler, calling OnOpen before the session's first one. It returns
-// the session, or nil if the packet was dropped. Reader only.
+// input feeds one bare KCP datagram (KCPRawSegments) to its session,
+// creating it for a first segment if the server has room (see feed). It
+// returns the session, or nil if the packet was dropped. Reader only.
 func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 	conv := binary.LittleEndian.Uint32(p)
 	first := p[kcpCmdOff] == kcpCmdPush && binary.LittleEndian.Uint32(p[kcpSnOff:]) == 0
@@ -271,22 +297,36 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 		if !first {
 			return nil
 		}
-		k.c.closeWith(ErrPeerClosed, false, 0, "", false) // a new session from the same address
-		f.mu.Lock()
-		if f.sessions[key] == k {
-			delete(f.sessions, key)
-		}
-		f.mu.Unlock()
+		f.replace(k)
 		k = nil
 	}
 	if k == nil {
 		if !first {
 			return nil
 		}
-		if k = f.newSession(conv, key); k == nil {
+		if k = f.newSession(conv, key, nil, nil); k == nil {
 			return nil
 		}
 	}
+	return f.feed(k, p, rbuf)
+}
+
+// replace closes the session at an address a new session is opening
+// from (the client restarted on the same port) and takes it out of the
+// map at once. Reader only.
+func (f *kcpFront) replace(k *kcpConn) {
+	k.c.closeWith(ErrPeerClosed, false, 0, "", false)
+	f.mu.Lock()
+	if f.sessions[k.key] == k {
+		delete(f.sessions, k.key)
+	}
+	f.mu.Unlock()
+}
+
+// feed feeds one KCP datagram to session k and hands the frames it
+// completed to the Handler, calling OnOpen before the session's first
+// one. It returns k, or nil if k is gone. Reader only.
+func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
 	s := f.s
 	c := k.c
 	k.mu.Lock()
@@ -359,9 +399,12 @@ func (f *kcpFront) input(p []byte, key netip.AddrPort, rbuf []byte) *kcpConn {
 }
 
 // newSession creates and registers the session of a client's first
-// segment, or returns nil if the server holds Config.MaxConns connections
-// (then nothing is allocated) or is shutting down. Reader only.
-func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
+// segment (raw mode: d and nonce are nil) or of a validated
+// ChallengeResponse (packet mode: the cookie's data and nonce), or
+// returns nil if the server holds Config.MaxConns connections or
+// Config.MaxConns/10 sessions in their handshake (then nothing is
+// allocated) or is shutting down. Reader only.
+func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieData, nonce *[secure.CookieNonceSize]byte) *kcpConn {
 	s := f.s
 	if s.kcpPending.Load() >= s.kcpPendingLimit() {
 		s.refuse(KCP, "kcp handshakes")
@@ -377,6 +420,9 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
 	c.io = k
+	if nonce != nil {
+		k.initPackets(d, nonce)
+	}
 	if !s.register(c) {
 		return nil
 	}
@@ -389,10 +435,22 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort) *kcpConn {
 }
 
 // output is the KCP state machine's output: one datagram, added to the
-// batch of the goroutine holding k.mu.
+// batch of the goroutine holding k.mu, in a Data or PlainData packet in
+// packet mode (sealed straight into the batch's buffer). A session whose
+// sealer is exhausted is closed.
 func (k *kcpConn) output(b []byte, n int) {
-	if k.tx != nil {
-		k.tx.add(b[:n], k.addr)
+	tx := k.tx
+	switch {
+	case tx == nil:
+	case !k.f.packets:
+		tx.add(b[:n], k.addr)
+	default:
+		p, err := k.wrap(tx.buf(), b[:n])
+		if err != nil {
+			k.c.closeWith(err, false, 0, "", true)
+			return
+		}
+		tx.commit(p, k.addr)
 	}
 }
 
@@ -674,16 +732,19 @@ func chunkLen(b []byte) int {
 // txBatch collects outgoing datagrams for one sendmmsg. Each goroutine
 // that flushes sessions has its own.
 type txBatch struct {
-	f    *kcpFront
-	msgs []ipv4.Message
-	n    int
+	f     *kcpFront
+	msgs  []ipv4.Message
+	addrs []net.UDPAddr // msgs[i]'s address, for a sender without a session (addrOf)
+	n     int
 }
 
 func (t *txBatch) init(f *kcpFront) {
 	t.f = f
 	t.msgs = make([]ipv4.Message, kcpBatch)
+	t.addrs = make([]net.UDPAddr, kcpBatch)
 	for i := range t.msgs {
 		t.msgs[i].Buffers = [][]byte{make([]byte, 0, kcpPacketMax)}
+		t.addrs[i].IP = make(net.IP, 0, net.IPv6len)
 	}
 }
 

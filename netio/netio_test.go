@@ -368,6 +368,7 @@ func TestShutdown(t *testing.T) {
 	h := newTestHandler()
 	cfg := DefaultConfig()
 	cfg.TCPAddr, cfg.KCPAddr, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", testLogger()
+	cfg.KCPRawSegments = true // dial's kcp-go client
 	s, err := Listen(cfg, h)
 	if err != nil {
 		t.Fatal(err)
@@ -514,6 +515,7 @@ func TestGoroutines(t *testing.T) {
 	h := newTestHandler()
 	cfg := DefaultConfig()
 	cfg.TCPAddr, cfg.KCPAddr, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", testLogger()
+	cfg.KCPRawSegments = true // dial's kcp-go client
 	s, err := Listen(cfg, h)
 	if err != nil {
 		t.Fatal(err)

@@ -223,11 +223,22 @@ type Stats struct {
 	// authentication (PROTOCOL.md, TCP records): injected into a stream,
 	// or altered on the way. They close nothing.
 	TCPForgedRecords uint64
+
+	// The KCP port's UDP packet layer (all 0 with Config.KCPRawSegments).
+	// KCPChallenges counts the Challenges sent (one per acceptable
+	// ConnectRequest, repeats included); KCPRejects the Rejects (refused
+	// ConnectRequests, and validated ChallengeResponses a full server
+	// refused); KCPDropped the datagrams dropped without an answer:
+	// malformed or of an unknown type, from an address without a session,
+	// with a ticket or cookie that does not open, a Data packet that fails
+	// authentication or the replay window, or of the other kind than its
+	// session's.
+	KCPChallenges, KCPRejects, KCPDropped uint64
 }
 
 // Stats returns the counters since Listen. Any goroutine; atomic reads.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		BytesIn:    s.bytesIn.Load(),
 		BytesOut:   s.bytesOut.Load(),
 		RefusedTCP: s.refused[TCP].Load(),
@@ -237,6 +248,12 @@ func (s *Server) Stats() Stats {
 
 		TCPForgedRecords: s.tcpForgedRecords(),
 	}
+	if f := s.kcp; f != nil {
+		st.KCPChallenges = f.pstats.challenges.Load()
+		st.KCPRejects = f.pstats.rejects.Load()
+		st.KCPDropped = f.pstats.dropped.Load()
+	}
+	return st
 }
 
 // tcpForgedRecords returns the TCP front end's count of forged records.

@@ -2,7 +2,6 @@ package netio
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -15,45 +14,17 @@ import (
 	"github.com/coveyhq/covey/wire"
 )
 
-// testSecret is the token secret of the encrypted servers of these tests.
-var testSecret = []byte("0123456789abcdef0123456789abcdef")
-
-func testTicketKey(t testing.TB, secret []byte) *secure.TicketKey {
-	t.Helper()
-	k, err := secure.NewTicketKey(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // startSecureServer starts a TCP-only server with the ticket key of
 // testSecret (mutate may change it).
 func startSecureServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 	t.Helper()
 	return startServer(t, h, func(c *Config) {
 		c.KCPAddr = ""
-		c.TicketKey = testTicketKey(t, testSecret)
+		c.TicketKey = testTicketKey(t)
 		if mutate != nil {
 			mutate(c)
 		}
 	})
-}
-
-// connectTicket seals a ticket for user under k, expiring at expires, and
-// returns it as a client has it: from a connect token, parsed.
-func connectTicket(t testing.TB, k *secure.TicketKey, user string, expires time.Time) *secure.ClientTicket {
-	t.Helper()
-	tk := secure.Ticket{UserID: user, Expires: expires.Unix()}
-	rand.Read(tk.Key[:])
-	var nonce [24]byte
-	rand.Read(nonce[:])
-	sealed := k.AppendTicket(nil, &tk, &nonce)
-	ct, err := secure.ParseConnectToken(string(secure.AppendConnectToken(nil, tk.Expires, &tk.Key, sealed)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ct
 }
 
 // dialTCP opens a TCP connection to s and returns it with the server's
@@ -126,8 +97,8 @@ func (cl *client) expectEcho(seq uint32, n int) {
 func TestSecureTCPHandshake(t *testing.T) {
 	h := newTestHandler()
 	s := startSecureServer(t, h, nil)
-	k := testTicketKey(t, testSecret)
-	cl, _, c := dialSecure(t, s, h, connectTicket(t, k, "alice", time.Now().Add(time.Hour)))
+	k := testTicketKey(t)
+	cl, _, c := dialSecure(t, s, h, testTicket(k, "alice", time.Now().Add(time.Hour)))
 	cl.write(ping(1, 10))
 	cl.expectEcho(1, 10)
 	tk, ok := c.Ticket()
@@ -142,7 +113,7 @@ func TestSecureTCPHandshake(t *testing.T) {
 func TestSecureTCPFrameAcrossRecords(t *testing.T) {
 	h := newTestHandler()
 	s := startSecureServer(t, h, nil)
-	cl, _, _ := dialSecure(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "bob", time.Now().Add(time.Hour)))
+	cl, _, _ := dialSecure(t, s, h, testTicket(testTicketKey(t), "bob", time.Now().Add(time.Hour)))
 
 	f := ping(1, 300)
 	cl.write(f[:7]) // one record each
@@ -174,7 +145,7 @@ func TestSecureTCPFrameAcrossRecords(t *testing.T) {
 func TestSecureTCPForgedRecordDropped(t *testing.T) {
 	h := newTestHandler()
 	s := startSecureServer(t, h, nil)
-	cl, nc, c := dialSecure(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "carol", time.Now().Add(time.Hour)))
+	cl, nc, c := dialSecure(t, s, h, testTicket(testTicketKey(t), "carol", time.Now().Add(time.Hour)))
 	cl.write(ping(1, 5))
 	cl.expectEcho(1, 5)
 
@@ -198,7 +169,7 @@ func TestSecureTCPForgedRecordDropped(t *testing.T) {
 func TestSecureTCPExpiredTicket(t *testing.T) {
 	h := newTestHandler()
 	s := startSecureServer(t, h, nil)
-	bye, c := refusal(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "dave", time.Now().Add(-time.Second)))
+	bye, c := refusal(t, s, h, testTicket(testTicketKey(t), "dave", time.Now().Add(-time.Second)))
 	if bye.Status != wire.StatusAuthFailed || bye.Reason != reasonExpired {
 		t.Fatalf("Bye %v %q, want AuthFailed %q", bye.Status, bye.Reason, reasonExpired)
 	}
@@ -212,8 +183,11 @@ func TestSecureTCPExpiredTicket(t *testing.T) {
 func TestSecureTCPBadTicket(t *testing.T) {
 	h := newTestHandler()
 	s := startSecureServer(t, h, nil)
-	other := testTicketKey(t, []byte("another secret, 32 bytes long..."))
-	bye, _ := refusal(t, s, h, connectTicket(t, other, "eve", time.Now().Add(time.Hour)))
+	other, err := secure.NewTicketKey([]byte("another secret, 32 bytes long..."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye, _ := refusal(t, s, h, testTicket(other, "eve", time.Now().Add(time.Hour)))
 	if bye.Status != wire.StatusAuthFailed || bye.Reason != reasonBadTicket {
 		t.Fatalf("Bye %v %q, want AuthFailed %q", bye.Status, bye.Reason, reasonBadTicket)
 	}
@@ -224,7 +198,7 @@ func TestSecureTCPBadTicket(t *testing.T) {
 func TestSecureTCPDevMode(t *testing.T) {
 	h := newTestHandler()
 	s := startServer(t, h, func(c *Config) { c.KCPAddr = "" })
-	bye, _ := refusal(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "frank", time.Now().Add(time.Hour)))
+	bye, _ := refusal(t, s, h, testTicket(testTicketKey(t), "frank", time.Now().Add(time.Hour)))
 	if bye.Status != wire.StatusAuthFailed || bye.Reason != reasonDevMode {
 		t.Fatalf("Bye %v %q, want AuthFailed %q", bye.Status, bye.Reason, reasonDevMode)
 	}
@@ -285,7 +259,7 @@ func TestSecureTCPPreAuthRecordTooLarge(t *testing.T) {
 	h := newTestHandler()
 	h.preAuth = true
 	s := startSecureServer(t, h, nil)
-	cl, nc, c := dialSecure(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "gina", time.Now().Add(time.Hour)))
+	cl, nc, c := dialSecure(t, s, h, testTicket(testTicketKey(t), "gina", time.Now().Add(time.Hour)))
 	limit := s.preAuthRecordSize()
 	if want := DefaultPreAuthMaxPayload + 14 + 16 + 4; limit != want {
 		t.Fatalf("pre-auth record limit %d, want %d", limit, want)
@@ -313,7 +287,7 @@ func TestSecureTCPLargeFrameAfterSignIn(t *testing.T) {
 		c.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}, f.Payload)
 	}
 	s := startSecureServer(t, h, nil)
-	cl, _, _ := dialSecure(t, s, h, connectTicket(t, testTicketKey(t, testSecret), "hank", time.Now().Add(time.Hour)))
+	cl, _, _ := dialSecure(t, s, h, testTicket(testTicketKey(t), "hank", time.Now().Add(time.Hour)))
 	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, nil)) // one record
 	cl.write(ping(2, 60<<10))                                                      // the next: 61,474 bytes
 	if f := cl.next(); f.Cmd != wire.CmdSignIn || f.Seq != 1 {
@@ -333,7 +307,7 @@ func TestSecureTCPPreAuthTimeoutTricklingHello(t *testing.T) {
 		c.PreAuthTimeout = preAuth
 		c.IdleTimeout = 10 * preAuth
 	})
-	ct := connectTicket(t, testTicketKey(t, testSecret), "ivy", time.Now().Add(time.Hour))
+	ct := testTicket(testTicketKey(t), "ivy", time.Now().Add(time.Hour))
 	nc, c := dialTCP(t, s, h)
 	sent := trickle(t, nc, secure.AppendClientHello(nil, ct.Ticket), 50*time.Millisecond)
 	cl := newClient(t, nc)
@@ -362,7 +336,7 @@ func TestSecureTCPHeldUntilHello(t *testing.T) {
 	if err := waitUntil(flushed); err != nil || c.writes.Load() != 0 {
 		t.Fatalf("the frame was not held: flushed %v, %d writes", err == nil, c.writes.Load())
 	}
-	sc, err := clientconn.SecureTCP(nc, connectTicket(t, testTicketKey(t, testSecret), "jo", time.Now().Add(time.Hour)), time.Now().Add(waitFor))
+	sc, err := clientconn.SecureTCP(nc, testTicket(testTicketKey(t), "jo", time.Now().Add(time.Hour)), time.Now().Add(waitFor))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +381,7 @@ func FuzzTCPRecords(f *testing.F) {
 		c.Send(wire.Header{Ver: fr.Ver, Cmd: fr.Cmd, Flags: wire.FlagReply, Seq: fr.Seq}, fr.Payload)
 	}
 	s := startSecureServer(f, h, nil)
-	key := testTicketKey(f, testSecret)
+	key := testTicketKey(f)
 	f.Fuzz(func(t *testing.T, plain []byte, split uint16, raw []byte) {
 		nc, err := net.DialTimeout("tcp", s.TCPAddr().String(), waitFor)
 		if err != nil {
@@ -420,7 +394,7 @@ func FuzzTCPRecords(f *testing.F) {
 		case <-time.After(waitFor):
 			t.Fatal("no OnOpen")
 		}
-		sc, err := clientconn.SecureTCP(nc, connectTicket(t, key, "fuzz", time.Now().Add(time.Hour)), time.Now().Add(waitFor))
+		sc, err := clientconn.SecureTCP(nc, testTicket(key, "fuzz", time.Now().Add(time.Hour)), time.Now().Add(waitFor))
 		if err != nil {
 			t.Fatal(err)
 		}

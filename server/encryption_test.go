@@ -12,7 +12,7 @@ import (
 )
 
 // encryptedNetworks are the transports that carry encrypted connections.
-var encryptedNetworks = []string{"tcp"}
+var encryptedNetworks = []string{"tcp", "kcp"}
 
 // dialToken signs in through the SDK with a token.
 func dialToken(t *testing.T, srv *Server, network, token string, plaintext bool) (*clientsdk.Client, error) {

@@ -93,7 +93,7 @@ func dialRaw(t testing.TB, network, addr string) *rawClient {
 	var err error
 	if network == "kcp" {
 		var s *kcp.UDPSession
-		if s, err = kcptest.Dial(addr); err == nil {
+		if s, err = kcptest.DialPlain(addr); err == nil { // the UDP packet layer, plaintext
 			c = s
 		}
 	} else {

@@ -374,7 +374,7 @@ func TestKCPCaptureStateMachine(t *testing.T) {
 // more.
 func TestKCPSignInCapture(t *testing.T) {
 	dgs := readKCPCapture(t)
-	srv := startServer(t)
+	srv := startServer(t, func(c *Config) { c.KCPRawSegments = true }) // the capture is bare segments
 	uc, err := net.DialUDP("udp", nil, srv.KCPAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)

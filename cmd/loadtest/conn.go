@@ -78,7 +78,7 @@ type conn struct {
 func dial(ctx context.Context, cfg dialConfig) (*conn, error) {
 	var ticket *secure.ClientTicket
 	token := cfg.Token
-	if token != "" && !cfg.Plaintext && cfg.Network == "tcp" { // KCP: with the UDP packet layer
+	if token != "" && !cfg.Plaintext {
 		ct, err := secure.ParseConnectToken(token)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errDial, err)

@@ -2,11 +2,13 @@ package clientconn
 
 import (
 	"context"
+	"errors"
 	"net"
 	"time"
 
 	"github.com/coveyhq/covey/internal/kcpconn"
 	"github.com/coveyhq/covey/secure"
+	"github.com/coveyhq/covey/wire"
 )
 
 // handshakeTimeout bounds an encrypted TCP handshake when the context of
@@ -15,24 +17,26 @@ const handshakeTimeout = 5 * time.Second
 
 // Dial opens a transport connection to addr within ctx: network "tcp", or
 // anything else for KCP (package kcpconn, with the settings PROTOCOL.md
-// recommends; a KCP dial sends nothing, so ctx bounds only the address
-// resolution). On TCP with a ticket (a parsed connect token), the
-// connection is encrypted: Dial runs [SecureTCP] within ctx's deadline
-// (5 s if it has none) and returns its errors, a [*ByeError] when the
-// server refuses the ticket. Without one, or on KCP (which does not take
-// a ticket yet), the connection is plaintext. It is safe for concurrent
-// use.
+// recommends). With a ticket (a parsed connect token) the connection is
+// encrypted (PROTOCOL.md, Transport security); without one it is
+// plaintext. The handshake runs within ctx's deadline (5 s if it has
+// none): on TCP [SecureTCP]'s hello, only with a ticket; on KCP always,
+// the UDP packet layer's ConnectRequest and Challenge. A server that
+// refuses the handshake gives a [*ByeError] with its status and reason
+// (on KCP from its Reject). It is safe for concurrent use.
 func Dial(ctx context.Context, network, addr string, ticket *secure.ClientTicket) (net.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+	}
 	if network == "tcp" {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil || ticket == nil {
 			return nc, err
 		}
-		deadline, ok := ctx.Deadline()
-		if !ok {
-			deadline = time.Now().Add(handshakeTimeout)
-		}
+		deadline, _ := ctx.Deadline()
 		sc, err := SecureTCP(nc, ticket, deadline)
 		if err != nil {
 			nc.Close()
@@ -40,7 +44,11 @@ func Dial(ctx context.Context, network, addr string, ticket *secure.ClientTicket
 		}
 		return sc, nil
 	}
-	c, err := kcpconn.Dial(ctx, addr)
+	c, err := kcpconn.DialTicket(ctx, addr, ticket)
+	var rej *kcpconn.RejectError
+	if errors.As(err, &rej) {
+		return nil, &ByeError{Status: wire.Status(rej.Status), Reason: rej.Reason}
+	}
 	if err != nil {
 		return nil, err
 	}

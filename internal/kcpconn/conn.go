@@ -11,6 +11,7 @@ import (
 
 	ikcp "github.com/coveyhq/covey/internal/kcp"
 	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/secure"
 )
 
 // Limits.
@@ -52,19 +53,64 @@ type Conn struct {
 	off     int
 	active  bool      // in the updater's list
 	writeDL time.Time // Write's deadline (not the socket's: ACKs must go out)
+
+	// The packet layer (handshake.go), unless dialed with DialRaw: set by
+	// the handshake, before the Conn is returned.
+	packets bool
+	seal    *secure.Sealer // client-to-server; nil for plaintext (c.mu held)
+	open    *secure.Opener // server-to-client; nil for plaintext (reader only)
+	obuf    []byte         // output's packet (c.mu held)
+	ibuf    []byte         // the reader's opened datagram
 }
 
-// Dial opens a KCP connection to addr ("host:port") from a new UDP
-// socket, with a random conversation ID. Nothing is sent until the first
-// Write: the server opens its session on the first data segment. ctx
-// bounds only the address resolution.
+// Dial opens a plaintext KCP connection to addr ("host:port") through
+// the UDP packet layer: DialTicket with no ticket.
 func Dial(ctx context.Context, addr string) (*Conn, error) {
+	return DialTicket(ctx, addr, nil)
+}
+
+// DialTicket opens a KCP connection to addr ("host:port") from a new UDP
+// socket, with a random conversation ID, through the UDP packet layer
+// (PROTOCOL.md, UDP packets): encrypted with ticket's keys, or plaintext
+// if ticket is nil. It runs the handshake on the caller's goroutine and
+// returns once the server has accepted the connection, within ctx and
+// HandshakeTimeout (ErrHandshakeTimeout, or ctx's error, if no answer
+// came; cancelling ctx is noticed within ResendInterval). A server that
+// refuses the connection makes it return a *RejectError.
+func DialTicket(ctx context.Context, addr string, ticket *secure.ClientTicket) (*Conn, error) {
+	uc, err := dialUDP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := newConn(uc, rand.Uint32())
+	if err := c.handshake(ctx, ticket); err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// DialRaw opens a KCP connection to addr ("host:port") from a new UDP
+// socket, with a random conversation ID, that sends bare KCP segments:
+// for a server with netio.Config.KCPRawSegments, or a kcp-go peer.
+// Nothing is sent until the first Write: such a server opens its session
+// on the first data segment. ctx bounds only the address resolution.
+func DialRaw(ctx context.Context, addr string) (*Conn, error) {
+	uc, err := dialUDP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(uc, rand.Uint32()), nil
+}
+
+// dialUDP returns a UDP socket connected to addr.
+func dialUDP(ctx context.Context, addr string) (*net.UDPConn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return newConn(nc.(*net.UDPConn), rand.Uint32()), nil
+	return nc.(*net.UDPConn), nil
 }
 
 // newConn wraps a connected UDP socket.
@@ -81,13 +127,23 @@ func newConn(uc *net.UDPConn, conv uint32) *Conn {
 	return c
 }
 
-// output writes one datagram; KCP calls it with c.mu held. A failed write
-// is left to KCP's retransmission: UDP is lossy anyway, and a socket that
-// is gone fails the next Read. The socket has no write deadline.
+// output writes one datagram (in a Data or PlainData packet, unless the
+// Conn is raw); KCP calls it with c.mu held. A failed write is left to
+// KCP's retransmission: UDP is lossy anyway, and a socket that is gone
+// fails the next Read. The socket has no write deadline.
 func (c *Conn) output(b []byte, n int) {
-	if c.err == nil {
-		_, _ = c.uc.Write(b[:n])
+	if c.err != nil {
+		return
 	}
+	p := b[:n]
+	if c.packets {
+		var err error
+		if p, err = c.wrap(b[:n]); err != nil {
+			c.err = err
+			return
+		}
+	}
+	_, _ = c.uc.Write(p)
 }
 
 // Read reads stream bytes into p, waiting for a datagram if KCP holds
@@ -125,7 +181,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, err
 		}
-		c.input(c.pkt[:m])
+		p := c.pkt[:m]
+		if c.packets {
+			if p = c.unwrap(p); p == nil {
+				continue
+			}
+		}
+		c.input(p)
 	}
 }
 

@@ -64,7 +64,7 @@ func echoServer(t *testing.T) string {
 
 func dial(t *testing.T, addr string) *Conn {
 	t.Helper()
-	c, err := Dial(context.Background(), addr)
+	c, err := DialRaw(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,11 @@
 // ECONNREFUSED, where an unconnected socket would wait for the deadline.
 //
 // The segments on the wire are KCP's, tuned as in package kcptune (stream
-// mode, nodelay, no congestion window, window 128, MTU 1200), so a
-// Conn talks to the server's KCP engine and to kcp-go peers alike.
+// mode, nodelay, no congestion window, window 128, MTU 1200). Dial and
+// DialTicket carry them in PROTOCOL.md's UDP packet layer, as Covey's
+// server expects: the handshake (handshake.go) runs inside the dial, on
+// the caller's goroutine, and then each datagram is sealed in a Data
+// packet (or prefixed as PlainData), and a datagram from the server that
+// does not open is dropped. DialRaw sends them bare, for kcp-go peers and
+// servers with raw segments.
 package kcpconn

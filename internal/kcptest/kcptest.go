@@ -1,7 +1,8 @@
 // Package kcptest holds what Covey's tests need around KCP: kcp-go, tuned
 // with Covey's settings, as an independent client and server that proves
 // the segments on the wire are compatible, a UDP relay that loses chosen
-// datagrams, and a reader of KCP segment headers.
+// datagrams, a reader of KCP segment headers, and the plaintext server
+// side of the UDP packet layer for a kcp-go server.
 //
 // Only tests import it: kcp-go starts goroutines of its own (its timer
 // scheduler) as soon as it is linked into a program, which Covey's server
@@ -10,6 +11,9 @@ package kcptest
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,6 +23,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/coveyhq/covey/internal/kcptune"
+	"github.com/coveyhq/covey/secure"
 )
 
 // Tune applies Covey's KCP settings (package kcptune) to a kcp-go
@@ -134,4 +139,119 @@ func Relay(t testing.TB, target string, drop func(toServer bool, p []byte) bool)
 		}
 	}()
 	return front.LocalAddr().String()
+}
+
+// PlainPackets wraps a server's UDP socket in the plaintext side of
+// Covey's UDP packet layer (PROTOCOL.md, UDP packets), for a kcp-go
+// listener (kcp.ServeConn) that stands for a Covey server: ReadFrom
+// answers every ConnectRequest with a Challenge and every
+// ChallengeResponse with an Accept (it validates nothing: tests only),
+// drops other handshake packets and returns the KCP datagram of each
+// PlainData packet; WriteTo sends each datagram as a PlainData packet.
+func PlainPackets(pc net.PacketConn) net.PacketConn {
+	return &plainPackets{PacketConn: pc, server: true}
+}
+
+// DialPlain opens a kcp-go session to a Covey server's KCP port through
+// the plaintext UDP packet layer, tuned: it runs the handshake (a
+// ConnectRequest, then a ChallengeResponse, each repeated every 250 ms
+// until answered, within 5 s), then carries the session's datagrams in
+// PlainData packets. A Reject is an error.
+func DialPlain(addr string) (*kcp.UDPSession, error) {
+	ra, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	uc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, err
+	}
+	conv := rand.Uint32()
+	deadline := time.Now().Add(5 * time.Second)
+	ask := func(pkt []byte, want byte) ([]byte, error) {
+		buf := make([]byte, 1500)
+		for time.Now().Before(deadline) {
+			if _, err := uc.WriteTo(pkt, ra); err != nil {
+				return nil, err
+			}
+			uc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			for {
+				n, _, err := uc.ReadFrom(buf)
+				if err != nil {
+					break // timeout: send again
+				}
+				switch {
+				case n > 0 && buf[0] == want:
+					return buf[:n], nil
+				case n > 0 && buf[0] == secure.PacketReject:
+					st, reason, _ := secure.ConsumeReject(buf[:n])
+					return nil, fmt.Errorf("kcptest: rejected: status %d: %s", st, reason)
+				}
+			}
+		}
+		return nil, errors.New("kcptest: no answer to the handshake")
+	}
+	p, err := ask(secure.AppendConnectRequest(nil, nil), secure.PacketChallenge)
+	if err == nil {
+		var cookie []byte
+		if cookie, err = secure.ConsumeChallenge(p); err == nil {
+			_, err = ask(secure.AppendChallengeResponse(nil, conv, cookie), secure.PacketAccept)
+		}
+	}
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	uc.SetReadDeadline(time.Time{})
+	s, err := kcp.NewConn4(conv, ra, nil, 0, 0, true, &plainPackets{PacketConn: uc})
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	Tune(s, 0)
+	return s, nil
+}
+
+// plainPackets carries a kcp-go socket's datagrams in PlainData packets;
+// a server's also answers the handshake (see PlainPackets).
+type plainPackets struct {
+	net.PacketConn
+	server bool
+	wmu    sync.Mutex
+	wbuf   []byte
+}
+
+func (p *plainPackets) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := p.PacketConn.ReadFrom(b)
+		if err != nil || n == 0 {
+			return n, addr, err
+		}
+		switch {
+		case b[0] == secure.PacketPlainData:
+			return copy(b, b[1:n]), addr, nil
+		case !p.server:
+		case b[0] == secure.PacketConnectRequest:
+			// A cookie of the smallest size (its nonce: bytes 8-19).
+			cookie := make([]byte, secure.MinCookieSize)
+			for i := range cookie {
+				cookie[i] = byte(i)
+			}
+			p.PacketConn.WriteTo(secure.AppendChallenge(nil, cookie), addr)
+		case b[0] == secure.PacketChallengeResponse:
+			if _, cookie, err := secure.ConsumeChallengeResponse(b[:n]); err == nil {
+				p.PacketConn.WriteTo(secure.AppendAccept(nil, secure.CookieNonce(cookie)), addr)
+			}
+		}
+	}
+}
+
+func (p *plainPackets) WriteTo(b []byte, addr net.Addr) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.wbuf = append(append(p.wbuf[:0], secure.PacketPlainData), b...)
+	if _, err := p.PacketConn.WriteTo(p.wbuf, addr); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
