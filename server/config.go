@@ -108,6 +108,14 @@ type Limits struct {
 	// BytesPerSecond and ByteBurst bound the request bytes (headers and
 	// payloads, as decoded) of one signed-in connection.
 	BytesPerSecond, ByteBurst float64
+	// FloodBurst bounds the requests refused with RateLimited: a
+	// connection that keeps sending after its replies say RateLimited,
+	// FloodBurst refused requests beyond what CommandsPerSecond refills
+	// (a token bucket of its own), is closed with a Bye RateLimited
+	// ("flooding"). Refusing costs the node a little per request, which a
+	// client writing as fast as its link allows turns into a core; a
+	// client that slows down when refused never comes near it.
+	FloodBurst float64
 	// MaxSessions is the most sessions the node holds.
 	MaxSessions int
 	// MaxEmptyPerUser is the most empty sessions (waiting for their empty
@@ -123,7 +131,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		CommandsPerSecond: 1000, CommandBurst: 2000,
-		BytesPerSecond: 4 << 20, ByteBurst: 8 << 20,
+		BytesPerSecond: 4 << 20, ByteBurst: 8 << 20, FloodBurst: 4000,
 		MaxSessions: 1 << 20, MaxEmptyPerUser: 16,
 		CreatesPerMinute: 60, InvitesPerMinute: 300, InvitesReceivedPerMinute: 60,
 	}
@@ -133,7 +141,7 @@ func DefaultLimits() Limits {
 // and benchmarks, never for a node players reach.
 func NoLimits() Limits {
 	return Limits{
-		CommandsPerSecond: -1, CommandBurst: -1, BytesPerSecond: -1, ByteBurst: -1,
+		CommandsPerSecond: -1, CommandBurst: -1, BytesPerSecond: -1, ByteBurst: -1, FloodBurst: -1,
 		MaxSessions: -1, MaxEmptyPerUser: -1,
 		CreatesPerMinute: -1, InvitesPerMinute: -1, InvitesReceivedPerMinute: -1,
 	}
@@ -151,6 +159,7 @@ func (l Limits) withDefaults() Limits {
 	or(&l.CommandBurst, d.CommandBurst)
 	or(&l.BytesPerSecond, d.BytesPerSecond)
 	or(&l.ByteBurst, d.ByteBurst)
+	or(&l.FloodBurst, d.FloodBurst)
 	or(&l.CreatesPerMinute, d.CreatesPerMinute)
 	or(&l.InvitesPerMinute, d.InvitesPerMinute)
 	or(&l.InvitesReceivedPerMinute, d.InvitesReceivedPerMinute)

@@ -29,6 +29,7 @@ type conn struct {
 	order   replyOrder    // replies that come later (other nodes, Defer)
 	cmds    rate.Bucket   // Limits.CommandsPerSecond
 	bytes   rate.Bucket   // Limits.BytesPerSecond
+	refused rate.Bucket   // Limits.FloodBurst, refilled at CommandsPerSecond
 
 	// execReply is set on the owner's side of a command another node
 	// forwarded (exec.go): the reply goes back to that node.
@@ -88,13 +89,22 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 	start := time.Now()
 	c.status = wire.StatusOK
 	if c.user != nil && !h.admit(c, f, start) {
-		c.reply(f, wire.StatusRateLimited, nil)
 		h.metrics.rateLimited.Add(1)
+		if !c.refused.Take(rate.Limit{PerSecond: h.cfg.Limits.CommandsPerSecond, Burst: h.cfg.Limits.FloodBurst}, start, 1) {
+			c.nc.Close(wire.StatusRateLimited, floodReason)
+			h.metrics.floodCut.Add(1)
+			return
+		}
+		c.reply(f, wire.StatusRateLimited, nil)
 	} else {
 		h.dispatch(c, f)
 	}
 	h.metrics.observe(f.Ver, f.Cmd, c.status, start)
 }
+
+// floodReason is the Bye text of a connection closed for flooding
+// (Limits.FloodBurst).
+const floodReason = "flooding: requests kept coming after RateLimited"
 
 // admit charges a signed-in connection's rate limits for frame f and
 // reports whether it is within them: a request over them is answered

@@ -78,6 +78,7 @@ type metrics struct {
 	signIns     [signInFailures]atomic.Uint64    // refused sign-ins, by signInFailure
 	forwarded   atomic.Uint64                    // client commands sent to the node owning their session
 	rateLimited atomic.Uint64                    // requests refused by a connection's rate limits
+	floodCut    atomic.Uint64                    // connections closed for flooding (Limits.FloodBurst)
 	descs       map[string]*prometheus.Desc
 	registry    *prometheus.Registry
 }
@@ -111,6 +112,7 @@ func newMetrics(s *Server) *metrics {
 		"build":          d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
 		"signInFail":     d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id, bad_version, replayed, replay_guard_full, credentials_on_ticket, not_encrypted).", "reason"),
 		"rateLimited":    d("covey_rate_limited_total", "Client requests refused with RateLimited by their connection's command or byte rate."),
+		"floodCut":       d("covey_flooding_disconnects_total", "Client connections closed for sending on after RateLimited, past their flood burst."),
 		"forwarded":      d("covey_forwarded_commands_total", "Client commands sent to the node that owns their session."),
 		"clusterMembers": d("covey_cluster_members", "Nodes the cluster membership counts alive, this one included (1 for a single node)."),
 		"linkUp":         d("covey_mesh_link_up", "1 while the mesh link to the peer is up.", "peer"),
@@ -318,6 +320,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("slow", float64(m.slow.Load()))
 	counter("forwarded", float64(m.forwarded.Load()))
 	counter("rateLimited", float64(m.rateLimited.Load()))
+	counter("floodCut", float64(m.floodCut.Load()))
 	for why := range disconnectReasons {
 		counter("closed", float64(m.closed[why].Load()), disconnectLabels[why])
 	}
