@@ -161,3 +161,35 @@ func TestCreateLeaveLoopIsBounded(t *testing.T) {
 	}
 	t.Logf("held %d, LimitExceeded %d, RateLimited %d; heap %+d bytes", held, limited, rated, int64(after.HeapAlloc)-int64(before.HeapAlloc))
 }
+
+// TestFloodCutBarsTheUser: after a connection is closed for flooding, its
+// user's sign-ins on the node are refused with RateLimited until
+// Limits.FloodBarTime has passed; other users sign in as before.
+func TestFloodCutBarsTheUser(t *testing.T) {
+	srv := startServer(t, func(c *Config) {
+		c.Limits = Limits{CommandsPerSecond: 1, CommandBurst: 1, FloodBurst: 5, FloodBarTime: time.Hour}
+	})
+	flooder := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	flooder.signIn("flooder")
+	var hs []wire.Header
+	for range 20 {
+		hs = append(hs, wire.Header{Cmd: wire.CmdPing})
+	}
+	flooder.write(frames(hs...))
+	if bye := flooder.expectByeMsg(); bye.Status != wire.StatusRateLimited || bye.Reason != floodReason {
+		t.Fatalf("Bye %v %q, want RateLimited %q", bye.Status, bye.Reason, floodReason)
+	}
+	again := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	req := wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "flooder"}
+	if f := again.call(wire.CmdSignIn, req.Append(nil)); f.Status != wire.StatusRateLimited {
+		t.Fatalf("sign-in of the barred user: %v, want RateLimited", f.Status)
+	}
+	if bye := again.expectByeMsg(); !strings.HasPrefix(bye.Reason, "closed for flooding: sign in again in ") {
+		t.Fatalf("Bye reason %q", bye.Reason)
+	}
+	other := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	other.signIn("someone-else")
+	if n := scrape(t, srv, `covey_signin_failures_total\{reason="flooding"\}`); n != 1 {
+		t.Fatalf("flooding sign-in failures: %v", n)
+	}
+}

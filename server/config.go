@@ -116,6 +116,10 @@ type Limits struct {
 	// client writing as fast as its link allows turns into a core; a
 	// client that slows down when refused never comes near it.
 	FloodBurst float64
+	// FloodBarTime is how long the user of a connection closed for
+	// flooding may not sign in on this node (StatusRateLimited): without
+	// it, each reconnection would bring a full burst again.
+	FloodBarTime time.Duration
 	// MaxSessions is the most sessions the node holds.
 	MaxSessions int
 	// MaxEmptyPerUser is the most empty sessions (waiting for their empty
@@ -131,7 +135,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		CommandsPerSecond: 1000, CommandBurst: 2000,
-		BytesPerSecond: 4 << 20, ByteBurst: 8 << 20, FloodBurst: 4000,
+		BytesPerSecond: 4 << 20, ByteBurst: 8 << 20, FloodBurst: 4000, FloodBarTime: 10 * time.Second,
 		MaxSessions: 1 << 20, MaxEmptyPerUser: 16,
 		CreatesPerMinute: 60, InvitesPerMinute: 300, InvitesReceivedPerMinute: 60,
 	}
@@ -141,7 +145,7 @@ func DefaultLimits() Limits {
 // and benchmarks, never for a node players reach.
 func NoLimits() Limits {
 	return Limits{
-		CommandsPerSecond: -1, CommandBurst: -1, BytesPerSecond: -1, ByteBurst: -1, FloodBurst: -1,
+		CommandsPerSecond: -1, CommandBurst: -1, BytesPerSecond: -1, ByteBurst: -1, FloodBurst: -1, FloodBarTime: -1,
 		MaxSessions: -1, MaxEmptyPerUser: -1,
 		CreatesPerMinute: -1, InvitesPerMinute: -1, InvitesReceivedPerMinute: -1,
 	}
@@ -168,6 +172,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxEmptyPerUser == 0 {
 		l.MaxEmptyPerUser = d.MaxEmptyPerUser
+	}
+	if l.FloodBarTime == 0 {
+		l.FloodBarTime = d.FloodBarTime
 	}
 	return l
 }

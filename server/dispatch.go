@@ -92,6 +92,7 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 		h.metrics.rateLimited.Add(1)
 		if !c.refused.Take(rate.Limit{PerSecond: h.cfg.Limits.CommandsPerSecond, Burst: h.cfg.Limits.FloodBurst}, start, 1) {
 			c.nc.Close(wire.StatusRateLimited, floodReason)
+			h.barred.bar(c.user.ID, start, h.cfg.Limits.FloodBarTime)
 			h.metrics.floodCut.Add(1)
 			return
 		}
@@ -259,6 +260,10 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 	default:
 		why, reason := credentialsFailure(h.signer == nil, &req)
 		h.refuseSignIn(c, f, why, reason)
+		return
+	}
+	if left, barred := h.barred.barred(uid, time.Now()); barred {
+		h.refuseSignIn(c, f, signInBarred, "closed for flooding: sign in again in "+left.Round(time.Second).String())
 		return
 	}
 	c.user = &session.User{ID: uid, SID: uuid.NewString(), Conn: c.nc}

@@ -110,7 +110,7 @@ func newMetrics(s *Server) *metrics {
 		"deleted":        d("covey_sessions_deleted_total", "Sessions deleted on this node (empty TTL ran out, or deleted by the application)."),
 		"empty":          d("covey_sessions_empty", "Sessions with no member, waiting for their empty TTL."),
 		"build":          d("covey_build_info", "1, labelled with the Covey version, the Go version and the VCS revision of the binary.", "version", "go_version", "revision"),
-		"signInFail":     d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id, bad_version, replayed, replay_guard_full, credentials_on_ticket, not_encrypted).", "reason"),
+		"signInFail":     d("covey_signin_failures_total", "Sign-ins refused, by reason (malformed, both, expired, bad_token, user_id_in_token_mode, no_token, token_in_dev_mode, bad_user_id, bad_version, replayed, replay_guard_full, credentials_on_ticket, not_encrypted, flooding).", "reason"),
 		"rateLimited":    d("covey_rate_limited_total", "Client requests refused with RateLimited by their connection's command or byte rate."),
 		"floodCut":       d("covey_flooding_disconnects_total", "Client connections closed for sending on after RateLimited, past their flood burst."),
 		"forwarded":      d("covey_forwarded_commands_total", "Client commands sent to the node that owns their session."),

@@ -24,6 +24,7 @@ type Server struct {
 	log     *slog.Logger
 	table   *session.Table
 	signer  *auth.Signer // nil in dev mode
+	barred  floodBar     // users cut for flooding, barred from signing in for a while
 	metrics *metrics
 	mesh    mesh          // nil: a single node
 	node    *cluster.Node // nil: a single node

@@ -28,6 +28,7 @@ const (
 	signInGuardFull                                // token mode, single use: the replay guard is full
 	signInCredentialsOnTicket                      // an encrypted connection: a token or user ID besides its ticket
 	signInNotEncrypted                             // token mode without AllowPlaintext: a plaintext connection
+	signInBarred                                   // the user was closed for flooding a moment ago
 	signInFailures
 )
 
@@ -49,6 +50,7 @@ var signInFailureInfo = [signInFailures]struct {
 
 	signInCredentialsOnTicket: {"credentials_on_ticket", wire.StatusAuthFailed},
 	signInNotEncrypted:        {"not_encrypted", wire.StatusNotEncrypted},
+	signInBarred:              {"flooding", wire.StatusRateLimited},
 }
 
 // refuseSignIn answers sign-in f with the failure's status, closes the
