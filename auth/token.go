@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coveyhq/covey/secure"
 )
@@ -39,21 +38,11 @@ const (
 )
 
 // MaxUserIDLen is the longest user ID, in bytes.
-const MaxUserIDLen = 128
+const MaxUserIDLen = secure.MaxUserIDLen
 
 // ValidUserID reports whether id is acceptable as a user ID: 1 to
 // MaxUserIDLen bytes of valid UTF-8 with no control characters.
-func ValidUserID(id string) bool {
-	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
-		return false
-	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func ValidUserID(id string) bool { return secure.ValidUserID(id) }
 
 // Signer issues and verifies tokens with one server secret. Safe for
 // concurrent use.

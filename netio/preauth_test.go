@@ -139,12 +139,7 @@ func TestAuthenticatedOutlivesPreAuthTimeout(t *testing.T) {
 		t.Run(tr.String(), func(t *testing.T) {
 			h := newTestHandler()
 			h.preAuth = true
-			h.onFrame = func(c *Conn, f wire.Frame) {
-				if f.Cmd == wire.CmdSignIn {
-					c.Authenticated()
-				}
-				c.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}, f.Payload)
-			}
+			h.onFrame = signInEcho
 			s := startServer(t, h, func(c *Config) {
 				c.PreAuthTimeout = preAuth
 				// Not idle during the test; it bounds the linger of the

@@ -280,12 +280,7 @@ func TestSecureTCPPreAuthRecordTooLarge(t *testing.T) {
 func TestSecureTCPLargeFrameAfterSignIn(t *testing.T) {
 	h := newTestHandler()
 	h.preAuth = true
-	h.onFrame = func(c *Conn, f wire.Frame) {
-		if f.Cmd == wire.CmdSignIn {
-			c.Authenticated()
-		}
-		c.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}, f.Payload)
-	}
+	h.onFrame = signInEcho
 	s := startSecureServer(t, h, nil)
 	cl, _, _ := dialSecure(t, s, h, testTicket(testTicketKey(t), "hank", time.Now().Add(time.Hour)))
 	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, nil)) // one record
@@ -374,12 +369,7 @@ func FuzzTCPRecords(f *testing.F) {
 
 	h := newTestHandler()
 	h.preAuth = true
-	h.onFrame = func(c *Conn, fr wire.Frame) {
-		if fr.Cmd == wire.CmdSignIn {
-			c.Authenticated()
-		}
-		c.Send(wire.Header{Ver: fr.Ver, Cmd: fr.Cmd, Flags: wire.FlagReply, Seq: fr.Seq}, fr.Payload)
-	}
+	h.onFrame = signInEcho
 	s := startSecureServer(f, h, nil)
 	key := testTicketKey(f)
 	f.Fuzz(func(t *testing.T, plain []byte, split uint16, raw []byte) {

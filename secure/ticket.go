@@ -123,7 +123,7 @@ func (k *TicketKey) OpenTicket(b []byte, now time.Time) (Ticket, error) {
 	t.ID = binary.BigEndian.Uint64(b[8:])
 	copy(t.Key[:], p)
 	t.UserID = string(p[KeySize+1:])
-	if !validUserID(t.UserID) {
+	if !ValidUserID(t.UserID) {
 		return t, ErrMalformed
 	}
 	if !now.Before(time.Unix(t.Expires, 0)) {
@@ -192,9 +192,11 @@ func ParseConnectToken(s string) (ClientTicket, error) {
 // MaxConnectTokenLen is the longest connect token.
 const MaxConnectTokenLen = len(connectTokenPrefix) + (8+KeySize+MaxTicketSize+2)/3*4
 
-// validUserID is package auth's rule, repeated for the tickets this
-// package opens (auth checks it before sealing).
-func validUserID(id string) bool {
+// ValidUserID reports whether id is acceptable as a user ID: 1 to
+// MaxUserIDLen bytes of valid UTF-8 with no control characters
+// (U+0000-U+001F, U+007F). It is the sign-in rule (package auth's
+// ValidUserID), here so that a ticket holds nothing else.
+func ValidUserID(id string) bool {
 	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
 		return false
 	}
