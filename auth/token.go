@@ -58,8 +58,9 @@ type Signer struct {
 type SignerConfig struct {
 	// SingleUse, if not nil, makes every token sign in once: Verify
 	// remembers each token it accepts in SingleUse until the token
-	// expires, and refuses it after that with ErrReplayed; Issue writes
-	// v2 tokens, which carry a random nonce. Signers may share a guard
+	// expires, and refuses it after that with ErrReplayed (a connect
+	// token's ticket counts once whether it signs in encrypted, through
+	// UseTicket, or in the clear). Signers may share a guard
 	// (say, those of the old and the new secret while it is rotated): a
 	// token then signs in once through either. See ReplayGuard for its
 	// limits: it lives in one process's memory.

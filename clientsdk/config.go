@@ -40,8 +40,10 @@ type Config struct {
 	Token string
 	// Plaintext sends Token in a plaintext sign-in instead of encrypting
 	// the connection: only servers run with -allow-plaintext accept it,
-	// and anyone on the path reads and may alter the traffic. For
-	// debugging and for servers that predate encryption.
+	// and anyone on the path reads and may alter the traffic. A connect
+	// token sent so shows its connection key, which then opens every
+	// encrypted connection made with the same token: never use one token
+	// both ways. For debugging and for servers that predate encryption.
 	Plaintext bool
 	// UserID signs in on a server in development mode, which trusts the
 	// client's word.

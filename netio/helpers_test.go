@@ -267,6 +267,17 @@ func (cl *client) write(b []byte) {
 	}
 }
 
+// writeRefused writes b, which the server refuses part way (a frame over
+// a limit): the server may close before all of it is written, so a
+// broken pipe or a reset is not an error; the Bye is read after it.
+func (cl *client) writeRefused(b []byte) {
+	cl.t.Helper()
+	_ = cl.conn.SetWriteDeadline(time.Now().Add(waitFor))
+	if _, err := cl.conn.Write(b); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		cl.t.Fatalf("%s write: %v", cl.tr, err)
+	}
+}
+
 // read returns the next frame (payload copied) or the read error.
 func (cl *client) read() (wire.Frame, error) {
 	for {

@@ -126,8 +126,12 @@ type kcpFront struct {
 	// The packet layer (kcppacket.go), unless Config.KCPRawSegments.
 	packets bool
 	jar     *secure.CookieJar
-	pbuf    []byte // the reader's opened datagram
-	pstats  packetStats
+	// used holds the nonces of the cookies that opened a session, until
+	// the cookie expires (unix seconds): a cookie opens one session
+	// (see challengeResponse). Reader only.
+	used   map[[secure.CookieNonceSize]byte]int64
+	pbuf   []byte // the reader's opened datagram
+	pstats packetStats
 }
 
 // kcpConn is one KCP session. mu guards everything below it and
@@ -162,7 +166,11 @@ type kcpConn struct {
 
 	// Packet mode: set before the session is registered, then constant
 	// (the Opener is the reader's, the Sealer used with mu held).
-	nonce  [secure.CookieNonceSize]byte // of the cookie that opened it
+	nonce [secure.CookieNonceSize]byte // of the cookie that opened it
+	// heard is when the last datagram that opened (or a PlainData one
+	// of its conversation) came, in nanoseconds since srv.epoch: ACKs
+	// too, unlike c.lastRead. Reader only.
+	heard  int64
 	crypto kcpCrypto
 }
 
@@ -191,6 +199,7 @@ func (s *Server) startKCP() error {
 	}
 	if f.packets {
 		f.jar = secure.NewCookieJar(s.cfg.CookieLifetime)
+		f.used = make(map[[secure.CookieNonceSize]byte]int64)
 		f.pbuf = make([]byte, kcpPacketMax)
 	}
 	if la := uc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {

@@ -101,14 +101,15 @@ func (f *kcpFront) data(p []byte, from netip.AddrPort, rbuf []byte) *kcpConn {
 		f.pstats.dropped.Add(1)
 		return nil
 	}
+	k.heard = f.s.now()
 	return f.feed(k, seg, rbuf)
 }
 
 // connectRequest answers a ConnectRequest with a Challenge, or a Reject
-// for a request the server refuses whoever sent it; a request that is
-// malformed, of another version or with a ticket that does not open
-// (forged) gets nothing. Nothing is kept: the cookie carries what the
-// ticket said. Reader only.
+// for a request the server refuses whoever sent it (a ticket that does
+// not open or has expired, encryption refused or required); a request
+// that is malformed or of another version gets nothing. Nothing is kept:
+// the cookie carries what the ticket said. Reader only.
 func (f *kcpFront) connectRequest(p []byte, from netip.AddrPort) {
 	ver, ticket, err := secure.ConsumeConnectRequest(p)
 	if err != nil || ver != secure.PacketVersion {
@@ -151,17 +152,25 @@ func (f *kcpFront) connectRequest(p []byte, from netip.AddrPort) {
 // challengeResponse creates the session of a ChallengeResponse whose
 // cookie opens for its source address, and answers Accept; the repeat of
 // the ChallengeResponse of an existing session gets the Accept again. A
-// session at the address with another cookie is replaced (the client
-// restarted on the same port). A full server answers Reject
-// ServerOffline: the sender has proved its address. A cookie that does
-// not open gets nothing. Reader only.
+// cookie opens one session: once used, it opens nothing else until it
+// expires, so that a recorded ChallengeResponse replayed after its
+// session has gone cannot make a session with the same keys (whose
+// counters would start again at 0: the same nonces under the same key,
+// and the recorded Data packets accepted again). A session at the address
+// with another cookie is replaced (the client restarted on the same
+// port), but only once it has been silent for kcpReplaceSilence: a
+// sender that reads the address's datagrams cannot close a live session
+// with a cookie of its own. The ticket's expiry is checked again. A full
+// server answers Reject ServerOffline: the sender has proved its address.
+// A cookie that does not open, or was used, gets nothing. Reader only.
 func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 	conv, cookie, err := secure.ConsumeChallengeResponse(p)
 	if err != nil {
 		f.pstats.dropped.Add(1)
 		return
 	}
-	d, err := f.jar.OpenCookie(cookie, from, time.Now())
+	now := time.Now()
+	d, err := f.jar.OpenCookie(cookie, from, now)
 	if err != nil {
 		f.pstats.dropped.Add(1)
 		return
@@ -170,18 +179,78 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 	f.mu.RLock()
 	k := f.sessions[from]
 	f.mu.RUnlock()
+	if k != nil && k.nonce == nonce { // set before the session was registered
+		f.accept(k)
+		return
+	}
+	if _, used := f.used[nonce]; used {
+		f.pstats.dropped.Add(1)
+		return
+	}
+	if d.Encrypted && !now.Before(time.Unix(d.Ticket.Expires, 0)) {
+		f.reject(from, wire.StatusAuthFailed, rejectExpired)
+		return
+	}
 	if k != nil {
-		if k.nonce == nonce { // set before the session was registered
-			f.accept(k)
+		if f.s.now()-max(k.heard, k.c.born) < int64(kcpReplaceSilence) {
+			f.pstats.dropped.Add(1) // the client's retries replace it once it is silent
 			return
 		}
 		f.replace(k)
+	}
+	if !f.roomForCookie(now) {
+		f.reject(from, wire.StatusServerOffline, rejectFull)
+		return
 	}
 	if k = f.newSession(conv, from, &d, &nonce); k == nil {
 		f.reject(from, wire.StatusServerOffline, rejectFull)
 		return
 	}
+	f.useCookie(nonce, secure.CookieExpiry(cookie), now)
 	f.accept(k)
+}
+
+// kcpReplaceSilence is how long the session at an address must have
+// received no authenticated datagram before another handshake from the
+// address replaces it. A client that restarted on the same port retries
+// its ChallengeResponse for 5 s, so it gets through; a live client sends
+// at least a ping every heartbeat, and acknowledges what it receives.
+const kcpReplaceSilence = 2 * time.Second
+
+// maxUsedCookies bounds f.used: the sessions opened within one cookie
+// lifetime, which the handshake budget (Config.MaxConns/10 sessions on
+// probation at once) and address validation already keep far below it.
+const maxUsedCookies = 1 << 20
+
+// roomForCookie reports whether f.used can take one more nonce, forgetting
+// the expired ones first when it is full: when it cannot, no session is
+// created (forgetting a live cookie would let it open a second one).
+// Reader only.
+func (f *kcpFront) roomForCookie(now time.Time) bool {
+	if len(f.used) < maxUsedCookies {
+		return true
+	}
+	f.sweepCookies(now)
+	return len(f.used) < maxUsedCookies
+}
+
+// useCookie remembers a cookie's nonce until its expiry; every 4,096 uses
+// it forgets the expired ones. Reader only.
+func (f *kcpFront) useCookie(nonce [secure.CookieNonceSize]byte, expiry int64, now time.Time) {
+	if len(f.used)%4096 == 4095 {
+		f.sweepCookies(now)
+	}
+	f.used[nonce] = expiry
+}
+
+// sweepCookies forgets the used cookies that have expired. Reader only.
+func (f *kcpFront) sweepCookies(now time.Time) {
+	t := now.Unix()
+	for n, exp := range f.used {
+		if exp <= t {
+			delete(f.used, n)
+		}
+	}
 }
 
 // initPackets gives a new session, before it is registered, its cookie's
@@ -194,6 +263,7 @@ func (k *kcpConn) initPackets(d *secure.CookieData, nonce *[secure.CookieNonceSi
 	}
 	keys := secure.DeriveKeys(&d.Ticket.Key, nonce[:])
 	k.crypto = kcpCrypto{seal: secure.NewSealer(&keys.ServerToClient), open: secure.NewOpener(&keys.ClientToServer)}
+	keys = secure.Keys{}
 	k.c.setTicket(d.Ticket)
 }
 

@@ -229,6 +229,7 @@ type packetClient struct {
 	seal *secure.Sealer
 	open *secure.Opener
 	sent [][]byte // the genuine Data packets sent
+	resp []byte   // its ChallengeResponse
 	dec  *wire.Decoder
 	buf  []byte
 }
@@ -237,7 +238,8 @@ func newPacketClient(t *testing.T, s *Server, ticket *secure.ClientTicket) *pack
 	t.Helper()
 	pc := &packetClient{t: t, uc: rawUDP(t, s), dec: wire.NewDecoder(wire.DefaultConfig()), buf: make([]byte, 2048)}
 	cookie := bytes.Clone(pc.ask(secure.AppendConnectRequest(nil, ticket.Ticket), secure.PacketChallenge)[1:])
-	pc.ask(secure.AppendChallengeResponse(nil, 77, cookie), secure.PacketAccept)
+	pc.resp = secure.AppendChallengeResponse(nil, 77, cookie)
+	pc.ask(pc.resp, secure.PacketAccept)
 	keys := secure.DeriveKeys(&ticket.Key, secure.CookieNonce(cookie))
 	pc.seal, pc.open = secure.NewSealer(&keys.ClientToServer), secure.NewOpener(&keys.ServerToClient)
 	pc.kcp = ikcp.NewKCP(77, func(b []byte, n int) {
@@ -694,5 +696,85 @@ func signInUnderFlood(s *Server, ticket *secure.ClientTicket, limit time.Duratio
 			return false
 		}
 		dec.Write(buf[:n])
+	}
+}
+
+// TestKCPPacketCookieOpensOneSession: a recorded ChallengeResponse,
+// replayed from the player's address once its session has gone (within
+// the cookie's lifetime), opens nothing: a second session would have the
+// same keys, its counters from 0 again (reused nonces), and would accept
+// the recorded Data packets again.
+func TestKCPPacketCookieOpensOneSession(t *testing.T) {
+	h := newTestHandler()
+	s := startPacketServer(t, h, nil)
+	pc := newPacketClient(t, s, testTicket(s.cfg.TicketKey, "alice", time.Now().Add(time.Minute)))
+	pc.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil))
+	c := <-h.opens
+	pc.next()
+	c.Close(wire.StatusOK, "done")
+	h.waitClose(t, c)
+	for deadline := time.Now().Add(waitFor); s.kcp.sessionCount() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session was never removed")
+		}
+	}
+	dropped := s.Stats().KCPDropped
+	pc.send(pc.resp)
+	for deadline := time.Now().Add(waitFor); s.Stats().KCPDropped == dropped; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replayed ChallengeResponse was not dropped")
+		}
+	}
+	if n := s.kcp.sessionCount(); n != 0 {
+		t.Fatalf("%d sessions after the replay, want none", n)
+	}
+	for _, p := range pc.sent { // and what was recorded reaches no one
+		pc.send(p)
+	}
+	select {
+	case c := <-h.opens:
+		t.Fatalf("the replay opened connection %d", c.ID())
+	default:
+	}
+}
+
+// TestKCPPacketLiveSessionNotReplaced: a handshake of its own from the
+// address of a live session (what a sender that reads the address's
+// datagrams can do) does not replace it; once the session has been
+// silent for kcpReplaceSilence, the same handshake does (a client that
+// restarted on its port).
+func TestKCPPacketLiveSessionNotReplaced(t *testing.T) {
+	h := newTestHandler()
+	// Not closed as idle before it can be replaced.
+	s := startPacketServer(t, h, func(c *Config) { c.IdleTimeout = 10 * time.Second })
+	key := s.cfg.TicketKey
+	pc := newPacketClient(t, s, testTicket(key, "alice", time.Now().Add(time.Minute)))
+	pc.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 1}, nil))
+	c := <-h.opens
+	pc.next()
+
+	other := testTicket(key, "mallory", time.Now().Add(time.Minute))
+	cookie := bytes.Clone(pc.ask(secure.AppendConnectRequest(nil, other.Ticket), secure.PacketChallenge)[1:])
+	resp := secure.AppendChallengeResponse(nil, 78, cookie)
+	dropped := s.Stats().KCPDropped
+	start := time.Now()
+	pc.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: 2}, nil)) // the session is live
+	pc.next()
+	pc.send(resp)
+	for deadline := time.Now().Add(waitFor); s.Stats().KCPDropped == dropped; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ChallengeResponse was not dropped")
+		}
+	}
+	if c.Closed() {
+		t.Fatal("a live session was replaced")
+	}
+	// Silent from now on: the retries get through after kcpReplaceSilence.
+	pc.ask(resp, secure.PacketAccept)
+	if took := time.Since(start); took < kcpReplaceSilence {
+		t.Fatalf("replaced after %v of silence, want at least %v", took, kcpReplaceSilence)
+	}
+	if err := h.waitClose(t, c); err == nil {
+		t.Fatal("the old session closed without a cause")
 	}
 }

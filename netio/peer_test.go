@@ -248,7 +248,7 @@ func TestMeshListener(t *testing.T) {
 		t.Fatalf("peer reply %+v, %d bytes", f.Header, len(f.Payload))
 	}
 
-	cl.write(frame)
+	cl.writeRefused(frame)
 	cl.expectBye(wire.StatusTooLarge, "")
 	cl.expectClosed()
 	if err := h.waitClose(t, cc); !errors.Is(err, ErrTooLarge) {

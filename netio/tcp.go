@@ -443,8 +443,11 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c := t.c
-	if gc.InboundBuffered() > t.leftover {
-		c.lastRead.Store(f.s.now()) // not a Wake: bytes arrived
+	if gc.InboundBuffered() > t.leftover && t.mode != tcpRecords {
+		// Not a Wake: bytes arrived. (On records only those that open
+		// count, in decodeRecords: a stream that an injection has put
+		// out of step, where no record will open again, goes idle.)
+		c.lastRead.Store(f.s.now())
 	}
 	c.holdFlush()
 	if !c.closing.Load() {

@@ -177,8 +177,10 @@ func (s *Server) preAuthRecordSize() int {
 // decodeRecords opens the complete records in the inbound buffer and
 // hands the frames of their plaintext to the Handler, in a loop until the
 // data is short. A record that fails authentication is dropped and
-// counted (Stats.TCPForgedRecords); a length out of range closes the
-// connection. Event loop.
+// counted (Stats.TCPForgedRecords), and is not activity: if no record
+// opens again (an injection took a genuine one's place in the stream),
+// the idle timeout closes the connection. A length out of range closes
+// it at once. Event loop.
 func (t *tcpConn) decodeRecords() {
 	c, gc, sec, s := t.c, t.gc, t.sec, t.f.s
 	for t.frames() {
@@ -212,6 +214,7 @@ func (t *tcpConn) decodeRecords() {
 			continue
 		}
 		s.bytesIn.Add(uint64(n))
+		c.lastRead.Store(s.now())
 		if sec.dec.Buffered()+len(p) > keepCap {
 			sec.decBig = true
 		}

@@ -61,7 +61,7 @@ func (s *Sealer) Next() uint64 { return s.next }
 // MaxRecordPayload bytes (one record for an empty p), each a 4-byte
 // big-endian length of what follows, then p's piece sealed under the next
 // counter with that length prefix as additional data. It fails only with
-// ErrExhausted, with dst as it was.
+// ErrExhausted; dst may then hold the records sealed before it.
 func (s *Sealer) AppendRecords(dst, p []byte) ([]byte, error) {
 	for first := true; first || len(p) > 0; first = false {
 		if s.next > MaxCounter {

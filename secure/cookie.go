@@ -42,8 +42,14 @@ const DefaultCookieLifetime = 10 * time.Second
 type CookieJar struct {
 	aead     cipher.AEAD
 	lifetime time.Duration
-	prefix   [4]byte       // random per jar: nonces never repeat across restarts
-	counter  atomic.Uint64 // the rest of each nonce
+	// counted makes nonces a counter from 0 (NewCookieJarKey, for
+	// vectors); otherwise each nonce is 12 random bytes. The nonce is
+	// also the salt of the connection's keys, so it must not repeat
+	// across jars (nodes sharing the secret, restarts) either: random 96
+	// bits do not (about 2^-33 after 2^32 cookies), a counter per jar
+	// could be lined up by a sender that makes a jar issue cookies.
+	counted bool
+	counter atomic.Uint64
 }
 
 // NewCookieJar returns a jar with a fresh random key whose cookies last
@@ -52,12 +58,13 @@ func NewCookieJar(lifetime time.Duration) *CookieJar {
 	var key [KeySize]byte
 	rand.Read(key[:])
 	j := NewCookieJarKey(&key, lifetime)
-	rand.Read(j.prefix[:])
+	j.counted = false
 	return j
 }
 
 // NewCookieJarKey is NewCookieJar with a given key, for tests and
-// vectors: its nonces start at prefix 0, counter 0.
+// vectors: its nonces are a counter from 0 (8 bytes, big-endian, after 4
+// zero bytes), not random.
 func NewCookieJarKey(key *[KeySize]byte, lifetime time.Duration) *CookieJar {
 	if lifetime <= 0 {
 		lifetime = DefaultCookieLifetime
@@ -66,7 +73,7 @@ func NewCookieJarKey(key *[KeySize]byte, lifetime time.Duration) *CookieJar {
 	if err != nil {
 		panic("secure: " + err.Error())
 	}
-	return &CookieJar{aead: aead, lifetime: max(lifetime, time.Second)}
+	return &CookieJar{aead: aead, lifetime: max(lifetime, time.Second), counted: true}
 }
 
 // CookieData is what a cookie carries: whether the connection is
@@ -95,8 +102,14 @@ func (j *CookieJar) AppendCookie(dst []byte, addr netip.AddrPort, d *CookieData,
 	start := len(dst)
 	exp := now.Add(j.lifetime + time.Second - 1).Unix()
 	dst = binary.BigEndian.AppendUint64(dst, uint64(exp))
-	dst = append(dst, j.prefix[:]...)
-	dst = binary.BigEndian.AppendUint64(dst, j.counter.Add(1)-1)
+	if j.counted {
+		dst = append(dst, 0, 0, 0, 0)
+		dst = binary.BigEndian.AppendUint64(dst, j.counter.Add(1)-1)
+	} else {
+		var n [CookieNonceSize]byte
+		rand.Read(n[:]) // never fails (crypto/rand, Go 1.24+)
+		dst = append(dst, n[:]...)
+	}
 	var plain [1 + cookieTicket + MaxUserIDLen]byte
 	n := 1
 	if d.Encrypted {
@@ -116,6 +129,10 @@ func (j *CookieJar) AppendCookie(dst []byte, addr netip.AddrPort, d *CookieData,
 	var ad [len(labelCookieAD) + 8 + 18]byte
 	return j.aead.Seal(dst, dst[start+8:start+cookieHeader], plain[:n], cookieAD(&ad, dst[start:], addr))
 }
+
+// CookieExpiry returns the expiry of a cookie of at least MinCookieSize
+// bytes (unix seconds), as written: only OpenCookie says it is genuine.
+func CookieExpiry(cookie []byte) int64 { return int64(binary.BigEndian.Uint64(cookie)) }
 
 // CookieNonce returns the nonce of a cookie of at least MinCookieSize
 // bytes: the server nonce the connection's keys are derived with.

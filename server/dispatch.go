@@ -233,7 +233,13 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 			h.refuseSignIn(c, f, signInCredentialsOnTicket, "an encrypted connection signs in with its ticket: send no token or user ID")
 			return
 		}
-		if err := h.signer.UseTicket(ticket, time.Now()); err != nil {
+		now := time.Now()
+		if !now.Before(time.Unix(ticket.Expires, 0)) {
+			// Opened in time, but expired before the sign-in came.
+			h.refuseSignIn(c, f, signInExpired, "ticket expired")
+			return
+		}
+		if err := h.signer.UseTicket(ticket, now); err != nil {
 			why, reason := tokenFailure(err)
 			h.refuseSignIn(c, f, why, reason)
 			return

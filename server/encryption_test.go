@@ -2,12 +2,15 @@ package server
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/coveyhq/covey/auth"
 	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/internal/clientconn"
+	"github.com/coveyhq/covey/secure"
 	"github.com/coveyhq/covey/wire"
 )
 
@@ -105,5 +108,29 @@ func TestEncryptedHandshakeRefusals(t *testing.T) {
 		if !errors.As(err, &bye) || bye.Status != wire.StatusAuthFailed {
 			t.Fatalf("%s: second use of a single-use ticket: %v", network, err)
 		}
+	}
+}
+
+// TestTicketExpiringBeforeSignIn: a ticket that opened the connection in
+// time but expired before the sign-in came is refused (AuthFailed,
+// "ticket expired").
+func TestTicketExpiringBeforeSignIn(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.Secret, c.APIKey = testSecret, testAPIKey })
+	signer, _ := auth.NewSigner([]byte(testSecret))
+	expires := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	tok, _ := signer.Issue("late", expires)
+	ct, err := secure.ParseConnectToken(tok)
+	must(t, err)
+	nc, err := net.Dial("tcp", srv.addrOf("tcp"))
+	must(t, err)
+	defer nc.Close()
+	sc, err := clientconn.SecureTCP(nc, &ct, time.Now().Add(testTimeout))
+	must(t, err)
+	time.Sleep(time.Until(expires) + 10*time.Millisecond) // the expiry itself is what the test waits for
+	sc.SetDeadline(time.Now().Add(testTimeout))
+	_, err = clientconn.SignIn(sc, wire.NewDecoder(wire.DefaultConfig()), make([]byte, 4096), 1, "", "")
+	var bye *clientconn.ByeError
+	if !errors.As(err, &bye) || bye.Status != wire.StatusAuthFailed || bye.Reason != "ticket expired" {
+		t.Fatalf("sign-in after the ticket expired: %v, want a Bye AuthFailed \"ticket expired\"", err)
 	}
 }
