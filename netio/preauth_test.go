@@ -214,7 +214,7 @@ func TestPreAuthMaxPayload(t *testing.T) {
 				t.Helper()
 				cl, c := dial(t, s, h, tr, dialOpts{})
 				cl.next() // the Ping's echo
-				cl.write(frame)
+				cl.writeRefused(frame)
 				cl.expectBye(wire.StatusTooLarge, reason)
 				if err := h.waitClose(t, c); !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("%s: OnClose(%v), want ErrTooLarge", name, err)
