@@ -39,10 +39,20 @@ func (e *RejectError) Error() string {
 	return "kcpconn: the server rejected the connection: status " + strconv.Itoa(int(e.Status)) + ": " + e.Reason
 }
 
+// rejectGrace is how long the handshake waits on after a Reject for an
+// answer that would proceed (a Challenge, or an Accept) before it returns
+// the Reject: Rejects are not authenticated, and a sender that forges the
+// server's address and guesses the client's port could otherwise end any
+// dial with one. A genuine Reject costs its client this much more.
+const rejectGrace = 300 * time.Millisecond
+
 // handshake runs the packet layer's handshake on c's socket: a
-// ConnectRequest every ResendInterval until a Challenge or a Reject,
-// then a ChallengeResponse every ResendInterval until an Accept for its
-// cookie (or a Data packet that opens, if the Accept was lost). It sets
+// ConnectRequest every ResendInterval until a Challenge, then a
+// ChallengeResponse every ResendInterval until an Accept for its cookie
+// (or a Data packet that opens, if the Accept was lost). Neither a
+// Challenge nor a Reject is authenticated: a later Challenge replaces the
+// cookie of an earlier one (a forged one came first), and a Reject ends
+// the handshake only if nothing better comes within rejectGrace. It sets
 // up c's packet mode; c is not yet shared.
 func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error {
 	deadline := time.Now().Add(HandshakeTimeout)
@@ -54,54 +64,57 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 	if ticket != nil {
 		t = ticket.Ticket
 	}
-	req := secure.AppendConnectRequest(make([]byte, 0, secure.ConnectRequestSize), t)
+	c.obuf = make([]byte, 0, packetMax)
+	c.ibuf = make([]byte, 0, packetMax)
+	pkt := secure.AppendConnectRequest(make([]byte, 0, secure.ConnectRequestSize), t)
 	var cookie []byte
+	var rejected error     // the first Reject, returned at rejectBy if nothing better came
+	var rejectBy time.Time // zero until a Reject came
 	var sent time.Time
-	for cookie == nil {
-		p, err := c.exchange(ctx, req, &sent, deadline)
-		if err != nil {
+	for {
+		until := deadline
+		if rejected != nil {
+			until = minTime(until, rejectBy)
+		}
+		p, err := c.exchange(ctx, pkt, &sent, until)
+		switch {
+		case errors.Is(err, ErrHandshakeTimeout) && rejected != nil:
+			return rejected
+		case err != nil:
 			return err
 		}
 		switch p[0] {
 		case secure.PacketChallenge:
-			if ck, err := secure.ConsumeChallenge(p); err == nil {
-				cookie = bytes.Clone(ck)
+			ck, err := secure.ConsumeChallenge(p)
+			if err != nil || bytes.Equal(ck, cookie) {
+				continue
 			}
-		case secure.PacketReject:
-			if err := rejectError(p); err != nil {
-				return err
+			cookie = bytes.Clone(ck)
+			if ticket != nil {
+				keys := secure.DeriveKeys(&ticket.Key, secure.CookieNonce(cookie))
+				c.seal = secure.NewSealer(&keys.ClientToServer)
+				c.open = secure.NewOpener(&keys.ServerToClient)
+				keys = secure.Keys{}
 			}
-		}
-	}
-	nonce := secure.CookieNonce(cookie)
-	c.packets = true
-	c.obuf = make([]byte, 0, packetMax)
-	c.ibuf = make([]byte, 0, packetMax)
-	if ticket != nil {
-		keys := secure.DeriveKeys(&ticket.Key, nonce)
-		c.seal = secure.NewSealer(&keys.ClientToServer)
-		c.open = secure.NewOpener(&keys.ServerToClient)
-	}
-	resp := secure.AppendChallengeResponse(nil, c.kcp.Conv(), cookie)
-	sent = time.Time{}
-	for {
-		p, err := c.exchange(ctx, resp, &sent, deadline)
-		if err != nil {
-			return err
-		}
-		switch p[0] {
+			pkt = secure.AppendChallengeResponse(nil, c.kcp.Conv(), cookie)
+			sent = time.Time{} // answer it at once
 		case secure.PacketAccept:
-			if n, err := secure.ConsumeAccept(p); err == nil && bytes.Equal(n, nonce) {
+			if n, err := secure.ConsumeAccept(p); err == nil && cookie != nil && bytes.Equal(n, secure.CookieNonce(cookie)) {
+				c.packets = true
 				return nil
 			}
 		case secure.PacketReject:
-			if err := rejectError(p); err != nil {
-				return err
+			if err := rejectError(p); err != nil && rejected == nil {
+				rejected, rejectBy = err, time.Now().Add(rejectGrace)
 			}
 		case secure.PacketData, secure.PacketPlainData:
 			// The server accepted and already sent data (the Accept was
 			// lost): the datagram is the connection's first.
+			if cookie == nil {
+				continue
+			}
 			if seg := c.unwrap(p); seg != nil {
+				c.packets = true
 				c.input(seg)
 				return nil
 			}

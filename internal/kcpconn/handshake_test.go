@@ -1,0 +1,88 @@
+package kcpconn
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/coveyhq/covey/secure"
+)
+
+// fakeHandshakeServer answers each ConnectRequest with what answer
+// returns (datagrams, in order), and a ChallengeResponse with a genuine
+// cookie (one from its jar) with an Accept; it runs until the test ends.
+func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) string {
+	t.Helper()
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	jar := secure.NewCookieJar(0)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := uc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			p := buf[:n]
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			switch p[0] {
+			case secure.PacketConnectRequest:
+				cookie := jar.AppendCookie(nil, from, &secure.CookieData{}, time.Now())
+				for _, d := range answer(secure.AppendChallenge(nil, cookie)) {
+					uc.WriteToUDPAddrPort(d, from)
+				}
+			case secure.PacketChallengeResponse:
+				_, cookie, err := secure.ConsumeChallengeResponse(p)
+				if err != nil {
+					continue
+				}
+				if _, err := jar.OpenCookie(cookie, from, time.Now()); err == nil {
+					uc.WriteToUDPAddrPort(secure.AppendAccept(nil, secure.CookieNonce(cookie)), from)
+				}
+			}
+		}
+	}()
+	return uc.LocalAddr().String()
+}
+
+// TestHandshakeOutlivesForgedAnswers: a Reject and a Challenge with a
+// junk cookie, forged from the server's address ahead of its genuine
+// Challenge, do not end or derail the handshake: the later genuine
+// Challenge replaces the junk cookie, and the Reject is moot once the
+// handshake proceeds.
+func TestHandshakeOutlivesForgedAnswers(t *testing.T) {
+	junk := make([]byte, secure.MinCookieSize+30)
+	rand.Read(junk)
+	addr := fakeHandshakeServer(t, func(genuine []byte) [][]byte {
+		return [][]byte{secure.AppendReject(nil, 4, "forged"), secure.AppendChallenge(nil, junk), genuine}
+	})
+	c, err := Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	c.Close()
+}
+
+// TestHandshakeReject: a Reject with nothing better behind it ends the
+// dial with its status and reason, rejectGrace after it came.
+func TestHandshakeReject(t *testing.T) {
+	addr := fakeHandshakeServer(t, func([]byte) [][]byte {
+		return [][]byte{secure.AppendReject(nil, 4, "ticket expired")}
+	})
+	start := time.Now()
+	_, err := Dial(context.Background(), addr)
+	var rej *RejectError
+	if !errors.As(err, &rej) || rej.Status != 4 || rej.Reason != "ticket expired" {
+		t.Fatalf("Dial: %v, want the Reject", err)
+	}
+	if took := time.Since(start); took < rejectGrace || took > HandshakeTimeout {
+		t.Fatalf("the Reject ended the dial after %v, want rejectGrace (%v) or a little more", took, rejectGrace)
+	}
+}
