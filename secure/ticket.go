@@ -224,5 +224,6 @@ func DeriveKeys(key *[KeySize]byte, serverNonce []byte) Keys {
 	var k Keys
 	copy(k.ClientToServer[:], b)
 	copy(k.ServerToClient[:], b[KeySize:])
+	clear(b)
 	return k
 }
