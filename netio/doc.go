@@ -186,7 +186,16 @@
 // one over 64 KiB of plaintext after sign-in, closes the connection with
 // a sealed Bye StatusTooLarge. A record that fails authentication is
 // dropped and counted in Stats.TCPForgedRecords: it neither closes the
-// connection nor moves the record counter. Peer links are plaintext.
+// connection nor moves the record counter, and it is not activity for
+// IdleTimeout (a stream in which no record opens any more goes idle).
+// Peer links are plaintext (authenticated by the cluster's handshake).
+//
+// On KCP the packet layer (kcppacket.go) validates every sender's address
+// with a stateless cookie before the server keeps anything for it, and
+// carries each KCP datagram in a Data packet sealed with the session's
+// keys (or a PlainData packet on a plaintext connection). A cookie opens
+// one session, and a live session is replaced by another handshake from
+// its address only once it has been silent for 2 s.
 //
 // # Goroutines
 //
