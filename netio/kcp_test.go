@@ -139,6 +139,22 @@ func TestKCPRawFirstSegment(t *testing.T) {
 	}
 }
 
+// sendThenProbe sends datagram p from raw, then has cl ping the server
+// with the next seq and checks the reply: the server still serves its
+// real client after p.
+func sendThenProbe(t *testing.T, raw net.Conn, p []byte, cl *client, seq *uint32) {
+	t.Helper()
+	if _, err := raw.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	*seq++
+	cl.t = t
+	cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: *seq}, nil))
+	if fr := cl.next(); fr.Seq != *seq {
+		t.Fatalf("probe reply seq %d, want %d", fr.Seq, *seq)
+	}
+}
+
 // FuzzKCPDatagram sends each input as a datagram to a live KCP port from
 // a raw socket, then checks that a real client is still served: no input
 // may crash the engine or disturb other sessions.
@@ -165,15 +181,7 @@ func FuzzKCPDatagram(f *testing.F) {
 		// minimizing one (~n*n/2 runs of 1500-byte candidates, every one
 		// too short to keep that coverage).
 		p = p[:min(len(p), kcpPacketMax)]
-		if _, err := raw.Write(p); err != nil {
-			t.Fatal(err)
-		}
-		seq++
-		cl.t = t
-		cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: seq}, nil))
-		if fr := cl.next(); fr.Seq != seq {
-			t.Fatalf("probe reply seq %d, want %d", fr.Seq, seq)
-		}
+		sendThenProbe(t, raw, p, cl, &seq)
 		for len(h.opens) > 0 { // sessions the input opened (a valid first segment)
 			<-h.opens
 		}

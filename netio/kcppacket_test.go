@@ -468,15 +468,7 @@ func FuzzKCPPacket(f *testing.F) {
 	seq := uint32(100)
 	f.Fuzz(func(t *testing.T, p []byte) {
 		p = p[:min(len(p), kcpPacketMax)] // see FuzzKCPDatagram
-		if _, err := raw.Write(p); err != nil {
-			t.Fatal(err)
-		}
-		seq++
-		cl.t = t
-		cl.write(wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdPing, Seq: seq}, nil))
-		if fr := cl.next(); fr.Seq != seq {
-			t.Fatalf("probe reply seq %d, want %d", fr.Seq, seq)
-		}
+		sendThenProbe(t, raw, p, cl, &seq)
 		if n := len(h.opens); n > 0 {
 			t.Fatalf("an input from an unvalidated address opened %d sessions", n)
 		}
