@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -46,12 +47,27 @@ func (e *RejectError) Error() string {
 // dial with one. A genuine Reject costs its client this much more.
 const rejectGrace = 300 * time.Millisecond
 
+// maxCookies is how many Challenges' cookies the handshake answers at
+// once: the server may answer two ConnectRequests (the first answer was
+// slow), and a Challenge may be forged.
+const maxCookies = 4
+
+// candidate is one Challenge's cookie with the keys it gives.
+type candidate struct {
+	cookie     []byte
+	seal       *secure.Sealer // nil for plaintext
+	open       *secure.Opener
+	resp       []byte // its ChallengeResponse
+	acceptable bool   // a ChallengeResponse for it was sent
+}
+
 // handshake runs the packet layer's handshake on c's socket: a
 // ConnectRequest every ResendInterval until a Challenge, then a
-// ChallengeResponse every ResendInterval until an Accept for its cookie
-// (or a Data packet that opens, if the Accept was lost). Neither a
-// Challenge nor a Reject is authenticated: a later Challenge replaces the
-// cookie of an earlier one (a forged one came first), and a Reject ends
+// ChallengeResponse for each cookie received (up to maxCookies, the
+// latest) every ResendInterval until an Accept for one of them (or a
+// Data packet that opens under one's keys, if the Accept was lost).
+// Neither a Challenge nor a Reject is authenticated: a cookie that is
+// not the server's gets no Accept and changes nothing, and a Reject ends
 // the handshake only if nothing better comes within rejectGrace. It sets
 // up c's packet mode; c is not yet shared.
 func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error {
@@ -66,17 +82,31 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 	}
 	c.obuf = make([]byte, 0, packetMax)
 	c.ibuf = make([]byte, 0, packetMax)
-	pkt := secure.AppendConnectRequest(make([]byte, 0, secure.ConnectRequestSize), t)
-	var cookie []byte
+	req := secure.AppendConnectRequest(make([]byte, 0, secure.ConnectRequestSize), t)
+	var cands []*candidate
 	var rejected error     // the first Reject, returned at rejectBy if nothing better came
 	var rejectBy time.Time // zero until a Reject came
 	var sent time.Time
+	choose := func(k *candidate) { c.seal, c.open, c.packets = k.seal, k.open, true }
 	for {
 		until := deadline
 		if rejected != nil {
 			until = minTime(until, rejectBy)
 		}
-		p, err := c.exchange(ctx, pkt, &sent, until)
+		send := func() error {
+			if len(cands) == 0 {
+				_, err := c.uc.Write(req)
+				return err
+			}
+			for _, k := range cands {
+				if _, err := c.uc.Write(k.resp); err != nil {
+					return err
+				}
+				k.acceptable = true
+			}
+			return nil
+		}
+		p, err := c.exchange(ctx, send, &sent, until)
 		switch {
 		case errors.Is(err, ErrHandshakeTimeout) && rejected != nil:
 			return rejected
@@ -86,22 +116,31 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 		switch p[0] {
 		case secure.PacketChallenge:
 			ck, err := secure.ConsumeChallenge(p)
-			if err != nil || bytes.Equal(ck, cookie) {
+			if err != nil || slices.ContainsFunc(cands, func(k *candidate) bool { return bytes.Equal(k.cookie, ck) }) {
 				continue
 			}
-			cookie = bytes.Clone(ck)
+			k := &candidate{cookie: bytes.Clone(ck)}
 			if ticket != nil {
-				keys := secure.DeriveKeys(&ticket.Key, secure.CookieNonce(cookie))
-				c.seal = secure.NewSealer(&keys.ClientToServer)
-				c.open = secure.NewOpener(&keys.ServerToClient)
+				keys := secure.DeriveKeys(&ticket.Key, secure.CookieNonce(k.cookie))
+				k.seal, k.open = secure.NewSealer(&keys.ClientToServer), secure.NewOpener(&keys.ServerToClient)
 				keys = secure.Keys{}
 			}
-			pkt = secure.AppendChallengeResponse(nil, c.kcp.Conv(), cookie)
+			k.resp = secure.AppendChallengeResponse(nil, c.kcp.Conv(), k.cookie)
+			if len(cands) == maxCookies {
+				cands = cands[1:]
+			}
+			cands = append(cands, k)
 			sent = time.Time{} // answer it at once
 		case secure.PacketAccept:
-			if n, err := secure.ConsumeAccept(p); err == nil && cookie != nil && bytes.Equal(n, secure.CookieNonce(cookie)) {
-				c.packets = true
-				return nil
+			n, err := secure.ConsumeAccept(p)
+			if err != nil {
+				continue
+			}
+			for _, k := range cands {
+				if k.acceptable && bytes.Equal(n, secure.CookieNonce(k.cookie)) {
+					choose(k)
+					return nil
+				}
 			}
 		case secure.PacketReject:
 			if err := rejectError(p); err != nil && rejected == nil {
@@ -109,25 +148,30 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 			}
 		case secure.PacketData, secure.PacketPlainData:
 			// The server accepted and already sent data (the Accept was
-			// lost): the datagram is the connection's first.
-			if cookie == nil {
-				continue
+			// lost): the datagram is the connection's first, under the
+			// keys of the cookie it opens with.
+			for _, k := range cands {
+				if !k.acceptable {
+					continue
+				}
+				c.open = k.open
+				if seg := c.unwrap(p); seg != nil {
+					choose(k)
+					c.input(seg)
+					return nil
+				}
 			}
-			if seg := c.unwrap(p); seg != nil {
-				c.packets = true
-				c.input(seg)
-				return nil
-			}
+			c.open = nil
 		}
 	}
 }
 
 // exchange returns the next datagram that comes (at least 1 byte, in
-// c.pkt), sending pkt whenever ResendInterval has passed since it last
+// c.pkt), calling send whenever ResendInterval has passed since it last
 // did (*sent; at once if zero), or the error that ends the handshake:
 // ErrHandshakeTimeout at deadline, ctx's error once it is done, or the
 // socket's (ECONNREFUSED: no server at the address).
-func (c *Conn) exchange(ctx context.Context, pkt []byte, sent *time.Time, deadline time.Time) ([]byte, error) {
+func (c *Conn) exchange(ctx context.Context, send func() error, sent *time.Time, deadline time.Time) ([]byte, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -137,7 +181,7 @@ func (c *Conn) exchange(ctx context.Context, pkt []byte, sent *time.Time, deadli
 			return nil, ErrHandshakeTimeout
 		}
 		if now.Sub(*sent) >= ResendInterval {
-			if _, err := c.uc.Write(pkt); err != nil {
+			if err := send(); err != nil {
 				return nil, err
 			}
 			*sent = now

@@ -1,6 +1,7 @@
 package kcpconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -13,9 +14,11 @@ import (
 )
 
 // fakeHandshakeServer answers each ConnectRequest with what answer
-// returns (datagrams, in order), and a ChallengeResponse with a genuine
-// cookie (one from its jar) with an Accept; it runs until the test ends.
-func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) string {
+// returns (datagrams, in order; genuine makes a Challenge with a fresh
+// cookie of its jar), and a ChallengeResponse with a genuine cookie with
+// an Accept, for the first such cookie only (as a server with a live
+// session drops the others); it runs until the test ends.
+func fakeHandshakeServer(t *testing.T, answer func(genuine func() []byte) [][]byte) string {
 	t.Helper()
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -24,6 +27,7 @@ func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) str
 	t.Cleanup(func() { uc.Close() })
 	jar := secure.NewCookieJar(0)
 	go func() {
+		var accepted []byte // the cookie of the session
 		buf := make([]byte, 2048)
 		for {
 			n, from, err := uc.ReadFromUDPAddrPort(buf)
@@ -34,8 +38,10 @@ func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) str
 			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 			switch p[0] {
 			case secure.PacketConnectRequest:
-				cookie := jar.AppendCookie(nil, from, &secure.CookieData{}, time.Now())
-				for _, d := range answer(secure.AppendChallenge(nil, cookie)) {
+				genuine := func() []byte {
+					return secure.AppendChallenge(nil, jar.AppendCookie(nil, from, &secure.CookieData{}, time.Now()))
+				}
+				for _, d := range answer(genuine) {
 					uc.WriteToUDPAddrPort(d, from)
 				}
 			case secure.PacketChallengeResponse:
@@ -44,7 +50,12 @@ func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) str
 					continue
 				}
 				if _, err := jar.OpenCookie(cookie, from, time.Now()); err == nil {
-					uc.WriteToUDPAddrPort(secure.AppendAccept(nil, secure.CookieNonce(cookie)), from)
+					if accepted == nil {
+						accepted = bytes.Clone(cookie)
+					}
+					if bytes.Equal(cookie, accepted) {
+						uc.WriteToUDPAddrPort(secure.AppendAccept(nil, secure.CookieNonce(cookie)), from)
+					}
 				}
 			}
 		}
@@ -60,8 +71,8 @@ func fakeHandshakeServer(t *testing.T, answer func(genuine []byte) [][]byte) str
 func TestHandshakeOutlivesForgedAnswers(t *testing.T) {
 	junk := make([]byte, secure.MinCookieSize+30)
 	rand.Read(junk)
-	addr := fakeHandshakeServer(t, func(genuine []byte) [][]byte {
-		return [][]byte{secure.AppendReject(nil, 4, "forged"), secure.AppendChallenge(nil, junk), genuine}
+	addr := fakeHandshakeServer(t, func(genuine func() []byte) [][]byte {
+		return [][]byte{secure.AppendReject(nil, 4, "forged"), secure.AppendChallenge(nil, junk), genuine()}
 	})
 	c, err := Dial(context.Background(), addr)
 	if err != nil {
@@ -73,7 +84,7 @@ func TestHandshakeOutlivesForgedAnswers(t *testing.T) {
 // TestHandshakeReject: a Reject with nothing better behind it ends the
 // dial with its status and reason, rejectGrace after it came.
 func TestHandshakeReject(t *testing.T) {
-	addr := fakeHandshakeServer(t, func([]byte) [][]byte {
+	addr := fakeHandshakeServer(t, func(func() []byte) [][]byte {
 		return [][]byte{secure.AppendReject(nil, 4, "ticket expired")}
 	})
 	start := time.Now()
@@ -85,4 +96,19 @@ func TestHandshakeReject(t *testing.T) {
 	if took := time.Since(start); took < rejectGrace || took > HandshakeTimeout {
 		t.Fatalf("the Reject ended the dial after %v, want rejectGrace (%v) or a little more", took, rejectGrace)
 	}
+}
+
+// TestHandshakeTwoChallenges: a server that answered two ConnectRequests
+// (the first answer was slow) sends two Challenges with different
+// cookies and opens the session of the first ChallengeResponse it gets;
+// the client answers both and takes the Accept of either.
+func TestHandshakeTwoChallenges(t *testing.T) {
+	addr := fakeHandshakeServer(t, func(genuine func() []byte) [][]byte {
+		return [][]byte{genuine(), genuine()}
+	})
+	c, err := Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	c.Close()
 }
