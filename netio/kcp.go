@@ -759,15 +759,7 @@ func (t *txBatch) init(f *kcpFront) {
 
 // add copies one datagram to addr into the batch, sending the batch first
 // if it is full.
-func (t *txBatch) add(p []byte, addr *net.UDPAddr) {
-	if t.n == len(t.msgs) {
-		t.send()
-	}
-	m := &t.msgs[t.n]
-	m.Buffers[0] = append(m.Buffers[0][:0], p...)
-	m.Addr = addr
-	t.n++
-}
+func (t *txBatch) add(p []byte, addr *net.UDPAddr) { t.commit(append(t.buf(), p...), addr) }
 
 // send writes the batch with sendmmsg. UDP is unreliable anyway: a
 // datagram the socket refuses is left to KCP's retransmission.

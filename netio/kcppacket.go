@@ -2,7 +2,6 @@ package netio
 
 import (
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -25,15 +24,6 @@ import (
 // bytes) with one Challenge or Reject (at most 215 bytes): a forged
 // source address gets less than the forger sent, and nothing at all for
 // anything else.
-
-// Reject reasons. A client shows them to its user.
-const (
-	rejectNotEncrypted = "this server accepts encrypted connections only"
-	rejectDevMode      = "no encryption in development mode"
-	rejectExpired      = "ticket expired"
-	rejectBadTicket    = "bad ticket"
-	rejectFull         = "server full"
-)
 
 // packetStats are the packet layer's counters (see Stats).
 type packetStats struct {
@@ -116,29 +106,22 @@ func (f *kcpFront) connectRequest(p []byte, from netip.AddrPort) {
 		f.pstats.dropped.Add(1)
 		return
 	}
-	cfg := &f.s.cfg
 	now := time.Now()
 	var d secure.CookieData
 	switch {
 	case len(ticket) == 0:
-		if cfg.RequireEncryption {
-			f.reject(from, wire.StatusNotEncrypted, rejectNotEncrypted)
+		if f.s.cfg.RequireEncryption {
+			f.reject(from, wire.StatusNotEncrypted, reasonNotEncrypted)
 			return
 		}
-	case cfg.TicketKey == nil:
-		f.reject(from, wire.StatusAuthFailed, rejectDevMode)
-		return
 	default:
-		t, err := cfg.TicketKey.OpenTicket(ticket, now)
-		if errors.Is(err, secure.ErrExpired) {
-			f.reject(from, wire.StatusAuthFailed, rejectExpired)
-			return
-		}
-		if err != nil {
-			// As on TCP, so that a ticket of another cluster's secret
-			// is diagnosed: the Reject is smaller than the request, so
-			// a forged source gains nothing by it.
-			f.reject(from, wire.StatusAuthFailed, rejectBadTicket)
+		// Every refusal gets its Reject, as the ClientHello on TCP gets
+		// its Bye, so that a ticket of another cluster's secret is
+		// diagnosed: the Reject is smaller than the request, so a forged
+		// source gains nothing by it.
+		t, reason := f.s.openTicket(ticket, now)
+		if reason != "" {
+			f.reject(from, wire.StatusAuthFailed, reason)
 			return
 		}
 		d = secure.CookieData{Encrypted: true, Ticket: t}
@@ -188,7 +171,7 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 		return
 	}
 	if d.Encrypted && !now.Before(time.Unix(d.Ticket.Expires, 0)) {
-		f.reject(from, wire.StatusAuthFailed, rejectExpired)
+		f.reject(from, wire.StatusAuthFailed, reasonExpired)
 		return
 	}
 	if k != nil {
@@ -199,11 +182,11 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 		f.replace(k)
 	}
 	if !f.roomForCookie(now) {
-		f.reject(from, wire.StatusServerOffline, rejectFull)
+		f.reject(from, wire.StatusServerOffline, reasonFull)
 		return
 	}
 	if k = f.newSession(conv, from, &d, &nonce); k == nil {
-		f.reject(from, wire.StatusServerOffline, rejectFull)
+		f.reject(from, wire.StatusServerOffline, reasonFull)
 		return
 	}
 	f.useCookie(nonce, secure.CookieExpiry(cookie), now)

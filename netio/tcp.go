@@ -386,7 +386,7 @@ var openFileLimit = func() (uint64, bool) {
 // fullBye is the Bye a TCP connection refused by admit (Config.MaxConns,
 // or the open-file bound) gets.
 // Read-only.
-var fullBye = appendBye(nil, wire.StatusServerOffline, "server full")
+var fullBye = appendBye(nil, wire.StatusServerOffline, reasonFull)
 
 // OnOpen registers the connection, with its Kind (from the listener that
 // accepted it, or KindPeer for one DialPeer registered), and calls

@@ -36,15 +36,11 @@ func tcpModeOf(k Kind) tcpMode {
 	return tcpUndecided
 }
 
-// Reasons of the Byes that refuse a ClientHello or a plaintext client.
-// Values are what clients show their users.
+// Reasons of the Byes of the TCP record layer only (the rest are the
+// handshake's, handshake.go).
 const (
-	reasonDevMode      = "no encryption in development mode"
-	reasonExpired      = "ticket expired"
-	reasonBadTicket    = "bad ticket"
-	reasonBadHello     = "malformed ClientHello"
-	reasonNotEncrypted = "this server accepts encrypted connections only"
-	reasonBadRecord    = "malformed record"
+	reasonBadHello  = "malformed ClientHello"
+	reasonBadRecord = "malformed record"
 )
 
 // tcpRecordLayer is the record layer of an encrypted TCP connection
@@ -135,20 +131,12 @@ func (t *tcpConn) handshake() bool {
 	if avail < n {
 		return false // at most 4+209 bytes: gnet holds them
 	}
-	if s.cfg.TicketKey == nil {
-		t.refuse(wire.StatusAuthFailed, reasonDevMode)
-		return false
-	}
 	if b, err = gc.Peek(n); err != nil {
 		return false
 	}
-	tk, err := s.cfg.TicketKey.OpenTicket(b[secure.ClientHelloHeader:], time.Now())
-	switch {
-	case errors.Is(err, secure.ErrExpired):
-		t.refuse(wire.StatusAuthFailed, reasonExpired)
-		return false
-	case err != nil:
-		t.refuse(wire.StatusAuthFailed, reasonBadTicket)
+	tk, reason := s.openTicket(b[secure.ClientHelloHeader:], time.Now())
+	if reason != "" {
+		t.refuse(wire.StatusAuthFailed, reason)
 		return false
 	}
 	_, _ = gc.Discard(n)

@@ -88,23 +88,25 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 	var rejectBy time.Time // zero until a Reject came
 	var sent time.Time
 	choose := func(k *candidate) { c.seal, c.open, c.packets = k.seal, k.open, true }
+	// send sends what is due: the ConnectRequest until a Challenge came,
+	// then a ChallengeResponse for each cookie.
+	send := func() error {
+		if len(cands) == 0 {
+			_, err := c.uc.Write(req)
+			return err
+		}
+		for _, k := range cands {
+			if _, err := c.uc.Write(k.resp); err != nil {
+				return err
+			}
+			k.acceptable = true
+		}
+		return nil
+	}
 	for {
 		until := deadline
 		if rejected != nil {
 			until = minTime(until, rejectBy)
-		}
-		send := func() error {
-			if len(cands) == 0 {
-				_, err := c.uc.Write(req)
-				return err
-			}
-			for _, k := range cands {
-				if _, err := c.uc.Write(k.resp); err != nil {
-					return err
-				}
-				k.acceptable = true
-			}
-			return nil
 		}
 		p, err := c.exchange(ctx, send, &sent, until)
 		switch {
