@@ -106,6 +106,12 @@ func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
 		n.table.ReleaseSlot(r.UID, r.Type, r.SessionID)
 
 	case wire.CmdExec:
+		if v, ok := wire.ConsumeExecView(f.Payload); ok {
+			if st, ran := n.exec.ExecInline(l.peer, &v); ran {
+				l.reply(f, st, nil)
+				return
+			}
+		}
 		var e wire.Exec
 		if err := e.Consume(f.Payload); err != nil {
 			l.reply(f, wire.StatusBadRequest, nil)

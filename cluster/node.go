@@ -56,10 +56,15 @@ type Config struct {
 }
 
 // Executor runs the commands that other nodes forward to the sessions
-// this node owns: the server implements it. ExecRemote runs on a mesh
-// link's event loop and must not block; it calls reply exactly once, on
-// any goroutine.
+// this node owns: the server implements it. Both methods run on a mesh
+// link's event loop and must not block.
+//
+// Each Exec is first offered to ExecInline, as it arrived: it either runs
+// the command at once and returns its status (a reply with no payload),
+// or reports false, and the Exec is then decoded and handed to
+// ExecRemote, which calls reply exactly once, on any goroutine.
 type Executor interface {
+	ExecInline(peer string, e *wire.ExecView) (status wire.Status, ran bool)
 	ExecRemote(peer string, e *wire.Exec, reply func(status wire.Status, payload []byte))
 }
 

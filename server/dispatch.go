@@ -34,6 +34,8 @@ type conn struct {
 	// execReply is set on the owner's side of a command another node
 	// forwarded (exec.go): the reply goes back to that node.
 	execReply func(status wire.Status, payload []byte)
+
+	exec wire.Exec // forward's, while it sends
 }
 
 // handler is the Server seen as the netio.Handler of its front ends.

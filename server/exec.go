@@ -126,6 +126,22 @@ func (h *handler) ExecRemote(peer string, e *wire.Exec, reply func(status wire.S
 	execConns.Put(c)
 }
 
+// ExecInline implements cluster.Executor: it runs a forwarded broadcast
+// at once from the Exec as it arrived, and reports false for every other
+// command, and for a broadcast whose session or member this node does not
+// hold as the Exec says, which ExecRemote then runs and answers.
+func (h *handler) ExecInline(peer string, e *wire.ExecView) (wire.Status, bool) {
+	if e.Op != wire.CmdBroadcast {
+		return 0, false
+	}
+	var r wire.BroadcastRequest
+	if r.Consume(e.Payload) != nil {
+		return 0, false
+	}
+	ran, err := h.table.BroadcastFromNode(r.Type, e.SessionID, e.UID, peer, r.Msg)
+	return wire.StatusOf(err), ran
+}
+
 // execConns are the conns of forwarded commands, reused: one per Exec
 // would be an allocation of a few hundred bytes per forwarded broadcast.
 var execConns = sync.Pool{New: func() any { return new(conn) }}

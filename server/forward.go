@@ -37,11 +37,7 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 		if len(f.Payload) == 0 {
 			return false
 		}
-		id, ok := t.SessionIDByUser(f.Payload[0], u)
-		if !ok {
-			return false
-		}
-		node, remote := t.Owner(id)
+		id, node, remote, _ := t.UserSessionOwner(f.Payload[0], u)
 		if !remote {
 			return false
 		}
@@ -126,20 +122,29 @@ func typedSessionCmd(cmd wire.Cmd) bool {
 // and answers f with the owner's status and reply payload in f's turn.
 // after, if set, sees the status first (on the goroutine the reply
 // arrives on).
+//
+// It is conn.later and the call in one closure, the only allocation of a
+// forwarded command: the Exec is encoded before mesh.Exec returns, so it
+// lives in the conn.
 func (h *handler) forward(c *conn, f wire.Frame, node, id string, op wire.Cmd, after func(wire.Status)) {
-	done, ok := c.later(f)
+	ticket, ok := c.order.take()
 	if !ok {
+		c.reply(f, wire.StatusUnavailable, nil)
 		if after != nil {
 			after(wire.StatusUnavailable)
 		}
 		return
 	}
-	e := wire.Exec{SessionID: id, Epoch: 1, Caller: wire.Member{UID: c.user.ID, SID: c.user.SID}, Op: op, Payload: f.Payload}
+	nc, hdr := c.nc, wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}
+	c.exec = wire.Exec{SessionID: id, Epoch: 1, Caller: wire.Member{UID: c.user.ID, SID: c.user.SID}, Op: op, Payload: f.Payload}
 	h.metrics.forwarded.Add(1)
-	h.mesh.Exec(node, &e, func(st wire.Status, reply []byte) {
+	h.mesh.Exec(node, &c.exec, func(st wire.Status, reply []byte) {
 		if after != nil {
 			after(st)
 		}
-		done(st, reply)
+		h := hdr
+		h.Status = st
+		c.order.fill(nc, ticket, h.Seq != 0 || st != wire.StatusOK, h, reply)
 	})
+	c.exec = wire.Exec{} // it points into the read buffer
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
 
 	"github.com/coveyhq/covey/wire"
@@ -78,6 +79,19 @@ func (t *Table) Owner(id string) (node string, remote bool) {
 	return node, true
 }
 
+// UserSessionOwner returns the ID of u's session of type typ (ok false if
+// u has none) and, when another node owns it, that node with remote true.
+// It is SessionIDByUser and Owner in one, without Owner's parse: the user
+// index holds only IDs that were valid when recorded (this node's, or ones
+// Owner parsed before joining), so the owner is what follows the '@'.
+func (t *Table) UserSessionOwner(typ uint8, u *User) (id, node string, remote, ok bool) {
+	id, ok = t.users.sessionOf(u.ID, typ)
+	if !ok || idOwnedBy(id, t.cfg.Node) || len(id) <= uuidLen+1 || id[uuidLen] != '@' {
+		return id, "", false, ok
+	}
+	return id, id[uuidLen+1:], true, true
+}
+
 // DeliverLocal hands frame to each user of uids that is connected to this
 // node, and reports how many it reached; the others are skipped (they
 // disconnected or moved since the owner sent it). It is how a member node
@@ -92,6 +106,43 @@ func (t *Table) DeliverLocal(uids [][]byte, frame []byte) int {
 	}
 	t.deliveries.Add(uint64(n))
 	return n
+}
+
+// BroadcastFromNode is BroadcastFrom for member uid of session id, owned
+// here, connected to node: the owner's half of a broadcast that node
+// forwarded, taking the session and user IDs as the Exec carries them,
+// without copying them. It reports false, doing nothing, unless id is a
+// session of type typ here with uid a member that node holds; the caller
+// then runs the general path, which tells which error applies. Where it
+// reports true it has done what BroadcastFrom does, with its error.
+func (t *Table) BroadcastFromNode(typ uint8, id, uid []byte, node string, msg []byte) (ran bool, err error) {
+	if node == "" {
+		return false, nil
+	}
+	// maphash.Bytes(b) is maphash.String(string(b)): t.shard's shard.
+	sh := &t.shards[maphash.Bytes(t.seed, id)%uint64(len(t.shards))]
+	sh.mu.RLock()
+	s := sh.sessions[string(id)]
+	sh.mu.RUnlock()
+	if s == nil || s.typ != typ {
+		return false, nil
+	}
+	sn := s.snap.Load()
+	var from *User
+	for _, m := range sn.members {
+		if m.ID == string(uid) {
+			from = m
+			break
+		}
+	}
+	if from == nil || from.Node != node {
+		return false, nil
+	}
+	if err := t.pushMessage(sn.members, wire.CmdBroadcastReceived, s, from.ID, msg, func(m *User) bool { return m != from }); err != nil {
+		return true, opErr(OpSend, s.id, err)
+	}
+	t.propagated(0, uint16(wire.CmdBroadcast), msg, sn.sids)
+	return true, nil
 }
 
 // HoldSlot records, on this node (the user's), that local user uid is

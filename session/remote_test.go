@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -288,5 +289,84 @@ func TestDeliverLocal(t *testing.T) {
 	uids := [][]byte{[]byte("q"), []byte("gone")}
 	if n := testing.AllocsPerRun(100, func() { tb.DeliverLocal(uids, frame) }); n != 0 {
 		t.Fatalf("%.1f allocations per DeliverLocal", n)
+	}
+}
+
+// TestBroadcastFromNode: the owner's fast path for a forwarded broadcast
+// does what BroadcastFrom does for a member the forwarding node holds,
+// allocates nothing, and leaves everything else to the general path.
+func TestBroadcastFromNode(t *testing.T) {
+	tb, _ := newTestTable(t)
+	rem := &fakeRemote{}
+	tb.SetRemote(rem)
+	owner, ownerRec := player(tb, "a")
+	s := mustCreate(t, tb, owner, 1, 8)
+	for _, u := range []*User{remoteUser("b1", "nb"), remoteUser("b2", "nb"), remoteUser("c1", "nc")} {
+		mustJoin(t, tb, s, u)
+	}
+	rem.take()
+	id := []byte(s.ID())
+
+	ran, err := tb.BroadcastFromNode(1, id, []byte("b1"), "nb", []byte("hi"))
+	if !ran || err != nil {
+		t.Fatalf("BroadcastFromNode = %v, %v; want true, nil", ran, err)
+	}
+	fan, _ := rem.take()
+	want := []fanoutCall{
+		{node: "nb", id: s.ID(), uids: []string{"b2"}, cmd: wire.CmdBroadcastReceived},
+		{node: "nc", id: s.ID(), uids: []string{"c1"}, cmd: wire.CmdBroadcastReceived},
+	}
+	if !slices.EqualFunc(fan, want, func(a, b fanoutCall) bool {
+		return a.node == b.node && a.id == b.id && slices.Equal(a.uids, b.uids) && a.cmd == b.cmd
+	}) {
+		t.Fatalf("fanouts %+v, want %+v", fan, want)
+	}
+	if p := ownerRec.pushes(wire.CmdBroadcastReceived); len(p) != 1 {
+		t.Fatalf("owner got %d broadcasts, want 1", len(p))
+	}
+
+	ran, err = tb.BroadcastFromNode(1, id, []byte("b1"), "nb", make([]byte, wire.MaxMessageFor(tb.cfg.Wire.MaxPayload)+1))
+	if !ran || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("too large: %v, %v; want true, ErrTooLarge", ran, err)
+	}
+
+	other := []byte(s.ID())
+	other[0] ^= 1 // another valid-looking ID: no such session
+	for name, c := range map[string]struct {
+		typ     uint8
+		id, uid []byte
+		node    string
+	}{
+		"held by another node": {1, id, []byte("b1"), "nc"},
+		"local member":         {1, id, []byte("a"), "nb"},
+		"no node":              {1, id, []byte("a"), ""},
+		"not a member":         {1, id, []byte("zz"), "nb"},
+		"other type":           {2, id, []byte("b1"), "nb"},
+		"no such session":      {1, other, []byte("b1"), "nb"},
+	} {
+		if ran, _ := tb.BroadcastFromNode(c.typ, c.id, c.uid, c.node, []byte("x")); ran {
+			t.Errorf("%s: ran", name)
+		}
+	}
+	if fan, _ := rem.take(); len(fan) != 0 {
+		t.Fatalf("refused calls fanned out %+v", fan)
+	}
+
+	if raceEnabled {
+		return // allocation counts need a build without -race
+	}
+	tb, _ = newTestTable(t)
+	tb.SetRemote(nopRemote{})
+	a := &User{ID: "a", Conn: nopConn{}}
+	tb.Connect(a)
+	s = mustCreate(t, tb, a, 1, 8)
+	for _, u := range []*User{remoteUser("b1", "nb"), remoteUser("c1", "nc"), remoteUser("b2", "nb")} {
+		mustJoin(t, tb, s, u)
+	}
+	id = []byte(s.ID())
+	msg := []byte("0123456789abcdef0123456789abcdef")
+	uid := []byte("b1")
+	if n := testing.AllocsPerRun(200, func() { _, _ = tb.BroadcastFromNode(1, id, uid, "nb", msg) }); n != 0 {
+		t.Fatalf("%.1f allocations per BroadcastFromNode, want 0", n)
 	}
 }

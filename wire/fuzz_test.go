@@ -384,6 +384,18 @@ func FuzzMesh(f *testing.F) {
 			}
 		}
 
+		var ex Exec
+		xerr := ex.Consume(payload)
+		if xv, ok := ConsumeExecView(payload); ok {
+			if xerr != nil || len(ex.Caller.Data) != 0 || string(xv.SessionID) != ex.SessionID || xv.Epoch != ex.Epoch ||
+				string(xv.UID) != ex.Caller.UID || string(xv.SID) != ex.Caller.SID || xv.Gen != ex.Caller.Gen ||
+				xv.Op != ex.Op || !bytes.Equal(xv.Payload, ex.Payload) {
+				t.Fatalf("ConsumeExecView = %+v, Exec.Consume = %+v, %v", xv, ex, xerr)
+			}
+		} else if xerr == nil && len(ex.Caller.Data) == 0 && ex.Caller.Size()+SizeString(ex.SessionID)+6+SizeBytes(ex.Payload) == len(payload) {
+			t.Fatalf("ConsumeExecView refused %x, which Exec.Consume took as %+v", payload, ex)
+		}
+
 		if err := m.Consume(payload); err != nil {
 			if !isCodecError(err) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("%T.Consume: unexpected error %v", m, err)

@@ -355,6 +355,45 @@ func (m *Exec) Consume(b []byte) error {
 	return nil
 }
 
+// ExecView is an [Exec] decoded by [ConsumeExecView] without copying or
+// allocating: its byte fields are sub-slices of the payload it was decoded
+// from, valid as long as that payload is. It is the owner's fast path for
+// the commands it runs at once (a broadcast); everything else is decoded
+// with [Exec.Consume].
+type ExecView struct {
+	SessionID []byte // checked to be UTF-8
+	Epoch     uint32
+	UID, SID  []byte // the caller's; checked to be UTF-8
+	Gen       uint64 // the caller's presence generation
+	Op        Cmd
+	Payload   []byte
+}
+
+// ConsumeExecView decodes b as an Exec whose caller carries no member data
+// and reports whether it is one: false for an Exec with member data and
+// for anything Exec.Consume would refuse (decode those with Exec.Consume,
+// which says why). Where it reports true, Exec.Consume decodes the same
+// fields.
+func ConsumeExecView(b []byte) (ExecView, bool) {
+	r := reader{b: b}
+	var v ExecView
+	v.SessionID = field(&r, consumeUTF8)
+	v.Epoch = field(&r, ConsumeU32)
+	v.UID = field(&r, consumeUTF8)
+	v.SID = field(&r, consumeUTF8)
+	v.Gen = field(&r, ConsumeU64)
+	if r.err != nil || len(r.b) == 0 || r.b[0] != 0 { // a Props count of 0
+		return ExecView{}, false
+	}
+	r.b = r.b[1:]
+	v.Op = Cmd(field(&r, ConsumeU16))
+	v.Payload = field(&r, ConsumeBytes)
+	if r.done() != nil {
+		return ExecView{}, false
+	}
+	return v, true
+}
+
 // Fanout is the payload of a CmdFanout push, from a session's owner to a
 // node where members of the session are connected: deliver Frame to each
 // of Targets connected here. Frame holds one or more complete client

@@ -729,3 +729,42 @@ func BenchmarkConsumeFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestConsumeExecView checks the view against Exec.Consume, and that it
+// leaves to Consume what it does not take: member data, bad fields, a
+// truncated or padded payload.
+func TestConsumeExecView(t *testing.T) {
+	e := Exec{SessionID: "7f1c0e4a-58b1-4c1a-9d4e-0c1f2a3b4c5d@n1", Epoch: 3,
+		Caller: Member{UID: "alice", SID: "s-1", Gen: 9}, Op: CmdBroadcast, Payload: []byte{1, 2, 'h', 'i'}}
+	b := e.Append(nil)
+	v, ok := ConsumeExecView(b)
+	if !ok {
+		t.Fatal("ConsumeExecView refused a plain Exec")
+	}
+	if string(v.SessionID) != e.SessionID || v.Epoch != 3 || string(v.UID) != "alice" || string(v.SID) != "s-1" ||
+		v.Gen != 9 || v.Op != CmdBroadcast || !bytes.Equal(v.Payload, e.Payload) {
+		t.Fatalf("view = %+v, want %+v", v, e)
+	}
+	if &v.Payload[0] != &b[len(b)-len(e.Payload)] {
+		t.Error("Payload is a copy, want a sub-slice of the input")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = ConsumeExecView(b) }); n != 0 {
+		t.Errorf("ConsumeExecView: %.0f allocations, want 0", n)
+	}
+
+	withData := e
+	withData.Caller.Data = []KeyValue{{Key: "k", Value: IntValue(1)}}
+	badUTF8 := e
+	badUTF8.Caller.UID = "\xff"
+	for name, p := range map[string][]byte{
+		"member data": withData.Append(nil),
+		"bad UTF-8":   badUTF8.Append(nil),
+		"truncated":   b[:len(b)-1],
+		"trailing":    append(append([]byte(nil), b...), 0),
+		"empty":       nil,
+	} {
+		if _, ok := ConsumeExecView(p); ok {
+			t.Errorf("%s: ConsumeExecView took it", name)
+		}
+	}
+}
