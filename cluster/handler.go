@@ -244,7 +244,7 @@ func (n *Node) Exec(node string, e *wire.Exec, done func(wire.Status, []byte)) {
 func (n *Node) send(l *link, cmd wire.Cmd, m interface{ Append([]byte) []byte }, done func(wire.Status, []byte)) {
 	b := n.bufs.Get().(*[]byte)
 	*b = m.Append((*b)[:0])
-	l.request(cmd, *b, n.cfg.CallTimeout, done)
+	l.request(cmd, *b, done)
 	n.putBuf(b)
 }
 

@@ -45,7 +45,7 @@ type link struct {
 	peer  string // the other node's name, known once its hello arrived
 	boot  uint64
 	seq   uint32
-	calls map[uint32]call
+	calls callQueue
 	up    chan struct{} // closed when the link is up or closed (dialer waits)
 	done  chan struct{} // closed when the link is closed
 }
@@ -53,15 +53,8 @@ type link struct {
 // closed returns a channel closed once the link is.
 func (l *link) closed() <-chan struct{} { return l.done }
 
-// call is a request in flight on a link.
-type call struct {
-	done     func(wire.Status, []byte)
-	sent     time.Time
-	deadline time.Time
-}
-
 func newLink(n *Node, dialed bool) *link {
-	return &link{n: n, dialed: dialed, opened: time.Now(), calls: make(map[uint32]call), up: make(chan struct{}), done: make(chan struct{})}
+	return &link{n: n, dialed: dialed, opened: time.Now(), up: make(chan struct{}), done: make(chan struct{})}
 }
 
 // hello is this node's PeerHello with a fresh nonce.
@@ -190,9 +183,9 @@ func (l *link) isUp() bool {
 }
 
 // request sends a request frame and arranges for done to get its reply
-// (or StatusUnavailable when the link closes or timeout passes). A nil
+// (or StatusUnavailable when the link closes or the call expires). A nil
 // done sends the request with seq 0: no reply.
-func (l *link) request(cmd wire.Cmd, payload []byte, timeout time.Duration, done func(wire.Status, []byte)) {
+func (l *link) request(cmd wire.Cmd, payload []byte, done func(wire.Status, []byte)) {
 	l.mu.Lock()
 	if l.state != linkUp {
 		l.mu.Unlock()
@@ -208,8 +201,7 @@ func (l *link) request(cmd wire.Cmd, payload []byte, timeout time.Duration, done
 			l.seq = 1
 		}
 		seq = l.seq
-		now := time.Now()
-		l.calls[seq] = call{done: done, sent: now, deadline: now.Add(timeout)}
+		l.calls.push(call{seq: seq, done: done, sent: time.Now()})
 	}
 	// Sent under mu, so that the frame is queued before a close can fail
 	// the call (netio's Conn lock is a leaf).
@@ -221,8 +213,7 @@ func (l *link) request(cmd wire.Cmd, payload []byte, timeout time.Duration, done
 // replied completes the call a reply frame answers.
 func (l *link) replied(f wire.Frame) {
 	l.mu.Lock()
-	c, ok := l.calls[f.Seq]
-	delete(l.calls, f.Seq)
+	c, ok := l.calls.take(f.Seq)
 	l.mu.Unlock()
 	if ok {
 		l.stats.calls.Add(1)
@@ -231,16 +222,10 @@ func (l *link) replied(f wire.Frame) {
 	}
 }
 
-// expire fails the calls whose deadline passed.
-func (l *link) expire(now time.Time) {
-	var late []call
+// expire fails the calls sent more than timeout before now.
+func (l *link) expire(now time.Time, timeout time.Duration) {
 	l.mu.Lock()
-	for seq, c := range l.calls {
-		if now.After(c.deadline) {
-			late = append(late, c)
-			delete(l.calls, seq)
-		}
-	}
+	late := l.calls.expire(now.Add(-timeout), nil)
 	l.mu.Unlock()
 	for _, c := range late {
 		c.done(wire.StatusUnavailable, nil)
@@ -258,8 +243,7 @@ func (l *link) close() (wasUp bool) {
 	}
 	l.state = linkClosed
 	close(l.done)
-	calls := l.calls
-	l.calls = make(map[uint32]call)
+	calls := l.calls.drain(nil)
 	select {
 	case <-l.up:
 	default:

@@ -433,13 +433,13 @@ func (n *Node) tick() {
 				l.fail(wire.StatusUnauthenticated, "handshake not finished in time")
 			}
 			for _, l := range links {
-				l.expire(now)
+				l.expire(now, n.cfg.CallTimeout)
 				if n.cfg.Faults != nil && n.cfg.Faults.Blocked(n.cfg.Name, l.peer) {
 					l.nc.Close(wire.StatusShuttingDown, "blocked (fault injection)")
 					continue
 				}
 				if ping {
-					l.request(wire.CmdPeerPing, nil, 0, nil)
+					l.request(wire.CmdPeerPing, nil, nil)
 				}
 			}
 		}
