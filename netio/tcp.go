@@ -116,6 +116,19 @@ func (lf *loopFlusher) Run(context.Context) error {
 	return nil
 }
 
+// join adds t to the batch if a batch flush is queued and has not started,
+// and reports whether it did. t must have its scheduled flag set (so that
+// it is added once). Loop goroutine only.
+func (lf *loopFlusher) join(t *tcpConn) bool {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	if !lf.queued {
+		return false
+	}
+	lf.dirty = append(lf.dirty, t)
+	return true
+}
+
 // tcpListener is one of the engine's listening addresses.
 type tcpListener struct {
 	// gnetAddr is the address as gnet holds it (what Engine.DupListener
@@ -449,14 +462,25 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 		// out of step, where no record will open again, goes idle.)
 		c.lastRead.Store(f.s.now())
 	}
-	c.holdFlush()
+	inBatch := c.holdFlush() // scheduled already: t is in its loop's next batch
 	if !c.closing.Load() {
 		t.read()
 	}
 	if c.closing.Load() {
 		_, _ = gc.Discard(-1)
+		return t.flush()
 	}
 	t.leftover = gc.InboundBuffered()
+	// When the loop has a batch flush queued anyway, what this read
+	// produced leaves with it, together with what the pass's other reads
+	// queue for this connection: one write instead of two. (At S2 of the
+	// peers harness, 8,000 clients each a sender and a receiver, writing
+	// here cost 0.43 writes per delivery against gnetfanout's 0.31.) An
+	// idle loop writes at once: queuing a task just for this would cost an
+	// eventfd write and a wake-up per read at low load.
+	if inBatch || t.lf.join(t) {
+		return gnet.None
+	}
 	return t.flush()
 }
 
