@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"time"
 
 	"github.com/coveyhq/covey/wire"
@@ -15,7 +16,8 @@ type call struct {
 
 // callQueue holds a link's calls in flight in the order they were made,
 // which is the order of their seqs (consecutive: every call takes the next
-// one) and of their deadlines (every call has the node's CallTimeout).
+// one, but for the 0 the link skips when its counter wraps) and of their
+// deadlines (every call has the node's CallTimeout).
 // Replies mostly come in that order too, so taking one is usually a pop
 // from the front; one that comes out of turn leaves a hole, dropped when
 // it reaches the front. A map cost a hashed insert and delete per call on
@@ -35,7 +37,12 @@ func (cq *callQueue) take(seq uint32) (call, bool) {
 		return call{}, false
 	}
 	i := int(seq - live[0].seq) // consecutive seqs; wraps with them
-	if i < 0 || i >= len(live) || live[i].done == nil || live[i].seq != seq {
+	if i >= len(live) || live[i].seq != seq {
+		// Where the counter wrapped, the link skipped seq 0: the calls
+		// after it sit one place earlier than the difference says.
+		i = slices.IndexFunc(live, func(c call) bool { return c.seq == seq })
+	}
+	if i < 0 || live[i].done == nil {
 		return call{}, false
 	}
 	c := live[i]

@@ -17,29 +17,29 @@ func TestCallQueue(t *testing.T) {
 	mk := func(seq uint32, sent time.Time) call {
 		return call{seq: seq, sent: sent, done: func(wire.Status, []byte) { answered[seq]++ }}
 	}
-	// Seqs across the wrap: the link skips 0.
-	seqs := []uint32{^uint32(0) - 2, ^uint32(0) - 1, ^uint32(0), 0, 1, 2}
+	// Seqs across the wrap, where the link skips 0.
+	seqs := []uint32{^uint32(0) - 3, ^uint32(0) - 2, ^uint32(0) - 1, ^uint32(0), 1, 2}
 	for i, s := range seqs {
 		cq.push(mk(s, t0.Add(time.Duration(i)*time.Second)))
 	}
 	if cq.len() != len(seqs) {
 		t.Fatalf("len = %d", cq.len())
 	}
-	for _, s := range []uint32{1, ^uint32(0) - 2, ^uint32(0)} { // out of turn, front, middle
+	for _, s := range []uint32{1, ^uint32(0) - 3, ^uint32(0) - 1} { // past the wrap, front, middle
 		c, ok := cq.take(s)
 		if !ok || c.seq != s {
 			t.Fatalf("take(%d) = %+v, %v", s, c, ok)
 		}
 		c.done(wire.StatusOK, nil)
 	}
-	for _, s := range []uint32{1, ^uint32(0) - 2, 7, 3} { // taken already, or never made
+	for _, s := range []uint32{1, ^uint32(0) - 3, 0, 7, 3} { // taken already, or never made
 		if _, ok := cq.take(s); ok {
 			t.Fatalf("take(%d) found a call", s)
 		}
 	}
-	// Sent at t0+1 s, t0+3 s (seq 0), t0+5 s (seq 2) remain: a cutoff of t0+4 s expires two.
+	// Sent at t0+1 s, t0+3 s and t0+5 s (seq 2) remain: a cutoff of t0+4 s expires two.
 	late := cq.expire(t0.Add(4*time.Second), nil)
-	if len(late) != 2 || late[0].seq != ^uint32(0)-1 || late[1].seq != 0 {
+	if len(late) != 2 || late[0].seq != ^uint32(0)-2 || late[1].seq != ^uint32(0) {
 		t.Fatalf("expired %+v", late)
 	}
 	if cq.len() != 1 {
