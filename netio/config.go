@@ -59,6 +59,7 @@ const (
 	DefaultIdleTimeout         = 15 * time.Second
 	DefaultKCPInterval         = 10 * time.Millisecond
 	DefaultKCPHandshakeTimeout = 5 * time.Second
+	DefaultKCPOverloadWait     = 30 * time.Millisecond
 	DefaultPreAuthTimeout      = 5 * time.Second
 	DefaultPreAuthMaxPayload   = 4 << 10 // see Config.PreAuthMaxPayload
 	DefaultPeerMaxOutbound     = 64 << 20
@@ -144,6 +145,20 @@ type Config struct {
 	// handshake and its source address can be forged, so this bounds what
 	// one holds. Default 5s.
 	KCPHandshakeTimeout time.Duration
+
+	// KCPOverloadWait is how long datagrams may wait in the KCP socket,
+	// unread, before the KCP front end counts as overloaded
+	// ([Conn.Overloaded]); it stops counting so once a batch waited less
+	// than half of it. UDP has no flow control: a server that falls behind
+	// its socket has the kernel drop datagrams (the socket's buffer holds
+	// some tens of milliseconds of a busy node's traffic), KCP answers the
+	// loss with retransmissions, more work for the same reader, and every
+	// player's latency goes to seconds; the server refuses fan-outs
+	// instead while the wait is over this bound. The wait is the kernel's
+	// timestamp of each batch's first datagram (Linux only; elsewhere the
+	// front end never counts as overloaded). Default 30ms; negative turns
+	// the check off.
+	KCPOverloadWait time.Duration
 
 	// PreAuthTimeout closes a client connection, TCP or KCP, that has not
 	// been authenticated ([Conn.Authenticated], which the server calls when
@@ -236,6 +251,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         DefaultIdleTimeout,
 		KCPInterval:         DefaultKCPInterval,
 		KCPHandshakeTimeout: DefaultKCPHandshakeTimeout,
+		KCPOverloadWait:     DefaultKCPOverloadWait,
 		PreAuthTimeout:      DefaultPreAuthTimeout,
 		PreAuthMaxPayload:   DefaultPreAuthMaxPayload,
 		PeerWire:            DefaultPeerWire(),
@@ -261,6 +277,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KCPHandshakeTimeout <= 0 {
 		c.KCPHandshakeTimeout = DefaultKCPHandshakeTimeout
+	}
+	if c.KCPOverloadWait == 0 {
+		c.KCPOverloadWait = DefaultKCPOverloadWait
 	}
 	if c.PreAuthTimeout <= 0 {
 		c.PreAuthTimeout = DefaultPreAuthTimeout

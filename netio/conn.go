@@ -191,6 +191,18 @@ func (c *Conn) State() any {
 // closed). From then on Deliver and Send drop their frames. Any goroutine.
 func (c *Conn) Closed() bool { return c.closing.Load() }
 
+// Overloaded reports whether the front end serving the connection is
+// behind its traffic now: on KCP, while its datagrams wait longer than
+// Config.KCPOverloadWait in the socket (always false on TCP, where the
+// kernel's flow control slows senders instead, and for peers). The
+// Handler should refuse what multiplies the load, such as a fan-out,
+// while it is. Any goroutine; an atomic read.
+func (c *Conn) Overloaded() bool {
+	// A KCP connection exists only once the KCP front end is set (and
+	// TCP may start before it is: do not read it for TCP).
+	return c.transport == KCP && c.kind == KindClient && c.srv.kcp.overloaded.Load()
+}
+
 // Deliver queues frame, one or more already-encoded frames, to be sent to
 // the peer. It implements session.Conn.
 //

@@ -123,6 +123,20 @@ type kcpFront struct {
 
 	rtx, wtx txBatch // the reader's and the writer's outgoing datagrams
 
+	// overloaded is set while the reader lags behind the socket (see
+	// Config.KCPOverloadWait and watch); overloads counts the times it was
+	// set, and drops is the socket's count of datagrams the kernel dropped
+	// (SO_RXQ_OVFL, as of the last batch).
+	overloaded atomic.Bool
+	overloads  atomic.Uint64
+	drops      atomic.Uint32
+	lagSince   int64 // since when (srv.now) batches waited KCPOverloadWait or more; 0: they did not. Reader only.
+
+	// datagramsIn and datagramsOut count the datagrams read and sent;
+	// batchesIn the reads that returned some.
+	datagramsIn, datagramsOut, batchesIn atomic.Uint64
+	resent                               atomic.Uint64 // segments retransmitted, every session
+
 	// The packet layer (kcppacket.go), unless Config.KCPRawSegments.
 	packets bool
 	jar     *secure.CookieJar
@@ -260,6 +274,11 @@ func (f *kcpFront) readLoop() {
 			s.log.Error("netio: kcp read failed; no more KCP traffic", "err", err)
 			return
 		}
+		if n > 0 {
+			f.datagramsIn.Add(uint64(n))
+			f.batchesIn.Add(1)
+			f.watch(rd, n)
+		}
 		f.dmu.Lock()
 		f.readerBusy = true
 		f.dmu.Unlock()
@@ -290,6 +309,42 @@ func (f *kcpFront) readLoop() {
 		f.dmu.Unlock()
 		f.flushDirty(&f.rtx)
 		f.rtx.send()
+	}
+}
+
+// watch updates the overload state from how long the batch of n
+// datagrams just read waited in the socket (see lagged). The frames of
+// the batch are handled in the state it sets. Reader only.
+func (f *kcpFront) watch(rd *udpReader, n int) {
+	wait, drops, ok := rd.backlog(n, time.Now().UnixNano())
+	f.drops.Store(drops)
+	if ok {
+		f.lagged(wait, f.s.now())
+	}
+}
+
+// lagged takes the wait of a batch read at now (srv.now): the front end
+// is overloaded once every batch for Config.KCPOverloadWait waited that
+// long or more (a lag that lasts, not the backlog of one pause, which the
+// reader drains in a few batches), until a batch waited less than half of
+// it; never with a negative KCPOverloadWait. Reader only.
+func (f *kcpFront) lagged(wait time.Duration, now int64) {
+	limit := f.s.cfg.KCPOverloadWait
+	switch {
+	case limit < 0:
+	case wait >= limit:
+		if f.lagSince == 0 {
+			f.lagSince = now
+		}
+		if now-f.lagSince >= int64(limit) && !f.overloaded.Load() {
+			f.overloaded.Store(true)
+			f.overloads.Add(1)
+		}
+	case wait < limit/2:
+		f.lagSince = 0
+		if f.overloaded.Load() {
+			f.overloaded.Store(false)
+		}
 	}
 }
 
@@ -428,6 +483,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieD
 	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.preAuthWire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
+	k.kcp.SetInputFlush(false) // the reader pumps every session it fed, after the batch
 	c.io = k
 	if nonce != nil {
 		k.initPackets(d, nonce)
@@ -534,7 +590,11 @@ func (k *kcpConn) pumpLocked() {
 			c.sent(sent)
 		}
 	}
+	resent := k.kcp.Resent()
 	k.kcp.Flush(false)
+	if d := k.kcp.Resent() - resent; d > 0 {
+		k.f.resent.Add(d)
+	}
 	if closing && (k.kcp.WaitSnd() == 0 || !time.Now().Before(k.closeBy)) {
 		k.removeLocked()
 		return
@@ -764,6 +824,9 @@ func (t *txBatch) add(p []byte, addr *net.UDPAddr) { t.commit(append(t.buf(), p.
 // send writes the batch with sendmmsg. UDP is unreliable anyway: a
 // datagram the socket refuses is left to KCP's retransmission.
 func (t *txBatch) send() {
+	if t.n > 0 {
+		t.f.datagramsOut.Add(uint64(t.n))
+	}
 	for off := 0; off < t.n; {
 		n, err := t.f.bc.WriteBatch(t.msgs[off:t.n], 0)
 		if err != nil {

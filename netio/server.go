@@ -234,6 +234,21 @@ type Stats struct {
 	// authentication or the replay window, or of the other kind than its
 	// session's.
 	KCPChallenges, KCPRejects, KCPDropped uint64
+
+	// KCPSocketDrops counts the datagrams the kernel dropped at the KCP
+	// socket because its buffer was full (Linux only: SO_RXQ_OVFL, as of
+	// the last batch read; 32 bits wide, so it wraps), and KCPOverloads
+	// the times the KCP front end became overloaded ([Conn.Overloaded]).
+	KCPSocketDrops, KCPOverloads uint64
+
+	// KCPDatagramsIn and KCPDatagramsOut count the datagrams the KCP port
+	// read and sent, KCPReads the reads (recvmmsg batches) that returned
+	// some: datagrams per read near 64 mean the reader is behind.
+	KCPDatagramsIn, KCPDatagramsOut, KCPReads uint64
+
+	// KCPResent counts the KCP segments sent again (retransmissions,
+	// every session): loss, or ACKs later than the timeout.
+	KCPResent uint64
 }
 
 // Stats returns the counters since Listen. Any goroutine; atomic reads.
@@ -252,6 +267,12 @@ func (s *Server) Stats() Stats {
 		st.KCPChallenges = f.pstats.challenges.Load()
 		st.KCPRejects = f.pstats.rejects.Load()
 		st.KCPDropped = f.pstats.dropped.Load()
+		st.KCPSocketDrops = uint64(f.drops.Load())
+		st.KCPOverloads = f.overloads.Load()
+		st.KCPDatagramsIn = f.datagramsIn.Load()
+		st.KCPDatagramsOut = f.datagramsOut.Load()
+		st.KCPReads = f.batchesIn.Load()
+		st.KCPResent = f.resent.Load()
 	}
 	return st
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,13 +14,19 @@ import (
 
 // udpReader reads datagrams in batches with recvmmsg and gives each one's
 // source as a netip.AddrPort, allocating nothing per datagram (x/net's
-// ReadBatch allocated a *net.UDPAddr for every one). Reader goroutine only.
+// ReadBatch allocated a *net.UDPAddr for every one). It also asks the
+// kernel for each datagram's arrival time (SO_TIMESTAMPNS: how long the
+// batch waited in the socket, see backlog) and for the socket's count of
+// datagrams dropped for want of buffer space (SO_RXQ_OVFL). Reader
+// goroutine only.
 type udpReader struct {
 	rc    syscall.RawConn
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for IPv4 and IPv6 sources
 	bufs  [][]byte
+	ctrl  [][]byte // each datagram's control messages
+	drops uint32   // the last SO_RXQ_OVFL count seen
 
 	// read's results, kept in fields so that the callback passed to
 	// RawConn.Read does not escape a fresh closure per call.
@@ -35,29 +42,41 @@ type mmsghdr struct {
 	len uint32
 }
 
+// udpControlSize holds a datagram's control messages: its timestamp and
+// the drop count.
+var udpControlSize = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) + unix.CmsgSpace(4)
+
 // newUDPReader prepares batches of n datagrams of at most size bytes
-// (both at least 1).
+// (both at least 1). A socket that refuses the timestamp or drop-count
+// options is read without them (backlog then reports nothing).
 func newUDPReader(uc *net.UDPConn, n, size int) (*udpReader, error) {
 	n, size = max(n, 1), max(size, 1)
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+	})
 	r := &udpReader{
 		rc:    rc,
 		hdrs:  make([]mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
 		names: make([]unix.RawSockaddrInet6, n),
 		bufs:  make([][]byte, n),
+		ctrl:  make([][]byte, n),
 	}
 	for i := range r.hdrs {
 		r.bufs[i] = make([]byte, size)
+		r.ctrl[i] = make([]byte, udpControlSize)
 		r.iovs[i].Base = &r.bufs[i][0]
 		r.iovs[i].SetLen(size)
 		h := &r.hdrs[i].hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
+		h.Control = &r.ctrl[i][0]
 	}
 	r.fn = r.recv
 	return r, nil
@@ -68,6 +87,7 @@ func newUDPReader(uc *net.UDPConn, n, size int) (*udpReader, error) {
 func (r *udpReader) recv(fd uintptr) bool {
 	for i := range r.hdrs {
 		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		r.hdrs[i].hdr.SetControllen(udpControlSize)
 		r.hdrs[i].len = 0
 	}
 	for {
@@ -124,6 +144,41 @@ func (r *udpReader) datagram(i int) (p []byte, from netip.AddrPort, ok bool) {
 		return p, netip.AddrPortFrom(a, port), true
 	}
 	return p, netip.AddrPort{}, false
+}
+
+// backlog reports, for the last batch of n datagrams (n > 0), how long
+// its first datagram waited in the socket, as of now (unix nanoseconds),
+// and how many datagrams the socket has dropped for want of buffer space
+// since it was opened (cumulative, as the kernel counts it: it wraps at
+// 2^32). ok is false if the kernel gave no timestamp; drops is then the
+// last count seen.
+func (r *udpReader) backlog(n int, now int64) (wait time.Duration, drops uint32, ok bool) {
+	var at int64
+	for _, i := range [2]int{0, n - 1} { // the first datagram's time, the last one's count
+		h := &r.hdrs[i].hdr
+		c := r.ctrl[i][:min(int(h.Controllen), len(r.ctrl[i]))]
+		for len(c) >= unix.SizeofCmsghdr {
+			m := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+			l := int(m.Len)
+			if l < unix.SizeofCmsghdr || l > len(c) {
+				break
+			}
+			data := c[unix.CmsgLen(0):l]
+			switch {
+			case m.Level != unix.SOL_SOCKET:
+			case m.Type == unix.SO_TIMESTAMPNS && i == 0 && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+				ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+				at, ok = ts.Nano(), true
+			case m.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+				r.drops = *(*uint32)(unsafe.Pointer(&data[0]))
+			}
+			c = c[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(c)):]
+		}
+	}
+	if ok {
+		wait = time.Duration(max(now-at, 0))
+	}
+	return wait, r.drops, ok
 }
 
 // zoneName turns the numeric zone the reader gives a link-local IPv6

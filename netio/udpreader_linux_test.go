@@ -226,3 +226,63 @@ func TestZoneName(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPReaderBacklog reads datagrams that waited in the socket: the
+// batch's wait is at least how long its first datagram sat there (a
+// sleep makes it wait: it is what is measured), and the socket's drop
+// count comes with the datagrams queued after a drop.
+func TestUDPReaderBacklog(t *testing.T) {
+	uc := listenUDP(t, "127.0.0.1:0")
+	rd, err := newUDPReader(uc, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := listenUDP(t, "127.0.0.1:0")
+	to := uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	send := func() {
+		t.Helper()
+		if _, err := src.WriteToUDPAddrPort([]byte("x"), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	const aged = 30 * time.Millisecond
+	time.Sleep(aged)
+	n, err := rd.read()
+	if err != nil || n != 1 {
+		t.Fatalf("read = %d, %v", n, err)
+	}
+	wait, drops, ok := rd.backlog(n, time.Now().UnixNano())
+	if !ok {
+		t.Fatal("no timestamp")
+	}
+	if wait < aged || wait > aged+5*time.Second {
+		t.Errorf("wait %v, want at least %v", wait, aged)
+	}
+	if drops != 0 {
+		t.Errorf("drops %d before any", drops)
+	}
+
+	// Overflow the smallest buffer the kernel allows, drain it, then one
+	// more datagram carries the count.
+	if err := uc.SetReadBuffer(1); err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		send()
+	}
+	_ = uc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	for {
+		if _, err := rd.read(); err != nil {
+			break // drained: the deadline
+		}
+	}
+	_ = uc.SetReadDeadline(time.Now().Add(waitFor))
+	send()
+	if n, err = rd.read(); err != nil || n != 1 {
+		t.Fatalf("read = %d, %v", n, err)
+	}
+	if _, drops, _ = rd.backlog(n, time.Now().UnixNano()); drops == 0 {
+		t.Error("no drops counted after overflowing the socket")
+	}
+}

@@ -5,6 +5,7 @@ package netio
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // udpReader reads one datagram at a time where recvmmsg is not available;
@@ -34,6 +35,10 @@ func (r *udpReader) read() (int, error) {
 func (r *udpReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 	return r.buf[:r.n], r.from, true
 }
+
+// backlog reports nothing here: the kernel's timestamps and drop count
+// are read on Linux only.
+func (r *udpReader) backlog(int, int64) (time.Duration, uint32, bool) { return 0, 0, false }
 
 // zoneName has nothing to do: ReadFromUDPAddrPort names zones already.
 func zoneName(*net.UDPAddr) {}

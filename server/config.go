@@ -67,6 +67,11 @@ type Config struct {
 	// KCPInterval is KCP's internal update interval (use 20ms above ~5,000
 	// KCP sessions per process).
 	KCPInterval time.Duration
+	// KCPOverloadWait is how long KCP datagrams may wait unread in the
+	// server's socket before the node refuses Broadcast and MessageTo from
+	// KCP clients with StatusOverloaded, until it catches up
+	// (netio.Config.KCPOverloadWait); 0 means 30ms, negative never.
+	KCPOverloadWait time.Duration
 	// EventLoops is how many event loops serve TCP; 0 means one per CPU
 	// (netio.Config.EventLoops).
 	EventLoops int
@@ -348,6 +353,9 @@ func (c Config) netio() netio.Config {
 	n.MaxOutbound = c.MaxOutbound
 	n.IdleTimeout = 3 * c.Heartbeat
 	n.KCPInterval = c.KCPInterval
+	if c.KCPOverloadWait != 0 {
+		n.KCPOverloadWait = c.KCPOverloadWait
+	}
 	n.EventLoops = c.EventLoops
 	n.PreAuthTimeout = c.PreAuthTimeout
 	n.KCPRawSegments = c.KCPRawSegments

@@ -144,6 +144,10 @@ func (h *handler) dispatch(c *conn, f wire.Frame) {
 			c.refuse(f, wire.StatusUnauthenticated, "sign in first")
 		}
 		return
+	case f.Ver == 0 && (f.Cmd == wire.CmdBroadcast || f.Cmd == wire.CmdMessageTo) && c.nc.Overloaded():
+		// Shed here, before a fan-out to this node's players or a forward
+		// to the session's owner: see netio.Conn.Overloaded.
+		c.reply(f, wire.StatusOverloaded, nil)
 	case f.Ver == 0:
 		if !h.forwarded(c, f) {
 			h.builtin(c, f)

@@ -125,6 +125,11 @@ func newMetrics(s *Server) *metrics {
 		"framesIn":       d("covey_frames_in_total", "Frames received from clients."),
 		"bytesIn":        d("covey_bytes_in_total", "Bytes received from clients, as on the wire."),
 		"bytesOut":       d("covey_bytes_out_total", "Bytes written to clients, as on the wire."),
+		"kcpDrops":       d("covey_kcp_socket_drops_total", "Datagrams the kernel dropped at the KCP socket because the server did not read them in time (its receive buffer was full; Linux only)."),
+		"kcpDatagrams":   d("covey_kcp_datagrams_total", "Datagrams the KCP port read (in) and sent (out).", "dir"),
+		"kcpReads":       d("covey_kcp_reads_total", "Reads (recvmmsg batches of up to 64) of the KCP port that returned datagrams: covey_kcp_datagrams_total{dir=\"in\"} per read near 64 means the reader is behind."),
+		"kcpResent":      d("covey_kcp_retransmits_total", "KCP segments the node sent again (lost, or acknowledged later than the retransmission timeout)."),
+		"kcpOverloads":   d("covey_kcp_overloads_total", "Times the KCP front end fell behind its socket by more than its overload wait; while it is, Broadcast and MessageTo from KCP clients are answered Overloaded (counted in covey_commands_total)."),
 	}
 	m.build = buildInfo()
 	m.registry.MustRegister(m, m.hist)
@@ -356,5 +361,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter("bytesOut", float64(ns.BytesOut))
 		counter("refused", float64(ns.RefusedTCP), netio.TCP.String())
 		counter("refused", float64(ns.RefusedKCP), netio.KCP.String())
+		counter("kcpDrops", float64(ns.KCPSocketDrops))
+		counter("kcpOverloads", float64(ns.KCPOverloads))
+		counter("kcpDatagrams", float64(ns.KCPDatagramsIn), "in")
+		counter("kcpDatagrams", float64(ns.KCPDatagramsOut), "out")
+		counter("kcpReads", float64(ns.KCPReads))
+		counter("kcpResent", float64(ns.KCPResent))
 	}
 }

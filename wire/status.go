@@ -60,6 +60,7 @@ const (
 	StatusUnavailable       Status = 37 // the node that owns the session cannot be reached now; retry
 	StatusRateLimited       Status = 38 // too many requests in too little time: slow down, then retry
 	StatusLimitExceeded     Status = 39 // a budget is used up (sessions held on this node or by this user)
+	StatusOverloaded        Status = 40 // the node is behind its traffic: the message was not sent; slow down, then retry
 
 	// Mesh only, from MeshStatusFirst.
 	StatusStale Status = 0xF000 // fenced: the request's epoch or generation is older than the receiver's
@@ -144,6 +145,8 @@ func (s Status) errorText() string {
 		return "covey: rate limited, slow down"
 	case StatusLimitExceeded:
 		return "covey: limit exceeded"
+	case StatusOverloaded:
+		return "covey: overloaded"
 	case StatusStale:
 		return "covey: stale epoch or generation"
 	}

@@ -20,11 +20,11 @@ var definedStatuses = map[Status]uint16{
 	StatusBadProperty: 28, StatusPropertyExists: 29, StatusNotNumeric: 30,
 	StatusBadMaxMembers: 31, StatusCompareFailed: 32, StatusTooManyProperties: 33,
 	StatusBadSessionType: 34, StatusOverflow: 35, StatusPropertiesFull: 36,
-	StatusUnavailable: 37, StatusRateLimited: 38, StatusLimitExceeded: 39, StatusStale: 0xF000,
+	StatusUnavailable: 37, StatusRateLimited: 38, StatusLimitExceeded: 39, StatusOverloaded: 40, StatusStale: 0xF000,
 }
 
 func TestStatusStrings(t *testing.T) {
-	if len(definedStatuses) != 38 {
+	if len(definedStatuses) != 39 {
 		t.Fatalf("%d statuses", len(definedStatuses))
 	}
 	seen := map[string]Status{}

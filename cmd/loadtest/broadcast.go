@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type sender struct {
 	receivers int32  // the other members of its session
 	seq       uint32 // the next sequence
 	sent      uint64 // messages queued during the window
+	refused   uint64 // of those, refused by the server (StatusOverloaded)
 	frame     []byte // the frame being queued, reused (its bytes are copied)
 }
 
@@ -69,10 +71,11 @@ func (s *sender) close() {
 }
 
 // written returns the messages sent during the window that were written
-// to the server: those queued, less those lost with a failed connection.
+// to the server and taken: those queued, less those lost with a failed
+// connection and those the server refused.
 func (s *sender) written() uint64 {
 	s.mu.Lock()
-	n := s.sent
+	n := s.sent - s.refused
 	s.mu.Unlock()
 	if s.p.c != nil {
 		n -= min(n, uint64(s.p.c.unsentMessages()))
@@ -97,6 +100,22 @@ func (s *sender) sendLocked(d *driver) bool {
 	s.sent++
 	d.stats.sent.Add(1)
 	return true
+}
+
+// refuse accounts for a message the server refused with
+// StatusOverloaded: it went to no receiver, so none expects it. In max it
+// frees its place in the window (its slot in remaining is never counted
+// down; the sequence that reuses it sets it anew). It runs on the
+// sender's reader goroutine, which gets the refusals in the order of the
+// messages.
+func (s *sender) refuse(d *driver) {
+	s.mu.Lock()
+	s.refused++
+	s.mu.Unlock()
+	if s.remaining != nil {
+		s.completed.Add(1)
+		s.fill(d)
+	}
 }
 
 // fill sends until the sender has Window messages undelivered (max).
@@ -150,6 +169,12 @@ func (d *driver) onBroadcast(p *player, f wire.Frame) {
 func (d *driver) runMessaging(ctx context.Context) error {
 	d.connectAll(ctx, func(p *player) {
 		p.c.onPush = func(f wire.Frame) { d.onBroadcast(p, f) }
+		p.c.onError = func(err error) {
+			if errors.Is(err, wire.StatusOverloaded) {
+				p.snd.refuse(d)
+			}
+			d.stats.countError(err)
+		}
 	})
 	d.formSessions(ctx, nil)
 	var senders []*sender

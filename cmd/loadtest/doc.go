@@ -106,6 +106,11 @@
 // that does not match its updates) or could not run at all, 2 for bad
 // flags. Errors such as timeouts or refused joins are reported but do not
 // change the exit status: under overload they are results, not failures.
+// A broadcast the server refuses with StatusOverloaded (an overloaded KCP
+// front end sheds fan-outs, PROTOCOL.md Limits) is counted as the error
+// "overloaded" and expected by no receiver, so it is not lost; the
+// senders do not slow down for it (the rate is the scenario's), and in
+// max it frees its place in the window.
 //
 // # Client
 //

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -438,5 +439,35 @@ func TestServerPIDsFromFlag(t *testing.T) {
 	}
 	if res.Servers[0].CPUS <= 0 {
 		t.Errorf("the process running the server used no CPU: %+v", res.Servers[0])
+	}
+}
+
+// TestOverloadedIsNotLost runs the broadcast and max scenarios over KCP
+// against a server that refuses every KCP fan-out after its first reads
+// (an overload wait of 1 ns): the refusals are counted as errors, the
+// refused messages are not expected by anyone, so nothing is lost, and max
+// does not stall on the window slots of refused messages.
+func TestOverloadedIsNotLost(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the KCP socket's timestamps are read on Linux only")
+	}
+	srv := startServer(t, func(c *server.Config) { c.KCPOverloadWait = time.Nanosecond })
+	for _, scenario := range []string{scenarioBroadcast, scenarioMax} {
+		t.Run(scenario, func(t *testing.T) {
+			cfg := testConfig(srv, scenario)
+			cfg.Transport = "kcp"
+			cfg.Addrs = []string{srv.KCPAddr().String()}
+			res := runTest(t, cfg)
+			refused := res.ErrorsByKind["overloaded"]
+			if refused == 0 {
+				t.Fatalf("no overloaded errors: %v", res.ErrorsByKind)
+			}
+			if res.Lost != 0 || res.Delivered != res.Expected {
+				t.Errorf("expected %d, delivered %d, lost %d", res.Expected, res.Delivered, res.Lost)
+			}
+			if scenario == scenarioMax && refused < 100 {
+				t.Errorf("max: %d refused in 1 s: the window stalled", refused)
+			}
+		})
 	}
 }

@@ -33,6 +33,7 @@
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
 //	-event-loops N      COVEY_EVENT_LOOPS    TCP event loops (default one per CPU)
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
+//	-kcp-overload-wait D COVEY_KCP_OVERLOAD_WAIT KCP datagrams unread this long: refuse broadcasts with Overloaded (default 30ms; off: never)
 //	-preauth-timeout D  COVEY_PREAUTH_TIMEOUT  sign-in deadline: a connection not signed in this long after connecting is closed
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
 //	-log-format F       COVEY_LOG_FORMAT     text (slog's key=value) or json (one object a line)
@@ -91,6 +92,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/auth"
+	"github.com/coveyhq/covey/netio"
 	"github.com/coveyhq/covey/server"
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -321,6 +323,23 @@ var options = []option{
 	{name: "kcp-interval", env: "COVEY_KCP_INTERVAL", arg: "D", usage: "KCP update interval (20ms above ~5k KCP sessions)",
 		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
 		show: func(s *settings) string { return s.KCPInterval.String() }},
+	{name: "kcp-overload-wait", env: "COVEY_KCP_OVERLOAD_WAIT", arg: "D", usage: "KCP datagrams unread this long: refuse broadcasts and messages from KCP clients with Overloaded until caught up (off: never)",
+		set: func(s *settings, v string) error {
+			if v == "off" {
+				s.KCPOverloadWait = -1
+				return nil
+			}
+			return setDuration(&s.KCPOverloadWait, v)
+		},
+		show: func(s *settings) string {
+			switch {
+			case s.KCPOverloadWait < 0:
+				return "off"
+			case s.KCPOverloadWait == 0:
+				return netio.DefaultKCPOverloadWait.String()
+			}
+			return s.KCPOverloadWait.String()
+		}},
 	{name: "preauth-timeout", env: "COVEY_PREAUTH_TIMEOUT", arg: "D", usage: "sign-in deadline: a connection not signed in this long after connecting is closed, whatever it sends",
 		set:  func(s *settings, v string) error { return setDuration(&s.PreAuthTimeout, v) },
 		show: func(s *settings) string { return s.PreAuthTimeout.String() }},

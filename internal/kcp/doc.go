@@ -2,8 +2,11 @@
 // (v5.6.24, files kcp.go and ringbuffer.go, MIT licence in LICENSE), with
 // the few methods kcp-go keeps unexported that an engine driving many
 // sessions from a few goroutines needs: Flush (send now, not at the next
-// 10 ms update), SetStreamMode, Conv, and ProbePending (a window probe
-// waits for an answer). kcp-go's maintainer declined to export
+// 10 ms update), SetStreamMode, Conv, ProbePending (a window probe
+// waits for an answer), AckPending (ACKs wait for a Flush), Unsent, Resent (a
+// count of retransmitted segments, for the engine's metrics), and
+// SetInputFlush (Input's flush when an ACK slides the window made a
+// datagram of its own, before the engine's flush of the same session). kcp-go's maintainer declined to export
 // them (xtaci/kcp-go#297).
 //
 // Only the state machine is here; the UDP sessions, listener, goroutines

@@ -240,6 +240,10 @@ type KCP struct {
 
 	acklist []ackItem
 
+	resent uint64 // segments sent again (fast, early or timed-out retransmissions)
+
+	noInputFlush bool // see SetInputFlush
+
 	buffer []byte
 	output output_callback
 }
@@ -702,7 +706,7 @@ func (kcp *KCP) Input(data []byte, regular, ackNoDelay bool) int {
 		}
 	}
 
-	if windowSlides { // if window has slided, flush
+	if windowSlides && !kcp.noInputFlush { // if window has slided, flush
 		kcp.flush(false)
 	} else if ackNoDelay && len(kcp.acklist) > 0 { // ack immediately
 		kcp.flush(true)
@@ -898,6 +902,7 @@ func (kcp *KCP) flush(ackOnly bool) uint32 {
 
 	// flash remain segments
 	flushBuffer()
+	kcp.resent += change + lostSegs
 
 	// cwnd update
 	if kcp.nocwnd == 0 {
@@ -1100,6 +1105,24 @@ func (kcp *KCP) SetStreamMode(on bool) {
 // (WINS) waits for the next full Flush: a peer's WASK asks for an answer
 // that Input's ACK-only flush does not send.
 func (kcp *KCP) ProbePending() bool { return kcp.probe != 0 }
+
+// Resent returns how many segments this KCP has sent again since it was
+// created: fast, early and timed-out retransmissions.
+func (kcp *KCP) Resent() uint64 { return kcp.resent }
+
+// SetInputFlush sets whether Input flushes when an ACK slides the send
+// window (upstream's behaviour, and the default). Off, the caller
+// flushes when it is ready: an engine that flushes every session a batch
+// of datagrams touched sends one datagram where Input's flush made two,
+// and a client that delays its ACKs keeps them waiting.
+func (kcp *KCP) SetInputFlush(on bool) { kcp.noInputFlush = !on }
+
+// Unsent returns how many segments wait to enter the send window.
+func (kcp *KCP) Unsent() int { return kcp.snd_queue.Len() }
+
+// AckPending reports whether segments received wait for their ACKs,
+// which the next Flush sends.
+func (kcp *KCP) AckPending() bool { return len(kcp.acklist) > 0 }
 
 // Conv returns the conversation ID.
 func (kcp *KCP) Conv() uint32 { return kcp.conv }

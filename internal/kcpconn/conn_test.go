@@ -3,6 +3,7 @@ package kcpconn
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -557,5 +558,35 @@ func TestMessageModeServer(t *testing.T) {
 	wantErr(t, werr, ErrMessageMode, "the waiting Write")
 	if _, err := c.Write([]byte("more")); !errors.Is(err, ErrMessageMode) {
 		t.Fatalf("Write after: %v, want ErrMessageMode", err)
+	}
+}
+
+// TestAcksShareADatagram: the ACKs of three data segments that arrive
+// back to back wait for the updater's pass and go out together, in one
+// datagram (KCP sends the last ACK, whose una covers the others), with
+// no Write to carry them.
+func TestAcksShareADatagram(t *testing.T) {
+	pc, c := rawPeer(t)
+	conv := c.kcp.Conv()
+	for sn := range uint32(3) {
+		c.input(rawSegment(conv, 81, 0, sn, []byte{'a' + byte(sn)})) // PUSH
+	}
+	pc.SetReadDeadline(time.Now().Add(testTimeout))
+	buf := make([]byte, 2048)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no ACK: %v", err)
+	}
+	// The header: conv u32, cmd u8, frg u8, wnd u16, ts u32, sn u32,
+	// una u32, len u32 (little-endian).
+	var una []uint32
+	for p := buf[:n]; len(p) >= 24; {
+		if p[4] == 82 {
+			una = append(una, binary.LittleEndian.Uint32(p[16:]))
+		}
+		p = p[min(24+int(binary.LittleEndian.Uint32(p[20:])), len(p)):]
+	}
+	if len(una) == 0 || una[len(una)-1] != 3 {
+		t.Fatalf("first datagram has ACKs with una %v, want one with una 3 (all three received)", una)
 	}
 }

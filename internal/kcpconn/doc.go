@@ -9,14 +9,15 @@
 // which runs thousands of clients in one process, it was most of its CPU
 // (bench/README.md). Here:
 //
-//   - Read reads a datagram from the socket on the caller's goroutine,
-//     feeds it to the KCP state machine and writes the ACKs it calls for
-//     right away, on the same goroutine;
+//   - Read reads a datagram from the socket on the caller's goroutine and
+//     feeds it to the KCP state machine; the ACKs it calls for wait up to
+//     AckDelay, for the updater or for data that Write sends (an answer
+//     to a window probe goes at once);
 //   - Write hands the bytes to KCP and writes the segments on the caller's
 //     goroutine, waiting only if the send window is full;
-//   - one goroutine per process (see updater.go) runs the retransmission
-//     timers of the connections that have data in flight, and exits when
-//     none has. It belongs to no Conn, which is why it is the package's
+//   - one goroutine per process (see updater.go) sends the waiting ACKs
+//     and runs the retransmission timers of the connections that have
+//     data in flight, and exits when none has either. It belongs to no Conn, which is why it is the package's
 //     and not its users' to stop: it ends by itself once every Conn's data
 //     is acknowledged or the Conn is closed (a closed Conn leaves its list
 //     at the next pass).
