@@ -175,16 +175,23 @@ func TestUDPReaderDualStack(t *testing.T) {
 	}
 }
 
-// TestUDPReaderDropsTruncated: a datagram larger than the buffer is
-// reported as one to drop, not handed on cut.
-func TestUDPReaderDropsTruncated(t *testing.T) {
-	uc := listenUDP(t, "127.0.0.1:0")
+// readerAndSender returns a socket on IPv4 loopback with a udpReader of
+// batches of 4 datagrams of 64 bytes, and a socket that sends to it, at
+// to.
+func readerAndSender(t *testing.T) (uc *net.UDPConn, rd *udpReader, src *net.UDPConn, to netip.AddrPort) {
+	t.Helper()
+	uc = listenUDP(t, "127.0.0.1:0")
 	rd, err := newUDPReader(uc, 4, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := listenUDP(t, "127.0.0.1:0")
-	to := uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return uc, rd, listenUDP(t, "127.0.0.1:0"), uc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestUDPReaderDropsTruncated: a datagram larger than the buffer is
+// reported as one to drop, not handed on cut.
+func TestUDPReaderDropsTruncated(t *testing.T) {
+	_, rd, src, to := readerAndSender(t)
 	for _, p := range [][]byte{make([]byte, 100), []byte("fits")} {
 		if _, err := src.WriteToUDPAddrPort(p, to); err != nil {
 			t.Fatal(err)
@@ -232,13 +239,7 @@ func TestZoneName(t *testing.T) {
 // sleep makes it wait: it is what is measured), and the socket's drop
 // count comes with the datagrams queued after a drop.
 func TestUDPReaderBacklog(t *testing.T) {
-	uc := listenUDP(t, "127.0.0.1:0")
-	rd, err := newUDPReader(uc, 4, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := listenUDP(t, "127.0.0.1:0")
-	to := uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	uc, rd, src, to := readerAndSender(t)
 	send := func() {
 		t.Helper()
 		if _, err := src.WriteToUDPAddrPort([]byte("x"), to); err != nil {
