@@ -148,8 +148,9 @@ type Config struct {
 
 	// KCPOverloadWait is how long datagrams may wait in the KCP socket,
 	// unread, before the KCP front end counts as overloaded
-	// ([Conn.Overloaded]); it stops counting so once a batch waited less
-	// than half of it. UDP has no flow control: a server that falls behind
+	// ([Conn.Overloaded]): when every batch read for that long waited that
+	// long or more; it stops counting so once a batch waited less than
+	// half of it. UDP has no flow control: a server that falls behind
 	// its socket has the kernel drop datagrams (the socket's buffer holds
 	// some tens of milliseconds of a busy node's traffic), KCP answers the
 	// loss with retransmissions, more work for the same reader, and every

@@ -340,9 +340,9 @@ func (f *kcpFront) lagged(wait time.Duration, now int64) {
 			f.overloaded.Store(true)
 			f.overloads.Add(1)
 		}
-	case wait < limit/2:
-		f.lagSince = 0
-		if f.overloaded.Load() {
+	default:
+		f.lagSince = 0 // a lag must last: one under the limit restarts it
+		if wait < limit/2 && f.overloaded.Load() {
 			f.overloaded.Store(false)
 		}
 	}

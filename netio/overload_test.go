@@ -10,9 +10,9 @@ import (
 
 // TestKCPLaggedNeedsALastingWait drives the overload state with the waits
 // of successive batches: one long wait (a pause the reader drains at
-// once) does not make the front end overloaded, waits over the limit for
-// the limit's length do, and it stays so until a batch waits less than
-// half the limit.
+// once) does not make the front end overloaded, nor does one after many
+// under the limit; waits over the limit for the limit's length do, and
+// it stays so until a batch waits less than half the limit.
 func TestKCPLaggedNeedsALastingWait(t *testing.T) {
 	const limit = 30 * time.Millisecond
 	f := &kcpFront{s: &Server{cfg: Config{KCPOverloadWait: limit}}}
@@ -26,12 +26,13 @@ func TestKCPLaggedNeedsALastingWait(t *testing.T) {
 		{ms(101), 2 * time.Millisecond, false},  // drained
 		{ms(200), 40 * time.Millisecond, false}, // the lag starts
 		{ms(210), 35 * time.Millisecond, false},
-		{ms(220), 20 * time.Millisecond, false}, // between half and the limit: no change
 		{ms(231), 31 * time.Millisecond, true},  // 31 ms of lag
-		{ms(240), 20 * time.Millisecond, true},  // not under half yet
+		{ms(240), 20 * time.Millisecond, true},  // not under half: still overloaded
 		{ms(250), 14 * time.Millisecond, false}, // caught up
-		{ms(260), 31 * time.Millisecond, false}, // a new lag starts from here
-		{ms(291), 30 * time.Millisecond, true},
+		{ms(260), 31 * time.Millisecond, false}, // a new lag
+		{ms(275), 20 * time.Millisecond, false}, // under the limit: it did not last
+		{ms(291), 30 * time.Millisecond, false}, // one batch over it, after a long time under it
+		{ms(321), 30 * time.Millisecond, true},  // 30 ms of lag since
 	}
 	for i, st := range steps {
 		f.lagged(st.wait, st.at)

@@ -104,18 +104,15 @@ func (s *sender) sendLocked(d *driver) bool {
 
 // refuse accounts for a message the server refused with
 // StatusOverloaded: it went to no receiver, so none expects it. In max it
-// frees its place in the window (its slot in remaining is never counted
-// down; the sequence that reuses it sets it anew). It runs on the
-// sender's reader goroutine, which gets the refusals in the order of the
-// messages.
-func (s *sender) refuse(d *driver) {
+// keeps its place in the window: the refusal (to a fire-and-forget
+// broadcast) does not say which message it was, and freeing another's
+// slot would break the window's accounting, so a sender stops once
+// Window of its messages were refused (max measures a node within its
+// capacity). It runs on the sender's reader goroutine.
+func (s *sender) refuse() {
 	s.mu.Lock()
 	s.refused++
 	s.mu.Unlock()
-	if s.remaining != nil {
-		s.completed.Add(1)
-		s.fill(d)
-	}
 }
 
 // fill sends until the sender has Window messages undelivered (max).
@@ -171,7 +168,7 @@ func (d *driver) runMessaging(ctx context.Context) error {
 		p.c.onPush = func(f wire.Frame) { d.onBroadcast(p, f) }
 		p.c.onError = func(err error) {
 			if errors.Is(err, wire.StatusOverloaded) {
-				p.snd.refuse(d)
+				p.snd.refuse()
 			}
 			d.stats.countError(err)
 		}

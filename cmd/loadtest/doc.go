@@ -109,8 +109,9 @@
 // A broadcast the server refuses with StatusOverloaded (an overloaded KCP
 // front end sheds fan-outs, PROTOCOL.md Limits) is counted as the error
 // "overloaded" and expected by no receiver, so it is not lost; the
-// senders do not slow down for it (the rate is the scenario's), and in
-// max it frees its place in the window.
+// senders do not slow down for it (the rate is the scenario's). In max a
+// refused message keeps its place in the window (the refusal does not say
+// which message it was), so a sender stops after Window refusals.
 //
 // # Client
 //

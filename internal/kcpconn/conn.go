@@ -226,7 +226,8 @@ func (c *Conn) input(p []byte) {
 	if rc == ikcp.InputFragment {
 		// A server in message mode: nothing after this segment could be
 		// read. Wake a Write waiting for the window, which no ACK will
-		// open now.
+		// open now; the ACKs waiting go first (output stops with c.err).
+		c.kcp.Flush(true)
 		c.err = ErrMessageMode
 		select {
 		case c.wnd <- struct{}{}:
@@ -399,6 +400,12 @@ func (c *Conn) Close() error {
 	default:
 	}
 	close(c.done)
+	if c.err == nil && c.kcp.AckPending() {
+		// The ACKs waiting for AckDelay go now: the last thing a client
+		// reads is the server's Bye, and a server waits for its ACK before
+		// it lets the session go.
+		c.kcp.Flush(true)
+	}
 	c.err = net.ErrClosed
 	return c.uc.Close()
 }

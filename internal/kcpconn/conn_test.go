@@ -590,3 +590,21 @@ func TestAcksShareADatagram(t *testing.T) {
 		t.Fatalf("first datagram has ACKs with una %v, want one with una 3 (all three received)", una)
 	}
 }
+
+// TestCloseSendsWaitingAcks: Close sends the ACKs still waiting for
+// AckDelay (those of the server's Bye, as a client closes right after
+// reading it): the updater does not run for a closed Conn.
+func TestCloseSendsWaitingAcks(t *testing.T) {
+	pc, c := rawPeer(t)
+	c.input(rawSegment(c.kcp.Conv(), 81, 0, 0, []byte("bye"))) // PUSH
+	c.Close()
+	pc.SetReadDeadline(time.Now().Add(testTimeout))
+	buf := make([]byte, 2048)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no ACK after Close: %v", err)
+	}
+	if n < 24 || buf[4] != 82 || binary.LittleEndian.Uint32(buf[16:]) != 1 {
+		t.Fatalf("after Close got %x, want an ACK with una 1", buf[:min(n, 24)])
+	}
+}
