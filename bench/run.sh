@@ -24,6 +24,7 @@ scenarios=(
   "bcast-kcp-100x8-10|  |-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 10 -size 64 -duration 20s"
   "bcast-kcp-100x8-50|  |-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-kcp-100x8-50-unshed|-kcp-overload-wait off|-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
+  "bcast-kcp-100x8-50-backoff|  |-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s -backoff 100ms"
   "bcast-kcp-1000x8-5|-kcp-interval 20ms|-transport kcp -scenario broadcast -sessions 1000 -members 8 -rate 5 -size 64 -duration 20s"
   "max-tcp-100x8-w8|  |-transport tcp -scenario max -sessions 100 -members 8 -window 8 -size 64 -duration 20s"
   "max-tcp-1000x8-w1|  |-transport tcp -scenario max -sessions 1000 -members 8 -window 1 -size 64 -duration 20s"

@@ -150,7 +150,10 @@ func (c *Client) Kick(ctx context.Context, typ uint8, userID string) error {
 
 // Broadcast sends msg to every other member of the caller's session of
 // type typ, who receive it as a [BroadcastReceived] event, and waits for
-// the server's acknowledgement. msg is not retained.
+// the server's acknowledgement. msg is not retained. Over KCP, a node
+// behind its traffic refuses it with wire.StatusOverloaded (nothing was
+// sent): send no fan-out for 100 ms or more, then retry what still
+// matters (PROTOCOL.md, Limits).
 func (c *Client) Broadcast(ctx context.Context, typ uint8, msg []byte) error {
 	m := wire.BroadcastRequest{Type: typ, Msg: msg}
 	f := newFrame()
@@ -161,7 +164,8 @@ func (c *Client) Broadcast(ctx context.Context, typ uint8, msg []byte) error {
 
 // BroadcastAsync is Broadcast without waiting: it queues the request and
 // returns. The server does not acknowledge success; a failure arrives
-// later as an [AsyncError] event with Cmd uint16(wire.CmdBroadcast). It
+// later as an [AsyncError] event with Cmd uint16(wire.CmdBroadcast)
+// (wire.StatusOverloaded among them: see Broadcast). It
 // returns an error only when the request cannot be sent (ErrClosed,
 // ErrSendBufferFull, StatusTooLarge). msg is not retained.
 func (c *Client) BroadcastAsync(typ uint8, msg []byte) error {

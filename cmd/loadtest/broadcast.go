@@ -45,6 +45,7 @@ type sender struct {
 	seq       uint32 // the next sequence
 	sent      uint64 // messages queued during the window
 	refused   uint64 // of those, refused by the server (StatusOverloaded)
+	pauseEnd  int64  // Config.Backoff: no sending before this time (Stats clock)
 	frame     []byte // the frame being queued, reused (its bytes are copied)
 }
 
@@ -91,6 +92,10 @@ func (s *sender) sendLocked(d *driver) bool {
 		s.remaining[s.seq%uint32(len(s.remaining))].Store(s.receivers)
 	}
 	ts := d.stats.now()
+	if ts < s.pauseEnd {
+		d.stats.addError(kindHeldBack) // backing off (Config.Backoff): not sent
+		return false
+	}
 	s.frame = appendBroadcastFrame(s.frame[:0], ts, uint32(s.p.idx), s.seq, s.size)
 	if err := s.p.c.queueBroadcast(s.frame); err != nil {
 		d.stats.countError(err)
@@ -103,15 +108,19 @@ func (s *sender) sendLocked(d *driver) bool {
 }
 
 // refuse accounts for a message the server refused with
-// StatusOverloaded: it went to no receiver, so none expects it. In max it
+// StatusOverloaded: it went to no receiver, so none expects it, and with
+// Config.Backoff the sender pauses. In max it
 // keeps its place in the window: the refusal (to a fire-and-forget
 // broadcast) does not say which message it was, and freeing another's
 // slot would break the window's accounting, so a sender stops once
 // Window of its messages were refused (max measures a node within its
 // capacity). It runs on the sender's reader goroutine.
-func (s *sender) refuse() {
+func (s *sender) refuse(d *driver) {
 	s.mu.Lock()
 	s.refused++
+	if b := d.cfg.Backoff; b > 0 {
+		s.pauseEnd = d.stats.now() + int64(b)
+	}
 	s.mu.Unlock()
 }
 
@@ -168,7 +177,7 @@ func (d *driver) runMessaging(ctx context.Context) error {
 		p.c.onPush = func(f wire.Frame) { d.onBroadcast(p, f) }
 		p.c.onError = func(err error) {
 			if errors.Is(err, wire.StatusOverloaded) {
-				p.snd.refuse()
+				p.snd.refuse(d)
 			}
 			d.stats.countError(err)
 		}

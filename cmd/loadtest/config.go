@@ -47,6 +47,11 @@ type Config struct {
 	// Window is how many of its messages a sender may have undelivered
 	// (max).
 	Window int
+	// Backoff is how long a sender sends nothing after the server refused
+	// one of its messages with StatusOverloaded (broadcast), as PROTOCOL.md
+	// asks a client to; its messages due meanwhile are not sent (counted
+	// as held_back). 0 keeps the rate whatever the server says.
+	Backoff time.Duration
 	// Clients is the number of players of churn and idle.
 	Clients int
 	// Duration is the measurement window.
@@ -171,6 +176,9 @@ func (c Config) check() error {
 	case scenarioBroadcast:
 		if c.Rate <= 0 || c.Rate > 1e6 {
 			return bad("-rate must be above 0 and at most 1e6")
+		}
+		if c.Backoff < 0 {
+			return bad("-backoff must not be negative")
 		}
 	case scenarioMax:
 		if c.Window < 1 {

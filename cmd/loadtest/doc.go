@@ -109,7 +109,9 @@
 // A broadcast the server refuses with StatusOverloaded (an overloaded KCP
 // front end sheds fan-outs, PROTOCOL.md Limits) is counted as the error
 // "overloaded" and expected by no receiver, so it is not lost; the
-// senders do not slow down for it (the rate is the scenario's). In max a
+// senders keep their rate, unless -backoff D: then a sender refused sends
+// nothing for D, as PROTOCOL.md asks a client to, and its messages due
+// meanwhile are counted as "held_back", not sent. In max a
 // refused message keeps its place in the window (the refusal does not say
 // which message it was), so a sender stops after Window refusals.
 //

@@ -38,6 +38,7 @@ const (
 	kindDuplicate    = "duplicate"    // a message received twice
 	kindOutOfOrder   = "out_of_order" // a message older than one already received, not known to be a duplicate
 	kindBadMessage   = "bad_message"  // a broadcast whose payload is not the driver's
+	kindHeldBack     = "held_back"    // a broadcast not sent: its sender backs off after Overloaded (Config.Backoff)
 	kindMismatch     = "property_mismatch"
 	kindUnverified   = "property_unverified" // no member could read the final counter
 	kindOther        = "other"

@@ -471,3 +471,31 @@ func TestOverloadedIsNotLost(t *testing.T) {
 		})
 	}
 }
+
+// TestBackoffHoldsBack: with -backoff, a sender refused with Overloaded
+// sends nothing for the backoff: its due messages are counted as
+// held_back, the refusals are at most about one per backoff per sender,
+// and nothing is lost.
+func TestBackoffHoldsBack(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the KCP socket's timestamps are read on Linux only")
+	}
+	srv := startServer(t, func(c *server.Config) { c.KCPOverloadWait = time.Nanosecond })
+	cfg := testConfig(srv, scenarioBroadcast)
+	cfg.Transport = "kcp"
+	cfg.Addrs = []string{srv.KCPAddr().String()}
+	cfg.Backoff = 200 * time.Millisecond
+	res := runTest(t, cfg)
+	refused, held := res.ErrorsByKind["overloaded"], res.ErrorsByKind["held_back"]
+	if held == 0 {
+		t.Fatalf("nothing held back: %v", res.ErrorsByKind)
+	}
+	// 1 s at 20/s per sender: 20 due; a refusal pauses 200 ms (4 due), so
+	// at most ~5 refusals, plus one or two in flight when one arrives.
+	if limit := uint64(cfg.Clients * 8); refused > limit {
+		t.Errorf("%d refusals from %d senders backing off 200 ms in 1 s, want at most %d", refused, cfg.Clients, limit)
+	}
+	if res.Lost != 0 || res.Delivered != res.Expected {
+		t.Errorf("expected %d, delivered %d, lost %d", res.Expected, res.Delivered, res.Lost)
+	}
+}

@@ -84,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "messages per second per member (broadcast)")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "payload bytes per message, at least 16 (broadcast, max)")
 	fs.IntVar(&cfg.Window, "window", cfg.Window, "undelivered messages per sender (max)")
+	fs.DurationVar(&cfg.Backoff, "backoff", cfg.Backoff, "after an Overloaded refusal, send nothing for this long (broadcast; 0: keep the rate)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "players (churn, idle)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measurement window, after the ramp-up")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for messages in flight after the senders stop")
