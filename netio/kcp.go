@@ -130,7 +130,7 @@ type kcpFront struct {
 	overloaded atomic.Bool
 	overloads  atomic.Uint64
 	drops      atomic.Uint32
-	lagSince   int64 // since when (srv.now) batches waited KCPOverloadWait or more; 0: they did not. Reader only.
+	lagSince   int64 // since when (unix nanoseconds) batches waited KCPOverloadWait or more; 0: they did not. Reader only.
 
 	// datagramsIn and datagramsOut count the datagrams read and sent;
 	// batchesIn the reads that returned some.
@@ -316,14 +316,15 @@ func (f *kcpFront) readLoop() {
 // datagrams just read waited in the socket (see lagged). The frames of
 // the batch are handled in the state it sets. Reader only.
 func (f *kcpFront) watch(rd *udpReader, n int) {
-	wait, drops, ok := rd.backlog(n, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	wait, drops, ok := rd.backlog(n, now)
 	f.drops.Store(drops)
 	if ok {
-		f.lagged(wait, f.s.now())
+		f.lagged(wait, now)
 	}
 }
 
-// lagged takes the wait of a batch read at now (srv.now): the front end
+// lagged takes the wait of a batch read at now (unix nanoseconds): the front end
 // is overloaded once every batch for Config.KCPOverloadWait waited that
 // long or more (a lag that lasts, not the backlog of one pause, which the
 // reader drains in a few batches), until a batch waited less than half of

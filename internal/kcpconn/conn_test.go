@@ -3,7 +3,6 @@ package kcpconn
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -478,6 +477,30 @@ func rawPeer(t *testing.T) (net.PacketConn, *Conn) {
 	return pc, dial(t, pc.LocalAddr().String())
 }
 
+// peerRead returns the next datagram the raw peer pc receives, failing
+// the test with what it waited for if none comes within testTimeout.
+func peerRead(t *testing.T, pc net.PacketConn, what string) []byte {
+	t.Helper()
+	pc.SetReadDeadline(time.Now().Add(testTimeout))
+	buf := make([]byte, 2048)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no %s: %v", what, err)
+	}
+	return buf[:n]
+}
+
+// lastAckUna returns the una of the last ACK segment in datagram p, and
+// whether it has one.
+func lastAckUna(p []byte) (una uint32, ok bool) {
+	kcptest.Segments(p, func(sg kcptest.Segment) {
+		if sg.Cmd == kcptest.CmdAck {
+			una, ok = sg.Una, true
+		}
+	})
+	return una, ok
+}
+
 // rawSegment encodes one KCP segment: conv, cmd, frg, window 128, ts 0,
 // sn, una 0, then len and data.
 func rawSegment(conv uint32, cmd, frg byte, sn uint32, data []byte) []byte {
@@ -494,14 +517,8 @@ func rawSegment(conv uint32, cmd, frg byte, sn uint32, data []byte) []byte {
 func TestAnswersWindowProbe(t *testing.T) {
 	pc, c := rawPeer(t)
 	c.input(rawSegment(c.kcp.Conv(), 83, 0, 0, nil)) // WASK
-	pc.SetReadDeadline(time.Now().Add(testTimeout))
-	buf := make([]byte, 2048)
-	n, _, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("no answer to the probe: %v", err)
-	}
 	var got []byte
-	kcptest.Segments(buf[:n], func(sg kcptest.Segment) { got = append(got, sg.Cmd) })
+	kcptest.Segments(peerRead(t, pc, "an answer to the probe"), func(sg kcptest.Segment) { got = append(got, sg.Cmd) })
 	if !bytes.Contains(got, []byte{84}) {
 		t.Fatalf("answer to the probe has segments %v, want a WINS (84)", got)
 	}
@@ -571,23 +588,8 @@ func TestAcksShareADatagram(t *testing.T) {
 	for sn := range uint32(3) {
 		c.input(rawSegment(conv, 81, 0, sn, []byte{'a' + byte(sn)})) // PUSH
 	}
-	pc.SetReadDeadline(time.Now().Add(testTimeout))
-	buf := make([]byte, 2048)
-	n, _, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("no ACK: %v", err)
-	}
-	// The header: conv u32, cmd u8, frg u8, wnd u16, ts u32, sn u32,
-	// una u32, len u32 (little-endian).
-	var una []uint32
-	for p := buf[:n]; len(p) >= 24; {
-		if p[4] == 82 {
-			una = append(una, binary.LittleEndian.Uint32(p[16:]))
-		}
-		p = p[min(24+int(binary.LittleEndian.Uint32(p[20:])), len(p)):]
-	}
-	if len(una) == 0 || una[len(una)-1] != 3 {
-		t.Fatalf("first datagram has ACKs with una %v, want one with una 3 (all three received)", una)
+	if una, ok := lastAckUna(peerRead(t, pc, "ACK")); !ok || una != 3 {
+		t.Fatalf("first datagram: an ACK %v with una %d, want one with una 3 (all three received)", ok, una)
 	}
 }
 
@@ -598,13 +600,7 @@ func TestCloseSendsWaitingAcks(t *testing.T) {
 	pc, c := rawPeer(t)
 	c.input(rawSegment(c.kcp.Conv(), 81, 0, 0, []byte("bye"))) // PUSH
 	c.Close()
-	pc.SetReadDeadline(time.Now().Add(testTimeout))
-	buf := make([]byte, 2048)
-	n, _, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("no ACK after Close: %v", err)
-	}
-	if n < 24 || buf[4] != 82 || binary.LittleEndian.Uint32(buf[16:]) != 1 {
-		t.Fatalf("after Close got %x, want an ACK with una 1", buf[:min(n, 24)])
+	if una, ok := lastAckUna(peerRead(t, pc, "ACK after Close")); !ok || una != 1 {
+		t.Fatalf("after Close: an ACK %v with una %d, want one with una 1", ok, una)
 	}
 }

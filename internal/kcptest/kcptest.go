@@ -68,6 +68,7 @@ type Segment struct {
 	Cmd  byte
 	Wnd  uint16 // the sender's receive window
 	Sn   uint32
+	Una  uint32 // the sender's next expected sn: everything before it was received
 }
 
 // Segments calls f with the header of each KCP segment in datagram p,
@@ -79,6 +80,7 @@ func Segments(p []byte, f func(Segment)) {
 			Cmd:  p[4],
 			Wnd:  binary.LittleEndian.Uint16(p[6:]),
 			Sn:   binary.LittleEndian.Uint32(p[12:]),
+			Una:  binary.LittleEndian.Uint32(p[16:]),
 		})
 		n := Overhead + int(binary.LittleEndian.Uint32(p[20:]))
 		p = p[min(n, len(p)):]
