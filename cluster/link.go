@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coveyhq/covey/netio"
@@ -39,6 +40,9 @@ type link struct {
 	targets                    [][]byte
 
 	stats *linkStats // the peer's, set when the link comes up
+
+	// isUpNow mirrors state == linkUp for isUp, read per frame without mu.
+	isUpNow atomic.Bool
 
 	mu    sync.Mutex
 	state linkState
@@ -159,7 +163,8 @@ func (n *Node) checkHello(h *wire.PeerHello) (wire.Status, string) {
 
 func (l *link) setPeer(name string, boot uint64, st linkState) {
 	l.mu.Lock()
-	l.peer, l.boot, l.state = name, boot, st
+	l.peer, l.boot = name, boot
+	l.setStateLocked(st)
 	l.mu.Unlock()
 }
 
@@ -176,10 +181,12 @@ func (l *link) refuse(f wire.Frame, status wire.Status, why string) {
 }
 
 // isUp reports whether the link is up.
-func (l *link) isUp() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.state == linkUp
+func (l *link) isUp() bool { return l.isUpNow.Load() }
+
+// setStateLocked sets the link's state. l.mu must be held.
+func (l *link) setStateLocked(st linkState) {
+	l.state = st
+	l.isUpNow.Store(st == linkUp)
 }
 
 // request sends a request frame and arranges for done to get its reply
@@ -241,7 +248,7 @@ func (l *link) close() (wasUp bool) {
 		l.mu.Unlock()
 		return false
 	}
-	l.state = linkClosed
+	l.setStateLocked(linkClosed)
 	close(l.done)
 	calls := l.calls.drain(nil)
 	select {

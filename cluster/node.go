@@ -82,6 +82,11 @@ type Node struct {
 	meshKey    []byte
 	maxPayload uint32
 
+	// links maps each peer whose link is up to that link: a copy made
+	// whenever one changes (under mu), read per Fanout and Exec without
+	// a lock.
+	links atomic.Pointer[map[string]*link]
+
 	mu          sync.Mutex
 	peers       map[string]*peer   // by node name
 	handshaking map[*link]struct{} // links not up yet, closed past handshakeTimeout
@@ -322,7 +327,7 @@ func (n *Node) linkUp(l *link) {
 	p.lostMu.Lock()
 	n.mu.Lock()
 	old := p.link
-	p.link = nil
+	n.setLinkLocked(p, nil)
 	n.mu.Unlock()
 	if old != nil {
 		// A second link to the same node: the newer wins (the other end
@@ -338,11 +343,11 @@ func (n *Node) linkUp(l *link) {
 		p.lostMu.Unlock()
 		return
 	}
-	l.state = linkUp
+	l.setStateLocked(linkUp)
 	close(l.up)
 	l.mu.Unlock()
 	n.mu.Lock()
-	p.link = l
+	n.setLinkLocked(p, l)
 	delete(n.handshaking, l)
 	n.mu.Unlock()
 	p.lostMu.Unlock()
@@ -363,7 +368,7 @@ func (n *Node) lose(p *peer, l *link, why string) {
 		n.mu.Unlock()
 		return
 	}
-	p.link = nil
+	n.setLinkLocked(p, nil)
 	n.mu.Unlock()
 	if cur != nil {
 		cur.close()
@@ -390,12 +395,23 @@ func (n *Node) alive(node string) bool {
 
 // upLink returns the link to node if it is up.
 func (n *Node) upLink(node string) *link {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if p := n.peers[node]; p != nil && p.link != nil {
-		return p.link
+	if m := n.links.Load(); m != nil {
+		return (*m)[node]
 	}
 	return nil
+}
+
+// setLinkLocked makes l (nil: none) p's link and updates n.links. n.mu
+// must be held.
+func (n *Node) setLinkLocked(p *peer, l *link) {
+	p.link = l
+	m := make(map[string]*link, len(n.peers))
+	for name, q := range n.peers {
+		if q.link != nil {
+			m[name] = q.link
+		}
+	}
+	n.links.Store(&m)
 }
 
 // tick expires calls, pings links, closes handshakes that take too long
