@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,11 @@ type sender struct {
 	seq       uint32 // the next sequence
 	sent      uint64 // messages queued during the window
 	refused   uint64 // of those, refused by the server (StatusOverloaded)
+	// refusedBy holds, per refusal, seq when it arrived: the refused
+	// message's sequence is below it (a refusal does not say which
+	// message it was). The tally of a receiver that left uses it. At
+	// most one entry per message sent.
+	refusedBy []uint32
 	pauseEnd  int64  // Config.Backoff: no sending before this time (Stats clock)
 	frame     []byte // the frame being queued, reused (its bytes are copied)
 }
@@ -69,6 +75,13 @@ func (s *sender) close() {
 	s.mu.Lock()
 	s.active = false
 	s.mu.Unlock()
+}
+
+// refusals returns a copy of refusedBy.
+func (s *sender) refusals() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.refusedBy)
 }
 
 // written returns the messages sent during the window that were written
@@ -118,6 +131,7 @@ func (s *sender) sendLocked(d *driver) bool {
 func (s *sender) refuse(d *driver) {
 	s.mu.Lock()
 	s.refused++
+	s.refusedBy = append(s.refusedBy, s.seq)
 	if b := d.cfg.Backoff; b > 0 {
 		s.pauseEnd = d.stats.now() + int64(b)
 	}
@@ -313,6 +327,7 @@ func (d *driver) tally() (sent, expected, delivered, lost uint64) {
 			if p.joined {
 				v[j].present = p.c.alive()
 				v[j].sent = p.snd.written()
+				v[j].refusedBy = p.snd.refusals()
 				sent += v[j].sent
 			}
 		}

@@ -113,7 +113,12 @@
 // nothing for D, as PROTOCOL.md asks a client to, and its messages due
 // meanwhile are counted as "held_back", not sent. In max a
 // refused message keeps its place in the window (the refusal does not say
-// which message it was), so a sender stops after Window refusals.
+// which message it was), so a sender stops after Window refusals. For a
+// receiver that disconnected, a refusal counts as not expected when it
+// came back before its sender had sent past the receiver's last message;
+// one that came back later may have been of an earlier message and stays
+// expected, so with refusals and departures lost may count a refusal,
+// never hide a loss.
 //
 // # Client
 //

@@ -327,14 +327,21 @@ type memberView struct {
 	present bool     // still connected when the tally is made
 	sent    uint64   // messages it sent in the window that were written to the server
 	t       *tracker // what it received, by sender slot
+	// refusedBy is, per message of its the server refused, an upper
+	// bound (exclusive) of that message's sequence (sender.refusedBy).
+	refusedBy []uint32
 }
 
 // tallySession counts the messages the members of one session should have
 // received, did receive, and lost. For a receiver still present, every
 // message another member sent is expected; for one that disconnected,
 // every message up to the last one it received from that sender (the rest
-// were sent to a member no longer there). lost = expected - delivered, per
-// (receiver, sender) pair. The caller must hold the lock of every tracker
+// were sent to a member no longer there), less the refused ones known to
+// be among them: those whose refusal came back before the sender had sent
+// past that last one (a refusal that came back later may be of a message
+// before it or after it, and is counted as expected: the count can then
+// show a loss that was a refusal, never hide one). lost = expected -
+// delivered, per (receiver, sender) pair. The caller must hold the lock of every tracker
 // (Stats.locked).
 func tallySession(members []memberView) (expected, delivered, lost uint64) {
 	for r, rv := range members {
@@ -348,7 +355,13 @@ func tallySession(members []memberView) (expected, delivered, lost uint64) {
 			got := rv.t.got[s]
 			exp := sv.sent
 			if !rv.present {
-				exp = uint64(rv.t.next[s])
+				next := rv.t.next[s]
+				exp = uint64(next)
+				for _, b := range sv.refusedBy {
+					if b <= next && exp > 0 {
+						exp--
+					}
+				}
 			}
 			exp = max(exp, got) // a partly failed write may have reached the server
 			expected += exp

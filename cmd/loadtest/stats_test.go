@@ -71,6 +71,31 @@ func TestTallySession(t *testing.T) {
 		},
 		expected: 4, delivered: 3, lost: 1,
 	}, {
+		// Sender 0 sent 0-9; 2, 5 and 8 were refused, the refusals back
+		// when it had sent 0-3, 0-6 and 0-9 (bounds 4, 7 and 10). The
+		// receiver left after 6 (next 7): 0-6 less 2 and 5 are expected;
+		// bound 10 is past 7, and that refusal is not counted there.
+		name: "a receiver that left does not expect the refusals known to be before its last message",
+		members: []memberView{
+			{joined: true, present: true, sent: 10, t: newTracker(2), refusedBy: []uint32{4, 7, 10}},
+			{joined: true, present: false, sent: 0, t: receiveAll(newTracker(2), 0, 0, 1, 3, 4, 6)}, // 2 and 5 refused
+		},
+		expected: 5, delivered: 5, lost: 0,
+	}, {
+		name: "a refusal that came back after the receiver's last message counts as expected",
+		members: []memberView{
+			{joined: true, present: true, sent: 10, t: newTracker(2), refusedBy: []uint32{4, 8}},
+			{joined: true, present: false, sent: 0, t: receiveAll(newTracker(2), 0, 0, 1, 3, 4, 6)}, // 2 and 5 refused
+		},
+		expected: 6, delivered: 5, lost: 1,
+	}, {
+		name: "more refusals than messages do not wrap",
+		members: []memberView{
+			{joined: true, present: true, sent: 1, t: newTracker(2), refusedBy: []uint32{0, 0, 0}},
+			{joined: true, present: false, sent: 0, t: receiveAll(newTracker(2), 0, 0)},
+		},
+		expected: 1, delivered: 1, lost: 0,
+	}, {
 		name: "a member that never joined neither sends nor receives",
 		members: []memberView{
 			{joined: true, present: true, sent: 2, t: receiveAll(newTracker(3), 2, 0, 1)},
