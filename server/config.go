@@ -353,9 +353,7 @@ func (c Config) netio() netio.Config {
 	n.MaxOutbound = c.MaxOutbound
 	n.IdleTimeout = 3 * c.Heartbeat
 	n.KCPInterval = c.KCPInterval
-	if c.KCPOverloadWait != 0 {
-		n.KCPOverloadWait = c.KCPOverloadWait
-	}
+	n.KCPOverloadWait = c.KCPOverloadWait // 0: netio's default
 	n.EventLoops = c.EventLoops
 	n.PreAuthTimeout = c.PreAuthTimeout
 	n.KCPRawSegments = c.KCPRawSegments

@@ -45,8 +45,8 @@ type sender struct {
 	receivers int32  // the other members of its session
 	seq       uint32 // the next sequence
 	sent      uint64 // messages queued during the window
-	refused   uint64 // of those, refused by the server (StatusOverloaded)
-	// refusedBy holds, per refusal, seq when it arrived: the refused
+	// refusedBy holds, per message of those the server refused
+	// (StatusOverloaded), seq when the refusal arrived: the refused
 	// message's sequence is below it (a refusal does not say which
 	// message it was). The tally of a receiver that left uses it. At
 	// most one entry per message sent.
@@ -89,7 +89,7 @@ func (s *sender) refusals() []uint32 {
 // connection and those the server refused.
 func (s *sender) written() uint64 {
 	s.mu.Lock()
-	n := s.sent - s.refused
+	n := s.sent - uint64(len(s.refusedBy))
 	s.mu.Unlock()
 	if s.p.c != nil {
 		n -= min(n, uint64(s.p.c.unsentMessages()))
@@ -130,7 +130,6 @@ func (s *sender) sendLocked(d *driver) bool {
 // capacity). It runs on the sender's reader goroutine.
 func (s *sender) refuse(d *driver) {
 	s.mu.Lock()
-	s.refused++
 	s.refusedBy = append(s.refusedBy, s.seq)
 	if b := d.cfg.Backoff; b > 0 {
 		s.pauseEnd = d.stats.now() + int64(b)

@@ -327,8 +327,9 @@ type memberView struct {
 	present bool     // still connected when the tally is made
 	sent    uint64   // messages it sent in the window that were written to the server
 	t       *tracker // what it received, by sender slot
-	// refusedBy is, per message of its the server refused, an upper
-	// bound (exclusive) of that message's sequence (sender.refusedBy).
+	// refusedBy is, per message of this member's that the server
+	// refused, an upper bound (exclusive) of its sequence
+	// (sender.refusedBy).
 	refusedBy []uint32
 }
 
