@@ -139,6 +139,18 @@ type Config struct {
 	// Idle sessions cost nothing per interval. Default 10ms.
 	KCPInterval time.Duration
 
+	// KCPReaders is how many UDP sockets serve KCP, each with its own
+	// reader and writer goroutine (see kcpFront): bound to KCPAddr
+	// together with SO_REUSEPORT, so that the kernel spreads the clients
+	// over them by source address (all of one client's datagrams reach
+	// the same socket) and the front end can use as many cores. 0 means 1.
+	// More than one needs Linux; elsewhere, or if a socket cannot be
+	// bound, the front end runs with those it has and logs a warning.
+	// With SO_REUSEPORT another process of the same user can bind the
+	// port too and take a share of the datagrams (the kernel allows it
+	// only to the same user ID).
+	KCPReaders int
+
 	// KCPHandshakeTimeout closes a KCP session that has not delivered one
 	// complete frame (so never reached the Handler) this long after its
 	// first segment, whatever arrived since: a first segment costs no

@@ -198,9 +198,10 @@ func (c *Conn) Closed() bool { return c.closing.Load() }
 // Handler should refuse what multiplies the load, such as a fan-out,
 // while it is. Any goroutine; an atomic read.
 func (c *Conn) Overloaded() bool {
-	// A KCP connection exists only once the KCP front end is set (and
-	// TCP may start before it is: do not read it for TCP).
-	return c.transport == KCP && c.kind == KindClient && c.srv.kcp.overloaded.Load()
+	// A KCP connection's io is its session from its creation on; the
+	// front end it lives in is overloaded or not, independently of the
+	// others (Config.KCPReaders).
+	return c.transport == KCP && c.kind == KindClient && c.io.(*kcpConn).f.overloaded.Load()
 }
 
 // Deliver queues frame, one or more already-encoded frames, to be sent to

@@ -1,5 +1,6 @@
 // Package netio is Covey's network front end: it accepts game clients over
 // TCP (a gnet v2 engine) and over KCP (its own engine on one UDP socket,
+// or several on one port with Config.KCPReaders,
 // speaking kcp-go v5's segments inside PROTOCOL.md's UDP packet layer,
 // which validates a sender's address before anything is kept for it and
 // encrypts a session's datagrams; or bare, with Config.KCPRawSegments),
@@ -15,9 +16,10 @@
 // connection: OnOpen, then OnFrame for each inbound frame, then OnClose
 // exactly once (OnOpen comes on accept for TCP, with the first complete
 // frame for KCP). Calls for one connection never overlap. On TCP they run on
-// the connection's gnet event loop; on KCP on the KCP engine's reader
-// goroutine, except OnClose, which may run on its writer goroutine (under
-// the session's mutex). Handlers must not block.
+// the connection's gnet event loop; on KCP on the reader goroutine of the
+// KCP engine whose socket the session's datagrams reach (one engine per
+// socket, Config.KCPReaders), except OnClose, which may run on its
+// writer goroutine (under the session's mutex). Handlers must not block.
 //
 // # Peers
 //

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -61,8 +62,9 @@ type batchConn interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// kcpFront is the KCP engine: every KCP session of the server runs on one
-// UDP socket and two goroutines, whatever their number.
+// kcpFront is the KCP engine of one socket (see kcpShards for several):
+// every KCP session whose datagrams the kernel gives that socket runs on
+// it and two goroutines, whatever their number.
 //
 //   - The reader takes datagrams from the socket in batches (recvmmsg),
 //     feeds each to its session's KCP state machine, hands the frames that
@@ -188,15 +190,70 @@ type kcpConn struct {
 	crypto kcpCrypto
 }
 
+// kcpShards is the KCP front end: Config.KCPReaders kcpFronts, each on
+// its own socket, all bound to the same address (SO_REUSEPORT when there
+// are several). The kernel picks a client's socket from its address, so a
+// session lives in one front from its first datagram to its last and the
+// fronts share nothing but the server and the cookie jar.
+type kcpShards []*kcpFront
+
 func (s *Server) startKCP() error {
 	ua, err := net.ResolveUDPAddr("udp", s.cfg.KCPAddr)
 	if err != nil {
 		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
-	uc, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
+	n := max(s.cfg.KCPReaders, 1)
+	var jar *secure.CookieJar // one for all: any front may open any cookie
+	if !s.cfg.KCPRawSegments {
+		jar = secure.NewCookieJar(s.cfg.CookieLifetime)
 	}
+	var fronts kcpShards
+	for len(fronts) < n {
+		uc, err := listenKCP(ua, n > 1)
+		if err != nil && len(fronts) == 0 && n > 1 {
+			// No SO_REUSEPORT here (or refused): one socket, as without it.
+			s.log.Warn("netio: kcp: one reader", "configured", n, "err", err)
+			n = 1
+			uc, err = listenKCP(ua, false)
+		}
+		if err != nil {
+			if len(fronts) == 0 {
+				return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
+			}
+			s.log.Warn("netio: kcp: fewer readers than configured", "readers", len(fronts), "configured", n, "err", err)
+			break
+		}
+		if len(fronts) == 0 {
+			ua = uc.LocalAddr().(*net.UDPAddr) // a port 0 is chosen now: the others bind it
+		}
+		fronts = append(fronts, s.newKCPFront(uc, jar))
+	}
+	s.kcp = fronts
+	for _, f := range fronts {
+		s.wg.Add(2)
+		go f.readLoop()
+		go f.writeLoop()
+	}
+	return nil
+}
+
+// listenKCP binds a UDP socket to ua with the engine's buffer sizes,
+// with SO_REUSEPORT if shared.
+func listenKCP(ua *net.UDPAddr, shared bool) (*net.UDPConn, error) {
+	var lc net.ListenConfig
+	if shared {
+		lc.Control = reusePort
+	}
+	pc, err := lc.ListenPacket(context.Background(), "udp", ua.String())
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// newKCPFront returns the front end for socket uc, its goroutines not
+// started yet. jar is nil with Config.KCPRawSegments.
+func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar) *kcpFront {
 	if err := uc.SetReadBuffer(kcpSocketBuffer); err != nil {
 		s.log.Warn("netio: kcp read buffer", "err", err)
 	}
@@ -209,10 +266,10 @@ func (s *Server) startKCP() error {
 		quit:     make(chan struct{}),
 		sessions: make(map[netip.AddrPort]*kcpConn),
 		signal:   make(chan struct{}, 1),
-		packets:  !s.cfg.KCPRawSegments,
+		packets:  jar != nil,
+		jar:      jar,
 	}
 	if f.packets {
-		f.jar = secure.NewCookieJar(s.cfg.CookieLifetime)
 		f.used = make(map[[secure.CookieNonceSize]byte]int64)
 		f.pbuf = make([]byte, kcpPacketMax)
 	}
@@ -223,11 +280,32 @@ func (s *Server) startKCP() error {
 	}
 	f.rtx.init(f)
 	f.wtx.init(f)
-	s.kcp = f
-	s.wg.Add(2)
-	go f.readLoop()
-	go f.writeLoop()
-	return nil
+	return f
+}
+
+// addr returns the bound UDP address (every front's).
+func (fs kcpShards) addr() net.Addr { return fs[0].addr() }
+
+// stop stops every front.
+func (fs kcpShards) stop() {
+	for _, f := range fs {
+		f.stop()
+	}
+}
+
+// stats adds the fronts' counters to st.
+func (fs kcpShards) stats(st *Stats) {
+	for _, f := range fs {
+		st.KCPChallenges += f.pstats.challenges.Load()
+		st.KCPRejects += f.pstats.rejects.Load()
+		st.KCPDropped += f.pstats.dropped.Load()
+		st.KCPSocketDrops += uint64(f.drops.Load())
+		st.KCPOverloads += f.overloads.Load()
+		st.KCPDatagramsIn += f.datagramsIn.Load()
+		st.KCPDatagramsOut += f.datagramsOut.Load()
+		st.KCPReads += f.batchesIn.Load()
+		st.KCPResent += f.resent.Load()
+	}
 }
 
 // ipv6BatchConn adapts ipv6.PacketConn (whose Message is the same type).

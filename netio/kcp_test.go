@@ -39,11 +39,20 @@ func rawUDP(t testing.TB, s *Server) *net.UDPConn {
 	return uc
 }
 
-// sessionCount returns how many KCP sessions the engine holds.
+// sessionCount returns how many KCP sessions the front holds.
 func (f *kcpFront) sessionCount() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return len(f.sessions)
+}
+
+// sessionCount returns how many KCP sessions the fronts hold together.
+func (fs kcpShards) sessionCount() int {
+	n := 0
+	for _, f := range fs {
+		n += f.sessionCount()
+	}
+	return n
 }
 
 // TestKCPStraysMakeNoSession sends what is not a client's first segment

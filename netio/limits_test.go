@@ -241,16 +241,19 @@ func TestKCPHandshakeTimeout(t *testing.T) {
 	}
 }
 
-// hasSession reports whether the engine holds a session for the client
+// hasSession reports whether a front holds a session for the client
 // address a.
-func (f *kcpFront) hasSession(a net.Addr) bool {
+func (fs kcpShards) hasSession(a net.Addr) bool {
 	want := a.(*net.UDPAddr).AddrPort()
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	for key := range f.sessions {
-		if key.Addr().Unmap() == want.Addr().Unmap() && key.Port() == want.Port() {
-			return true
+	for _, f := range fs {
+		f.mu.RLock()
+		for key := range f.sessions {
+			if key.Addr().Unmap() == want.Addr().Unmap() && key.Port() == want.Port() {
+				f.mu.RUnlock()
+				return true
+			}
 		}
+		f.mu.RUnlock()
 	}
 	return false
 }

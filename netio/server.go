@@ -22,7 +22,8 @@ import (
 // OnClose exactly once. Calls for different connections run
 // concurrently. No method may block: on TCP they run on a gnet event
 // loop shared by many connections (clients and peers), on KCP on one of
-// the two goroutines of the KCP engine, shared by every KCP connection
+// the two goroutines of the KCP engine, shared by every KCP connection of
+// its socket (Config.KCPReaders)
 // (OnOpen and OnFrame on its reader; OnClose on the reader or the writer,
 // or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
@@ -75,7 +76,7 @@ type Server struct {
 	lim [2]connLimits // by Kind: from cfg
 
 	tcp *tcpFront // the gnet engine (clients and mesh); nil if neither TCPAddr nor MeshAddr is set
-	kcp *kcpFront // nil if KCP is disabled
+	kcp kcpShards // nil if KCP is disabled
 
 	// wg counts every goroutine netio starts: the gnet engine and the KCP
 	// engine's reader and writer.
@@ -263,17 +264,7 @@ func (s *Server) Stats() Stats {
 
 		TCPForgedRecords: s.tcpForgedRecords(),
 	}
-	if f := s.kcp; f != nil {
-		st.KCPChallenges = f.pstats.challenges.Load()
-		st.KCPRejects = f.pstats.rejects.Load()
-		st.KCPDropped = f.pstats.dropped.Load()
-		st.KCPSocketDrops = uint64(f.drops.Load())
-		st.KCPOverloads = f.overloads.Load()
-		st.KCPDatagramsIn = f.datagramsIn.Load()
-		st.KCPDatagramsOut = f.datagramsOut.Load()
-		st.KCPReads = f.batchesIn.Load()
-		st.KCPResent = f.resent.Load()
-	}
+	s.kcp.stats(&st)
 	return st
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -194,4 +195,19 @@ func zoneName(ua *net.UDPAddr) {
 			ua.Zone = ifi.Name
 		}
 	}
+}
+
+// reusePort is a net.ListenConfig.Control that sets SO_REUSEPORT, so that
+// several sockets bind one address (Config.KCPReaders).
+func reusePort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("setsockopt SO_REUSEPORT", serr)
+	}
+	return nil
 }

@@ -3,8 +3,10 @@
 package netio
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -42,3 +44,10 @@ func (r *udpReader) backlog(int, int64) (time.Duration, uint32, bool) { return 0
 
 // zoneName has nothing to do: ReadFromUDPAddrPort names zones already.
 func zoneName(*net.UDPAddr) {}
+
+// reusePort refuses: several KCP sockets on one address need Linux's
+// SO_REUSEPORT (its spreading by source address); the front end runs
+// with the one socket it has.
+func reusePort(string, string, syscall.RawConn) error {
+	return errors.New("several KCP readers need Linux (SO_REUSEPORT)")
+}

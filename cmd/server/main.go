@@ -33,6 +33,7 @@
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
 //	-event-loops N      COVEY_EVENT_LOOPS    TCP event loops (default one per CPU)
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
+//	-kcp-readers N      COVEY_KCP_READERS    UDP sockets and reader goroutines serving KCP (default 1; more: Linux)
 //	-kcp-overload-wait D COVEY_KCP_OVERLOAD_WAIT KCP datagrams unread this long: refuse broadcasts with Overloaded (default 30ms; off: never)
 //	-preauth-timeout D  COVEY_PREAUTH_TIMEOUT  sign-in deadline: a connection not signed in this long after connecting is closed
 //	-log-level L        COVEY_LOG_LEVEL      debug, info, warn or error
@@ -323,6 +324,9 @@ var options = []option{
 	{name: "kcp-interval", env: "COVEY_KCP_INTERVAL", arg: "D", usage: "KCP update interval (20ms above ~5k KCP sessions)",
 		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
 		show: func(s *settings) string { return s.KCPInterval.String() }},
+	{name: "kcp-readers", env: "COVEY_KCP_READERS", arg: "N", usage: "UDP sockets, each with its own reader goroutine, serving KCP on one port (SO_REUSEPORT, Linux): more use more cores",
+		set:  func(s *settings, v string) (err error) { s.KCPReaders, err = parseCount(v, 256); return err },
+		show: func(s *settings) string { return strconv.Itoa(max(s.KCPReaders, 1)) }},
 	{name: "kcp-overload-wait", env: "COVEY_KCP_OVERLOAD_WAIT", arg: "D", usage: "KCP datagrams unread this long: refuse broadcasts and messages from KCP clients with Overloaded until caught up (off: never)",
 		set: func(s *settings, v string) error {
 			if v == "off" {
