@@ -152,6 +152,10 @@ func startServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 	cfg.KCPAddr = "127.0.0.1:0"
 	cfg.KCPRawSegments = true
 	cfg.Logger = testLogger()
+	// Several loops whatever the machine (the default is one on two
+	// cores): deliveries cross loops, through the loops' flushers, as on
+	// a larger node. The server package's tests run on the default.
+	cfg.EventLoops = 3
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -207,9 +207,7 @@ func (s *Server) startTCP() error {
 		gnet.WithTicker(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 	}
-	if s.cfg.EventLoops > 0 {
-		opts = append(opts, gnet.WithNumEventLoop(s.cfg.EventLoops))
-	}
+	opts = append(opts, gnet.WithNumEventLoop(s.cfg.eventLoops()))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -73,7 +73,7 @@ type Config struct {
 	// (netio.Config.KCPOverloadWait); 0 means 30ms, negative never.
 	KCPOverloadWait time.Duration
 	// EventLoops is how many event loops serve TCP; 0 means one per CPU
-	// (netio.Config.EventLoops).
+	// but one, at least one (netio.DefaultEventLoops).
 	EventLoops int
 	// KCPReaders is how many UDP sockets, each with its own reader,
 	// serve KCP on KCPAddr (SO_REUSEPORT, Linux); 0 means 1

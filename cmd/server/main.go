@@ -31,7 +31,7 @@
 //	-max-payload N      COVEY_MAX_PAYLOAD    largest frame payload in bytes (at most 16 MiB)
 //	-max-outbound N     COVEY_MAX_OUTBOUND   bytes queued per connection before it is a slow consumer
 //	-max-conns N        COVEY_MAX_CONNS      most connections held, TCP and KCP together; more are refused
-//	-event-loops N      COVEY_EVENT_LOOPS    TCP event loops (default one per CPU)
+//	-event-loops N      COVEY_EVENT_LOOPS    TCP event loops (default one per CPU but one, at least 1)
 //	-kcp-interval D     COVEY_KCP_INTERVAL   KCP update interval (20ms above ~5k KCP sessions)
 //	-kcp-readers N      COVEY_KCP_READERS    UDP sockets and reader goroutines serving KCP (default 1; more: Linux)
 //	-kcp-overload-wait D COVEY_KCP_OVERLOAD_WAIT KCP datagrams unread this long: refuse broadcasts with Overloaded (default 30ms; off: never)
@@ -317,7 +317,7 @@ var options = []option{
 		set: func(s *settings, v string) (err error) { s.EventLoops, err = parseCount(v, 1024); return err },
 		show: func(s *settings) string {
 			if s.EventLoops == 0 {
-				return "one per CPU"
+				return strconv.Itoa(netio.DefaultEventLoops()) + " (one per CPU but one)"
 			}
 			return strconv.Itoa(s.EventLoops)
 		}},
