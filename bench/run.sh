@@ -21,6 +21,7 @@ scenarios=(
   "bcast-tcp-100x8-10|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 10 -size 64 -duration 20s"
   "bcast-tcp-100x8-50|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-100x8-50-1loop|-event-loops 1|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
+  "bcast-tcp-100x8-50-2loop|-event-loops 2|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-1000x8-5|  |-transport tcp -scenario broadcast -sessions 1000 -members 8 -rate 5 -size 64 -duration 20s"
   "bcast-kcp-100x8-10|  |-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 10 -size 64 -duration 20s"
   "bcast-kcp-100x8-50|  |-transport kcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
@@ -68,6 +69,7 @@ done
 # that make only the system calls. name | loops on each side | client flags
 floors=(
   "floor-tcp-100x8-10|2|-rate 10"
+  "floor-tcp-100x8-10-1loop|1|-rate 10"
   "floor-tcp-100x8-50|2|-rate 50"
   "floor-tcp-100x8-50-1loop|1|-rate 50"
 )
