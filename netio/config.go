@@ -144,7 +144,8 @@ type Config struct {
 	// reader and writer goroutine (see kcpFront): bound to KCPAddr
 	// together with SO_REUSEPORT, so that the kernel spreads the clients
 	// over them by source address (all of one client's datagrams reach
-	// the same socket) and the front end can use as many cores. 0 means 1.
+	// the same socket) and the front end can use as many cores. 0 means 1;
+	// at most 64.
 	// More than one needs Linux; elsewhere, or if a socket cannot be
 	// bound, the front end runs with those it has and logs a warning.
 	// With SO_REUSEPORT another process of the same user can bind the

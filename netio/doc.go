@@ -203,7 +203,8 @@
 //
 // The [Server] owns every goroutine netio starts and waits for them in
 // [Server.Shutdown]: the goroutine running the gnet engine (which owns its
-// event loops and ticker), and the KCP engine's reader and writer. Nothing
+// event loops and ticker), and the reader and writer of each KCP socket's
+// engine (Config.KCPReaders). Nothing
 // starts a goroutine per connection or per frame. DialPeer runs on its
 // caller's goroutine; gnet's Register hands the dialed socket to a
 // goroutine of gnet's own worker pool, which gives it to an event loop.

@@ -44,6 +44,9 @@ const (
 	// kcpSlowFlush.
 	kcpCloseFlush = 2 * time.Second
 	kcpSlowFlush  = 250 * time.Millisecond
+
+	// kcpMaxReaders bounds Config.KCPReaders (see fdReserve).
+	kcpMaxReaders = 64
 )
 
 // KCP segment header fields read before a packet reaches a session (the
@@ -142,10 +145,8 @@ type kcpFront struct {
 	// The packet layer (kcppacket.go), unless Config.KCPRawSegments.
 	packets bool
 	jar     *secure.CookieJar
-	// used holds the nonces of the cookies that opened a session, until
-	// the cookie expires (unix seconds): a cookie opens one session
-	// (see challengeResponse). Reader only.
-	used   map[[secure.CookieNonceSize]byte]int64
+	used    *usedCookies // shared by the fronts
+
 	pbuf   []byte // the reader's opened datagram
 	pstats packetStats
 }
@@ -202,31 +203,38 @@ func (s *Server) startKCP() error {
 	if err != nil {
 		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
-	n := max(s.cfg.KCPReaders, 1)
-	var jar *secure.CookieJar // one for all: any front may open any cookie
-	if !s.cfg.KCPRawSegments {
-		jar = secure.NewCookieJar(s.cfg.CookieLifetime)
+	// The first socket binds alone: a port in use fails as without
+	// KCPReaders, and port 0 gets a free port (bound with SO_REUSEPORT,
+	// Linux may hand out a port another such socket of the same user
+	// holds). The others join it.
+	pc, err := new(net.ListenConfig).ListenPacket(context.Background(), "udp", ua.String())
+	if err != nil {
+		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
-	var fronts kcpShards
-	for len(fronts) < n {
-		uc, err := listenKCP(ua, n > 1)
-		if err != nil && len(fronts) == 0 && n > 1 {
-			// No SO_REUSEPORT here (or refused): one socket, as without it.
+	first := pc.(*net.UDPConn)
+	n := min(max(s.cfg.KCPReaders, 1), kcpMaxReaders)
+	if n > 1 {
+		if err := shareSocket(first); err != nil {
 			s.log.Warn("netio: kcp: one reader", "configured", n, "err", err)
 			n = 1
-			uc, err = listenKCP(ua, false)
 		}
+	}
+	var jar *secure.CookieJar // one for all the fronts, as the used cookies
+	var used *usedCookies
+	if !s.cfg.KCPRawSegments {
+		jar = secure.NewCookieJar(s.cfg.CookieLifetime)
+		used = newUsedCookies()
+	}
+	fronts := kcpShards{s.newKCPFront(first, jar, used)}
+	bound := first.LocalAddr().String() // with the port chosen for a port 0
+	lc := net.ListenConfig{Control: reusePort}
+	for len(fronts) < n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", bound)
 		if err != nil {
-			if len(fronts) == 0 {
-				return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
-			}
 			s.log.Warn("netio: kcp: fewer readers than configured", "readers", len(fronts), "configured", n, "err", err)
 			break
 		}
-		if len(fronts) == 0 {
-			ua = uc.LocalAddr().(*net.UDPAddr) // a port 0 is chosen now: the others bind it
-		}
-		fronts = append(fronts, s.newKCPFront(uc, jar))
+		fronts = append(fronts, s.newKCPFront(pc.(*net.UDPConn), jar, used))
 	}
 	s.kcp = fronts
 	for _, f := range fronts {
@@ -237,23 +245,19 @@ func (s *Server) startKCP() error {
 	return nil
 }
 
-// listenKCP binds a UDP socket to ua with the engine's buffer sizes,
-// with SO_REUSEPORT if shared.
-func listenKCP(ua *net.UDPAddr, shared bool) (*net.UDPConn, error) {
-	var lc net.ListenConfig
-	if shared {
-		lc.Control = reusePort
-	}
-	pc, err := lc.ListenPacket(context.Background(), "udp", ua.String())
+// shareSocket sets SO_REUSEPORT on a bound socket, so that more sockets
+// can join its address.
+func shareSocket(uc *net.UDPConn) error {
+	rc, err := uc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return pc.(*net.UDPConn), nil
+	return reusePort("udp", uc.LocalAddr().String(), rc)
 }
 
 // newKCPFront returns the front end for socket uc, its goroutines not
-// started yet. jar is nil with Config.KCPRawSegments.
-func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar) *kcpFront {
+// started yet. jar and used are nil with Config.KCPRawSegments.
+func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar, used *usedCookies) *kcpFront {
 	if err := uc.SetReadBuffer(kcpSocketBuffer); err != nil {
 		s.log.Warn("netio: kcp read buffer", "err", err)
 	}
@@ -268,9 +272,9 @@ func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar) *kcpFront {
 		signal:   make(chan struct{}, 1),
 		packets:  jar != nil,
 		jar:      jar,
+		used:     used,
 	}
 	if f.packets {
-		f.used = make(map[[secure.CookieNonceSize]byte]int64)
 		f.pbuf = make([]byte, kcpPacketMax)
 	}
 	if la := uc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {
@@ -334,7 +338,8 @@ func (f *kcpFront) readLoop() {
 	defer s.wg.Done()
 	rd, err := newUDPReader(f.uc, kcpBatch, kcpPacketMax)
 	if err != nil {
-		s.log.Error("netio: kcp reader; no KCP traffic", "err", err)
+		_ = f.uc.Close() // as below
+		s.log.Error("netio: kcp reader; no KCP traffic on this socket", "err", err)
 		return
 	}
 	rbuf := make([]byte, 2*kcptune.MTU)
@@ -349,7 +354,10 @@ func (f *kcpFront) readLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			s.log.Error("netio: kcp read failed; no more KCP traffic", "err", err)
+			// Closed, so that the kernel gives this socket's clients to
+			// the other fronts' sockets, if any.
+			_ = f.uc.Close()
+			s.log.Error("netio: kcp read failed; no more KCP traffic on this socket", "err", err, "readers", len(s.kcp))
 			return
 		}
 		if n > 0 {
@@ -549,11 +557,16 @@ func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
 // allocated) or is shutting down. Reader only.
 func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieData, nonce *[secure.CookieNonceSize]byte) *kcpConn {
 	s := f.s
-	if s.kcpPending.Load() >= s.kcpPendingLimit() {
+	// The handshake place is taken first (the readers of several fronts
+	// take them at once), until its first frame (input) or its removal
+	// (removeLocked).
+	if s.kcpPending.Add(1) > s.kcpPendingLimit() {
+		s.kcpPending.Add(-1)
 		s.refuse(KCP, "kcp handshakes")
 		return nil
 	}
 	if !s.admit(KCP) {
+		s.kcpPending.Add(-1)
 		return nil
 	}
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
@@ -568,9 +581,9 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieD
 		k.initPackets(d, nonce)
 	}
 	if !s.register(c) {
+		s.kcpPending.Add(-1)
 		return nil
 	}
-	s.kcpPending.Add(1) // until its first frame (input) or its removal (removeLocked)
 	c.lastRead.Store(s.now())
 	f.mu.Lock()
 	f.sessions[key] = k

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -166,7 +167,7 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 		f.accept(k)
 		return
 	}
-	if _, used := f.used[nonce]; used {
+	if f.used.has(nonce) {
 		f.pstats.dropped.Add(1)
 		return
 	}
@@ -181,7 +182,14 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 		}
 		f.replace(k)
 	}
-	if !f.roomForCookie(now) {
+	// Claimed before the session exists: another front's reader may hold
+	// the same cookie (see usedCookies), and one of them wins. A claim
+	// that is then refused a session is spent; the client got a Reject.
+	switch f.used.claim(nonce, secure.CookieExpiry(cookie), now) {
+	case cookieUsed:
+		f.pstats.dropped.Add(1)
+		return
+	case cookiesFull:
 		f.reject(from, wire.StatusServerOffline, reasonFull)
 		return
 	}
@@ -189,7 +197,6 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 		f.reject(from, wire.StatusServerOffline, reasonFull)
 		return
 	}
-	f.useCookie(nonce, secure.CookieExpiry(cookie), now)
 	f.accept(k)
 }
 
@@ -200,38 +207,68 @@ func (f *kcpFront) challengeResponse(p []byte, from netip.AddrPort) {
 // at least a ping every heartbeat, and acknowledges what it receives.
 const kcpReplaceSilence = 2 * time.Second
 
-// maxUsedCookies bounds f.used: the sessions opened within one cookie
-// lifetime, which the handshake budget (Config.MaxConns/10 sessions on
-// probation at once) and address validation already keep far below it.
+// maxUsedCookies bounds usedCookies: the sessions opened within one
+// cookie lifetime, which the handshake budget (Config.MaxConns/10 sessions
+// on probation at once) and address validation already keep far below it.
 const maxUsedCookies = 1 << 20
 
-// roomForCookie reports whether f.used can take one more nonce, forgetting
-// the expired ones first when it is full: when it cannot, no session is
-// created (forgetting a live cookie would let it open a second one).
-// Reader only.
-func (f *kcpFront) roomForCookie(now time.Time) bool {
-	if len(f.used) < maxUsedCookies {
-		return true
-	}
-	f.sweepCookies(now)
-	return len(f.used) < maxUsedCookies
+// usedCookies holds the nonces of the cookies that opened a session,
+// until each cookie expires (unix seconds): a cookie opens one session
+// (see challengeResponse). One set for all the KCP fronts
+// (Config.KCPReaders): the kernel gives an address's datagrams to one
+// socket, but a cookie replayed after the sockets' group changed (a
+// reader's socket closed) must not open a second session elsewhere.
+// Taken on handshakes only.
+type usedCookies struct {
+	mu sync.Mutex
+	m  map[[secure.CookieNonceSize]byte]int64
 }
 
-// useCookie remembers a cookie's nonce until its expiry; every 4,096 uses
-// it forgets the expired ones. Reader only.
-func (f *kcpFront) useCookie(nonce [secure.CookieNonceSize]byte, expiry int64, now time.Time) {
-	if len(f.used)%4096 == 4095 {
-		f.sweepCookies(now)
-	}
-	f.used[nonce] = expiry
+func newUsedCookies() *usedCookies {
+	return &usedCookies{m: make(map[[secure.CookieNonceSize]byte]int64)}
 }
 
-// sweepCookies forgets the used cookies that have expired. Reader only.
-func (f *kcpFront) sweepCookies(now time.Time) {
+// has reports whether nonce opened a session.
+func (u *usedCookies) has(nonce [secure.CookieNonceSize]byte) bool {
+	u.mu.Lock()
+	_, ok := u.m[nonce]
+	u.mu.Unlock()
+	return ok
+}
+
+// What claim found.
+const (
+	cookieClaimed = iota
+	cookieUsed
+	cookiesFull
+)
+
+// claim records nonce until expiry unless it is there already
+// (cookieUsed) or the set is full of cookies that have not expired
+// (cookiesFull: forgetting a live one would let it open a second
+// session). It forgets the expired ones when full, and every 4,096 claims.
+func (u *usedCookies) claim(nonce [secure.CookieNonceSize]byte, expiry int64, now time.Time) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.m[nonce]; ok {
+		return cookieUsed
+	}
+	if len(u.m) >= maxUsedCookies || len(u.m)%4096 == 4095 {
+		u.sweepLocked(now)
+	}
+	if len(u.m) >= maxUsedCookies {
+		return cookiesFull
+	}
+	u.m[nonce] = expiry
+	return cookieClaimed
+}
+
+// sweepLocked forgets the cookies that have expired. u.mu must be held.
+func (u *usedCookies) sweepLocked(now time.Time) {
 	t := now.Unix()
-	for n, exp := range f.used {
+	for n, exp := range u.m {
 		if exp <= t {
-			delete(f.used, n)
+			delete(u.m, n)
 		}
 	}
 }

@@ -1,7 +1,10 @@
 package netio
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -60,15 +63,16 @@ func TestKCPReaders(t *testing.T) {
 			}
 			const n = 16
 			clients := make([]*client, n)
+			conns := make([]*Conn, n)
 			for i := range clients {
 				if packets {
 					var ticket = testTicket(testTicketKey(t), fmt.Sprintf("u%d", i), time.Now().Add(time.Hour))
 					if i%2 == 0 {
 						ticket = nil // plaintext and encrypted sessions side by side
 					}
-					clients[i], _ = dialPacket(t, s, h, ticket)
+					clients[i], conns[i] = dialPacket(t, s, h, ticket)
 				} else {
-					clients[i], _ = dial(t, s, h, KCP, dialOpts{})
+					clients[i], conns[i] = dial(t, s, h, KCP, dialOpts{})
 					if f := clients[i].next(); f.Cmd != wire.CmdPing || f.Seq != 1 {
 						t.Fatalf("ping reply %+v", f.Header)
 					}
@@ -104,17 +108,66 @@ func TestKCPReaders(t *testing.T) {
 					seen[f.Seq] = true
 				}
 			}
-			var in uint64 // read before Stats: Stats may count more, not less
-			for _, f := range s.kcp {
-				in += f.datagramsIn.Load()
+			read := func() (n uint64) {
+				for _, f := range s.kcp {
+					n += f.datagramsIn.Load()
+				}
+				return n
 			}
+			before := read()
 			st := s.Stats()
-			if st.KCPDatagramsIn < in || in == 0 {
-				t.Fatalf("Stats().KCPDatagramsIn = %d, the fronts read %d", st.KCPDatagramsIn, in)
+			after := read()
+			if st.KCPDatagramsIn < before || st.KCPDatagramsIn > after || before == 0 {
+				t.Fatalf("Stats().KCPDatagramsIn = %d, the fronts read %d before it and %d after", st.KCPDatagramsIn, before, after)
 			}
+
+			// Overloaded is the state of the connection's own front.
+			var a, b *Conn
+			for _, c := range conns {
+				switch {
+				case a == nil:
+					a = c
+				case c.io.(*kcpConn).f != a.io.(*kcpConn).f:
+					b = c
+				}
+			}
+			fa := a.io.(*kcpConn).f
+			fa.overloaded.Store(true)
+			if !a.Overloaded() || b.Overloaded() {
+				t.Fatalf("one front overloaded: its conn reports %v, another front's %v", a.Overloaded(), b.Overloaded())
+			}
+			fa.overloaded.Store(false)
 			if packets && st.KCPChallenges < n {
 				t.Fatalf("Stats().KCPChallenges = %d for %d handshakes", st.KCPChallenges, n)
 			}
 		})
+	}
+}
+
+// TestKCPReadersPortTaken: a port that another socket holds, even one
+// that allows SO_REUSEPORT (another process of the same user), is not
+// joined: Listen fails as it does with one reader.
+func TestKCPReadersPortTaken(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("several KCP readers need SO_REUSEPORT (Linux)")
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	cfg := DefaultConfig()
+	cfg.KCPAddr = pc.LocalAddr().String()
+	cfg.KCPReaders = 2
+	cfg.Logger = testLogger()
+	s, err := Listen(cfg, newTestHandler())
+	if err == nil {
+		s.Shutdown(context.Background(), "test over")
+		t.Fatalf("Listen on %v, held by another socket with SO_REUSEPORT: no error", cfg.KCPAddr)
+	}
+	var le *ListenError
+	if !errors.As(err, &le) || le.Transport != KCP {
+		t.Fatalf("Listen: %v, want a KCP ListenError", err)
 	}
 }

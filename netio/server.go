@@ -22,9 +22,9 @@ import (
 // OnClose exactly once. Calls for different connections run
 // concurrently. No method may block: on TCP they run on a gnet event
 // loop shared by many connections (clients and peers), on KCP on one of
-// the two goroutines of the KCP engine, shared by every KCP connection of
-// its socket (Config.KCPReaders)
-// (OnOpen and OnFrame on its reader; OnClose on the reader or the writer,
+// the two goroutines of the KCP engine of its socket (one or several,
+// Config.KCPReaders), shared by every KCP connection there (OnOpen and
+// OnFrame on its reader; OnClose on the reader or the writer,
 // or on the goroutine calling Shutdown when it runs out of time).
 type Handler interface {
 	// OnOpen is called when a connection is established (TCP: accepted,
@@ -37,7 +37,7 @@ type Handler interface {
 	OnOpen(c *Conn)
 
 	// OnFrame is called for each complete frame the peer sent, on the
-	// connection's event loop (TCP) or the KCP engine's reader; it must
+	// connection's event loop (TCP) or its KCP front's reader; it must
 	// not block. f.Payload is already decompressed (FlagCompressed
 	// cleared, Length set to its length) and is valid only until OnFrame
 	// returns: copy what must outlive it. Frames queued to c from OnFrame
@@ -78,8 +78,8 @@ type Server struct {
 	tcp *tcpFront // the gnet engine (clients and mesh); nil if neither TCPAddr nor MeshAddr is set
 	kcp kcpShards // nil if KCP is disabled
 
-	// wg counts every goroutine netio starts: the gnet engine and the KCP
-	// engine's reader and writer.
+	// wg counts every goroutine netio starts: the gnet engine and each KCP
+	// front's reader and writer.
 	wg sync.WaitGroup
 
 	count [2]atomic.Int64 // by Kind: connections between OnOpen and the end of OnClose
@@ -237,9 +237,10 @@ type Stats struct {
 	KCPChallenges, KCPRejects, KCPDropped uint64
 
 	// KCPSocketDrops counts the datagrams the kernel dropped at the KCP
-	// socket because its buffer was full (Linux only: SO_RXQ_OVFL, as of
-	// the last batch read; 32 bits wide, so it wraps), and KCPOverloads
-	// the times the KCP front end became overloaded ([Conn.Overloaded]).
+	// sockets because their buffers were full (Linux only: SO_RXQ_OVFL,
+	// as of each socket's last batch read; the sum of one 32-bit counter
+	// per socket, each of which wraps), and KCPOverloads the times a KCP
+	// front end became overloaded ([Conn.Overloaded]).
 	KCPSocketDrops, KCPOverloads uint64
 
 	// KCPDatagramsIn and KCPDatagramsOut count the datagrams the KCP port
@@ -355,7 +356,8 @@ const tcpBacklog = 1024
 // fdReserve is how many file descriptors the process keeps for other
 // things than admitted TCP players when it bounds them by the open-file
 // limit: the accepted connections not yet through OnOpen (tcpBacklog), and
-// 256 for listeners, epoll and event fds, the UDP socket, HTTP (which
+// 256 for listeners, epoll and event fds, the UDP sockets (at most
+// kcpMaxReaders), HTTP (which
 // package server caps at 128 connections) and logs.
 const fdReserve = tcpBacklog + 256
 

@@ -325,7 +325,7 @@ var options = []option{
 		set:  func(s *settings, v string) error { return setDuration(&s.KCPInterval, v) },
 		show: func(s *settings) string { return s.KCPInterval.String() }},
 	{name: "kcp-readers", env: "COVEY_KCP_READERS", arg: "N", usage: "UDP sockets, each with its own reader goroutine, serving KCP on one port (SO_REUSEPORT, Linux): more use more cores",
-		set:  func(s *settings, v string) (err error) { s.KCPReaders, err = parseCount(v, 256); return err },
+		set:  func(s *settings, v string) (err error) { s.KCPReaders, err = parseCount(v, 64); return err },
 		show: func(s *settings) string { return strconv.Itoa(max(s.KCPReaders, 1)) }},
 	{name: "kcp-overload-wait", env: "COVEY_KCP_OVERLOAD_WAIT", arg: "D", usage: "KCP datagrams unread this long: refuse broadcasts and messages from KCP clients with Overloaded until caught up (off: never)",
 		set: func(s *settings, v string) error {
