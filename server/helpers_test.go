@@ -28,6 +28,11 @@ func startServer(t testing.TB, mutate ...func(*Config)) *Server {
 	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.Logger = discardLogger()
+	// Two loops whatever the machine (the default is one on two cores):
+	// the scenarios' deliveries, replies and mesh frames cross loops, as
+	// on a larger node. The server binaries of cmd/server's tests and of
+	// the multi-process cluster test run the default.
+	cfg.EventLoops = 2
 	for _, m := range mutate {
 		m(&cfg)
 	}
