@@ -146,9 +146,8 @@ type kcpFront struct {
 	packets bool
 	jar     *secure.CookieJar
 	used    *usedCookies // shared by the fronts
-
-	pbuf   []byte // the reader's opened datagram
-	pstats packetStats
+	pbuf    []byte       // the reader's opened datagram
+	pstats  packetStats
 }
 
 // kcpConn is one KCP session. mu guards everything below it and
@@ -195,7 +194,8 @@ type kcpConn struct {
 // its own socket, all bound to the same address (SO_REUSEPORT when there
 // are several). The kernel picks a client's socket from its address, so a
 // session lives in one front from its first datagram to its last and the
-// fronts share nothing but the server and the cookie jar.
+// fronts share nothing but the server, the cookie jar and the used
+// cookies.
 type kcpShards []*kcpFront
 
 func (s *Server) startKCP() error {

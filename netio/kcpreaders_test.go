@@ -120,6 +120,9 @@ func TestKCPReaders(t *testing.T) {
 			if st.KCPDatagramsIn < before || st.KCPDatagramsIn > after || before == 0 {
 				t.Fatalf("Stats().KCPDatagramsIn = %d, the fronts read %d before it and %d after", st.KCPDatagramsIn, before, after)
 			}
+			if packets && st.KCPChallenges < n {
+				t.Fatalf("Stats().KCPChallenges = %d for %d handshakes", st.KCPChallenges, n)
+			}
 
 			// Overloaded is the state of the connection's own front.
 			var a, b *Conn
@@ -137,9 +140,6 @@ func TestKCPReaders(t *testing.T) {
 				t.Fatalf("one front overloaded: its conn reports %v, another front's %v", a.Overloaded(), b.Overloaded())
 			}
 			fa.overloaded.Store(false)
-			if packets && st.KCPChallenges < n {
-				t.Fatalf("Stats().KCPChallenges = %d for %d handshakes", st.KCPChallenges, n)
-			}
 		})
 	}
 }

@@ -244,16 +244,24 @@ func TestKCPHandshakeTimeout(t *testing.T) {
 // hasSession reports whether a front holds a session for the client
 // address a.
 func (fs kcpShards) hasSession(a net.Addr) bool {
-	want := a.(*net.UDPAddr).AddrPort()
 	for _, f := range fs {
-		f.mu.RLock()
-		for key := range f.sessions {
-			if key.Addr().Unmap() == want.Addr().Unmap() && key.Port() == want.Port() {
-				f.mu.RUnlock()
-				return true
-			}
+		if f.hasSession(a) {
+			return true
 		}
-		f.mu.RUnlock()
+	}
+	return false
+}
+
+// hasSession reports whether the front holds a session for the client
+// address a.
+func (f *kcpFront) hasSession(a net.Addr) bool {
+	want := a.(*net.UDPAddr).AddrPort()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for key := range f.sessions {
+		if key.Addr().Unmap() == want.Addr().Unmap() && key.Port() == want.Port() {
+			return true
+		}
 	}
 	return false
 }
