@@ -20,6 +20,7 @@ go build -o /tmp/covey-bench-floor ./bench/floor
 scenarios=(
   "bcast-tcp-100x8-10|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 10 -size 64 -duration 20s"
   "bcast-tcp-100x8-50|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
+  "bcast-tcp-34x8-50|  |-transport tcp -scenario broadcast -sessions 34 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-100x8-50-1loop|-event-loops 1|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-100x8-50-2loop|-event-loops 2|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-1000x8-5|  |-transport tcp -scenario broadcast -sessions 1000 -members 8 -rate 5 -size 64 -duration 20s"
@@ -96,13 +97,21 @@ done
 # round BASE runs first, on a fresh single server as above, then the
 # cluster rows: deliveries per server CPU-second (summed over the nodes) of
 # a cluster row divided by BASE's of the same round is the row's ratio.
-# Files: results/cluster/rN/NAME.{txt,json} (BASE's too, so the 1-node
-# files above stay those of the 1-node table), and per cluster row
-# results/cluster/NAME.txt, the table of its rounds against BASE's.
-# name | BASE | nodes | extra driver flags
+# A row may name a second 1-node row, NODE: one node's share of the
+# cluster's load (bcast-tcp-34x8-50 is a third of bcast-tcp-100x8-50's
+# sessions at the same rate per player: what each node of -spread session
+# carries). It runs after BASE in each round, and the row gets a second
+# ratio against it: the cluster's cost at equal load per node, without the
+# batching a node gains from carrying all of the load (bench/README.md,
+# "The cluster at equal load per node").
+# Files: results/cluster/rN/NAME.{txt,json} (BASE's and NODE's too, so the
+# 1-node files above stay those of the 1-node table), and per cluster row
+# results/cluster/NAME.txt, the table of its rounds against BASE's, and
+# results/cluster/NAME.per-node.txt against NODE's.
+# name | BASE | nodes | extra driver flags | NODE
 clusters=(
-  "cluster-bcast-tcp-100x8-50-3n|bcast-tcp-100x8-50|3|-spread player"
-  "cluster-bcast-tcp-100x8-50-3n-session|bcast-tcp-100x8-50|3|-spread session"
+  "cluster-bcast-tcp-100x8-50-3n|bcast-tcp-100x8-50|3|-spread player|bcast-tcp-34x8-50"
+  "cluster-bcast-tcp-100x8-50-3n-session|bcast-tcp-100x8-50|3|-spread session|bcast-tcp-34x8-50"
 )
 rounds=${ROUNDS:-1}
 profile=${PROFILE:-}
@@ -206,11 +215,29 @@ run_cluster() {
   done
 }
 
-# compare NAME BASE [DIR]: the table of NAME's rounds against BASE's, from
-# the JSON files under DIR (default results/cluster), with medians and
-# spreads.
+# single ROW DIR: 1-node row ROW of round $r on a fresh server, its output
+# in DIR/ROW.{txt,json}. Fails if the server's ports are taken.
+single() {
+  local row=$1 dir=$2 pid prof=()
+  if taken 7700 7701; then return 1; fi
+  # shellcheck disable=SC2086
+  /tmp/covey-bench-server -log-level warn -no-limits ${profile:+-pprof} 2>/dev/null &
+  pid=$!
+  ready http://127.0.0.1:7701/readyz 50 || true
+  echo "== $row (round $r of $rounds, against the cluster rows)"
+  if [ -n "$profile" ]; then profile_later 7709 "$profile/$row.r$r.cpu.prof"; prof=($!); fi
+  # shellcheck disable=SC2046
+  /tmp/covey-bench-loadtest $(flags_of "$row") -server-pid "$pid" -quiet -json "$dir/$row.json" | tee "$dir/$row.txt" || true
+  if [ ${#prof[@]} -gt 0 ]; then wait "${prof[@]}" || true; fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+# compare NAME BASE [FILE]: the table of NAME's rounds against BASE's, from
+# the JSON files under results/cluster, with medians and spreads, also
+# written to FILE (default results/cluster/NAME.txt).
 compare() {
-  local name=$1 base=$2 dir=${3:-$out/cluster} r b c
+  local name=$1 base=$2 dir=$out/cluster r b c
+  local file=${3:-$dir/$name.txt}
   {
     echo "$name against $base, $rounds round(s): deliveries per server CPU-second (dpc), latency, lost"
     printf '%-6s %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n' round "1n dpc" "1n p50" "1n p99" lost "${name##*-} dpc" p50 p99 lost ratio
@@ -240,12 +267,12 @@ compare() {
         printf "median %10d %9s %9s %6s   %10d %9s %9s %6s   %6.3f\n", median(b, n), median(m1, n) "ms", median(p1, n) "ms", "", median(c, n), median(m3, n) "ms", median(p3, n) "ms", "", median(q, n)
         printf "spread %10s %9s %9s %6s   %10s %9s %9s %6s   %6s\n", lo(b, n) "-" hi(b, n), lo(m1, n) "-" hi(m1, n), lo(p1, n) "-" hi(p1, n), "", lo(c, n) "-" hi(c, n), lo(m3, n) "-" hi(m3, n), lo(p3, n) "-" hi(p3, n), "", sprintf("%.3f-%.3f", lo(q, n), hi(q, n))
       }'
-  } | tee "$dir/$name.txt"
+  } | tee "$file"
 }
 
 picked=()
 for s in "${clusters[@]}"; do
-  IFS='|' read -r name base nodes xflags <<<"$s"
+  IFS='|' read -r name base nodes xflags node <<<"$s"
   if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
   picked+=("$s")
 done
@@ -253,32 +280,28 @@ if [ ${#picked[@]} -gt 0 ]; then
   for r in $(seq "$rounds"); do
     dir="$out/cluster/r$r"
     mkdir -p "$dir"
-    lastbase=""
+    ran=" "
     for s in "${picked[@]}"; do
-      IFS='|' read -r name base nodes xflags <<<"$s"
-      if [ "$base" != "$lastbase" ]; then
-        # The 1-node row, as above.
-        if taken 7700 7701; then echo "== $base skipped, and round $r with it"; break; fi
-        /tmp/covey-bench-server -log-level warn -no-limits ${profile:+-pprof} 2>/dev/null &
-        pid=$!
-        ready http://127.0.0.1:7701/readyz 50 || true
-        echo "== $base (round $r of $rounds, against the cluster rows)"
-        prof=()
-        if [ -n "$profile" ]; then profile_later 7709 "$profile/$base.r$r.cpu.prof"; prof=($!); fi
-        # shellcheck disable=SC2086
-        /tmp/covey-bench-loadtest $(flags_of "$base") -server-pid "$pid" -quiet -json "$dir/$base.json" | tee "$dir/$base.txt" || true
-        if [ ${#prof[@]} -gt 0 ]; then wait "${prof[@]}" || true; fi
-        kill "$pid"; wait "$pid" 2>/dev/null || true
-        lastbase=$base
-      fi
+      IFS='|' read -r name base nodes xflags node <<<"$s"
+      # The 1-node rows, as above, each once a round before the first
+      # cluster row that names it.
+      for row in $base $node; do
+        if [[ "$ran" == *" $row "* ]]; then continue; fi
+        if ! single "$row" "$dir"; then echo "== $row skipped"; fi
+        ran+="$row "
+      done
       echo "== $name (round $r of $rounds)"
       run_cluster "$name" "$nodes" "$(flags_of "$base") $xflags" "$dir/$name" || true
     done
   done
   for s in "${picked[@]}"; do
-    IFS='|' read -r name base nodes xflags <<<"$s"
+    IFS='|' read -r name base nodes xflags node <<<"$s"
     echo "== $name: $rounds round(s) against $base"
     compare "$name" "$base"
+    if [ -n "$node" ]; then
+      echo "== $name: $rounds round(s) against $node (one node's share of the load)"
+      compare "$name" "$node" "$out/cluster/$name.per-node.txt"
+    fi
   done
 fi
 
