@@ -26,5 +26,7 @@
 // never assembled and blocks the stream for good. Receiving a segment no
 // longer allocates: the receive heap is typed (container/heap boxed every
 // segment pushed and popped) and the buffer pool holds array pointers (a
-// slice put in a sync.Pool is boxed).
+// slice put in a sync.Pool is boxed). RingBuffer.Clear zeroes only the
+// slots in use, where upstream zeroed the whole array on every ACK that
+// emptied a send buffer (0.42 µs against 16 ns for 256 slots, BenchmarkRingDiscardAll).
 package kcp

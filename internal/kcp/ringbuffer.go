@@ -164,15 +164,23 @@ func (r *RingBuffer[T]) ForEachReverse(fn func(*T) bool) {
 	}
 }
 
-// Clear resets the ring to an empty state and reinitializes the buffer.
+// Clear resets the ring to an empty state. Covey: it zeroes only the
+// occupied slots, so as not to retain references; the others are zero
+// already, since Pop, Discard and Clear zero what they remove and grow
+// copies only what is held. Upstream zeroes every slot, which made each
+// Discard of a session's whole send buffer (every ACK that acknowledges
+// all in flight) a clear of its whole array (64 to 256 slots of 64
+// bytes as the window fills): 3.7% of the server's CPU at the load
+// test's KCP 100x8 @10.
 func (r *RingBuffer[T]) Clear() {
+	if r.head <= r.tail {
+		clear(r.elements[r.head:r.tail])
+	} else {
+		clear(r.elements[r.head:])
+		clear(r.elements[:r.tail])
+	}
 	r.head = 0
 	r.tail = 0
-
-	var zero T
-	for i := range r.elements {
-		r.elements[i] = zero // Clear each slot to avoid retaining references
-	}
 }
 
 // IsEmpty returns true if the ring has no elements.
