@@ -117,12 +117,17 @@ rounds=${ROUNDS:-1}
 profile=${PROFILE:-}
 if [ -n "$profile" ]; then mkdir -p "$profile"; fi
 
-# flags_of NAME: the driver flags of 1-node row NAME.
+# flags_of NAME [server]: the driver flags of 1-node row NAME, or with
+# "server" its server flags. It exits the script for an unknown NAME, but
+# only when not called in a command substitution: check names first.
 flags_of() {
   local s name sflags dflags
   for s in "${scenarios[@]}"; do
     IFS='|' read -r name sflags dflags <<<"$s"
-    if [ "$name" = "$1" ]; then echo "$dflags"; return; fi
+    if [ "$name" = "$1" ]; then
+      if [ "${2:-}" = server ]; then echo "$sflags"; else echo "$dflags"; fi
+      return
+    fi
   done
   echo "bench/run.sh: no 1-node row $1" >&2
   exit 1
@@ -162,6 +167,7 @@ stop_nodes() {
 run_cluster() {
   local name=$1 nodes=$2 dflags=$3 file=$4
   local i n port addrs="" pidlist="" pids=() logs=() args prof=()
+  rm -f "$file.json" "$file.txt" # never compare an earlier run's
   for i in $(seq "$nodes"); do
     port=$((17700 + 10 * i))
     if taken $port $((port + 1)) $((port + 2)) $((port + 3)); then
@@ -219,9 +225,10 @@ run_cluster() {
 # in DIR/ROW.{txt,json}. Fails if the server's ports are taken.
 single() {
   local row=$1 dir=$2 pid prof=()
+  rm -f "$dir/$row.json" "$dir/$row.txt" # never compare with an earlier run's
   if taken 7700 7701; then return 1; fi
-  # shellcheck disable=SC2086
-  /tmp/covey-bench-server -log-level warn -no-limits ${profile:+-pprof} 2>/dev/null &
+  # shellcheck disable=SC2046,SC2086
+  /tmp/covey-bench-server -log-level warn -no-limits ${profile:+-pprof} $(flags_of "$row" server) 2>/dev/null &
   pid=$!
   ready http://127.0.0.1:7701/readyz 50 || true
   echo "== $row (round $r of $rounds, against the cluster rows)"
@@ -274,22 +281,28 @@ picked=()
 for s in "${clusters[@]}"; do
   IFS='|' read -r name base nodes xflags node <<<"$s"
   if [ $# -gt 0 ] && [[ "$want" != *" $name "* ]]; then continue; fi
+  flags_of "$base" >/dev/null # exits here on a name that is no 1-node row
+  if [ -n "$node" ]; then flags_of "$node" >/dev/null; fi
   picked+=("$s")
 done
 if [ ${#picked[@]} -gt 0 ]; then
   for r in $(seq "$rounds"); do
     dir="$out/cluster/r$r"
     mkdir -p "$dir"
-    ran=" "
+    ran=" " failed=" "
     for s in "${picked[@]}"; do
       IFS='|' read -r name base nodes xflags node <<<"$s"
       # The 1-node rows, as above, each once a round before the first
       # cluster row that names it.
       for row in $base $node; do
         if [[ "$ran" == *" $row "* ]]; then continue; fi
-        if ! single "$row" "$dir"; then echo "== $row skipped"; fi
+        if ! single "$row" "$dir"; then echo "== $row skipped"; failed+="$row "; fi
         ran+="$row "
       done
+      if [[ "$failed" == *" $base "* ]]; then
+        echo "== $name skipped in round $r: no $base to compare it with"
+        continue
+      fi
       echo "== $name (round $r of $rounds)"
       run_cluster "$name" "$nodes" "$(flags_of "$base") $xflags" "$dir/$name" || true
     done

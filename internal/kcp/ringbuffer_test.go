@@ -17,6 +17,13 @@ func TestRingClearZeroes(t *testing.T) {
 		{"clear, contiguous", 0, 7, func(r *RingBuffer[*int]) { r.Clear() }},
 		{"clear, wrapped", 13, 9, func(r *RingBuffer[*int]) { r.Clear() }},
 		{"clear after growing", 5, 40, func(r *RingBuffer[*int]) { r.Clear() }},
+		{"partial discard, wrapped, then clear", 12, 10, func(r *RingBuffer[*int]) {
+			r.Discard(r.Len() - 2)
+			if r.Len() != 2 {
+				t.Fatalf("Len %d after discarding all but 2", r.Len())
+			}
+			r.Clear()
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewRingBuffer[*int](16)
