@@ -10,14 +10,14 @@ func TestRingClearZeroes(t *testing.T) {
 		name   string
 		popped int // elements pushed and popped first, to move head
 		held   int // then pushed and left in the ring
-		empty  func(r *RingBuffer[*int])
+		empty  func(t *testing.T, r *RingBuffer[*int])
 	}{
-		{"discard, contiguous", 2, 5, func(r *RingBuffer[*int]) { r.Discard(r.Len()) }},
-		{"discard, wrapped", 12, 10, func(r *RingBuffer[*int]) { r.Discard(r.Len()) }},
-		{"clear, contiguous", 0, 7, func(r *RingBuffer[*int]) { r.Clear() }},
-		{"clear, wrapped", 13, 9, func(r *RingBuffer[*int]) { r.Clear() }},
-		{"clear after growing", 5, 40, func(r *RingBuffer[*int]) { r.Clear() }},
-		{"partial discard, wrapped, then clear", 12, 10, func(r *RingBuffer[*int]) {
+		{"discard, contiguous", 2, 5, func(t *testing.T, r *RingBuffer[*int]) { r.Discard(r.Len()) }},
+		{"discard, wrapped", 12, 10, func(t *testing.T, r *RingBuffer[*int]) { r.Discard(r.Len()) }},
+		{"clear, contiguous", 0, 7, func(t *testing.T, r *RingBuffer[*int]) { r.Clear() }},
+		{"clear, wrapped", 13, 9, func(t *testing.T, r *RingBuffer[*int]) { r.Clear() }},
+		{"clear after growing", 5, 40, func(t *testing.T, r *RingBuffer[*int]) { r.Clear() }},
+		{"partial discard, wrapped, then clear", 12, 10, func(t *testing.T, r *RingBuffer[*int]) {
 			r.Discard(r.Len() - 2)
 			if r.Len() != 2 {
 				t.Fatalf("Len %d after discarding all but 2", r.Len())
@@ -38,7 +38,7 @@ func TestRingClearZeroes(t *testing.T) {
 			if r.Len() != tc.held {
 				t.Fatalf("Len %d, want %d", r.Len(), tc.held)
 			}
-			tc.empty(r)
+			tc.empty(t, r)
 			if r.Len() != 0 {
 				t.Fatalf("Len %d after emptying", r.Len())
 			}
