@@ -5,6 +5,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coveyhq/covey/clientsdk"
+	"github.com/coveyhq/covey/wire"
 )
 
 // never is the first required sequence number of a pair from which no
@@ -52,7 +54,15 @@ type player struct {
 	// Guarded by h.mu.
 	active map[uint8]string // session type -> the session it broadcasts to
 	events []stampedEvent   // every event but broadcasts, in arrival order
+	leftAt time.Time        // when an event last took a session from active
 }
+
+// leftGrace is how long after p learnt that it is no longer in a session
+// a NotMember answer to one of its broadcasts is expected: the broadcasts
+// it sent before the event, which the server refused once it had sent
+// the event, are answered after it (one round trip on loopback; 1 s is
+// 20 broadcasts at broadcastRate, far more than are ever in flight).
+const leftGrace = time.Second
 
 type stampedEvent struct {
 	at time.Time
@@ -184,18 +194,24 @@ func (h *harness) eventLoop(p *player) {
 		case clientsdk.BroadcastReceived:
 			h.receivedLocked(p, ev)
 		case clientsdk.AsyncError:
-			if h.lax {
+			switch {
+			case h.lax:
 				h.asyncErrs[p.uid+": "+ev.Err.Error()]++
-			} else {
+			case ev.Cmd == uint16(wire.CmdBroadcast) && errors.Is(ev.Err, wire.StatusNotMember) && now.Sub(p.leftAt) < leftGrace:
+				// Sent before p learnt that it had left (see leftGrace).
+				h.asyncErrs[p.uid+": "+ev.Err.Error()+" (just after leaving)"]++
+			default:
 				h.problemLocked("%s: async error outside a disruption: %v", p.uid, ev.Err)
 			}
 		case clientsdk.SessionDeleted:
 			if p.active[ev.Type] == ev.SessionID {
 				delete(p.active, ev.Type)
+				p.leftAt = now
 			}
 		case clientsdk.MemberLeft:
 			if ev.UserID == p.uid && p.active[ev.Type] == ev.SessionID {
 				delete(p.active, ev.Type)
+				p.leftAt = now
 			}
 		}
 		if _, ok := ev.(clientsdk.BroadcastReceived); !ok {
