@@ -8,9 +8,9 @@ import (
 // TestEachHasThisGoroutine: every element is one goroutine's trace, and
 // the running and a parked goroutine are each in exactly one.
 func TestEachHasThisGoroutine(t *testing.T) {
-	started, block := make(chan struct{}), make(chan struct{})
-	defer close(block)
-	go parked(started, block)
+	started, block, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	defer func() { close(block); <-done }() // gone before a next run (-count) counts
+	go parked(started, block, done)
 	<-started
 	self, other := 0, 0
 	for _, g := range Each() {
@@ -40,7 +40,8 @@ func hasFrame(g []byte, fn string) bool {
 	return false
 }
 
-func parked(started, block chan struct{}) {
+func parked(started, block, done chan struct{}) {
+	defer close(done)
 	close(started)
 	<-block
 }
