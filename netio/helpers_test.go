@@ -154,7 +154,8 @@ func startServer(t testing.TB, h *testHandler, mutate func(*Config)) *Server {
 	cfg.Logger = testLogger()
 	// Several loops whatever the machine (the default is one on two
 	// cores): deliveries cross loops, through the loops' flushers, as on
-	// a larger node. The server package's tests run on the default.
+	// a larger node. (The server package's tests force 2; cmd/server's
+	// tests and the multi-process cluster test run the default.)
 	cfg.EventLoops = 3
 	if mutate != nil {
 		mutate(&cfg)

@@ -207,11 +207,10 @@ func (s *Server) startKCP() error {
 	// KCPReaders, and port 0 gets a free port (bound with SO_REUSEPORT,
 	// Linux may hand out a port another such socket of the same user
 	// holds). The others join it.
-	pc, err := new(net.ListenConfig).ListenPacket(context.Background(), "udp", ua.String())
+	first, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
 	}
-	first := pc.(*net.UDPConn)
 	n := min(max(s.cfg.KCPReaders, 1), kcpMaxReaders)
 	if n > 1 {
 		if err := shareSocket(first); err != nil {

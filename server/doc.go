@@ -12,6 +12,7 @@
 //	srv.Shutdown(ctx)
 //
 // Handlers run on the connection's network goroutine (a gnet event loop for
-// TCP, the reader goroutine of its KCP socket for KCP): they must not block. Work that waits
-// calls Request.Defer and replies later from its own goroutine.
+// TCP, the reader goroutine of its KCP socket for KCP): they must not
+// block. Work that waits calls Request.Defer and replies later from its
+// own goroutine.
 package server
