@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	ikcp "github.com/coveyhq/covey/internal/kcp"
 	"github.com/coveyhq/covey/internal/kcptune"
@@ -106,7 +105,6 @@ type batchConn interface {
 type kcpFront struct {
 	s      *Server
 	uc     *net.UDPConn
-	bc     batchConn
 	closed atomic.Bool // stop was called
 	quit   chan struct{}
 
@@ -224,7 +222,12 @@ func (s *Server) startKCP() error {
 		jar = secure.NewCookieJar(s.cfg.CookieLifetime)
 		used = newUsedCookies()
 	}
-	fronts := kcpShards{s.newKCPFront(first, jar, used)}
+	f, err := s.newKCPFront(first, jar, used)
+	if err != nil {
+		first.Close()
+		return &ListenError{Transport: KCP, Addr: s.cfg.KCPAddr, Err: err}
+	}
+	fronts := kcpShards{f}
 	bound := first.LocalAddr().String() // with the port chosen for a port 0
 	lc := net.ListenConfig{Control: reusePort}
 	for len(fronts) < n {
@@ -233,7 +236,13 @@ func (s *Server) startKCP() error {
 			s.log.Warn("netio: kcp: fewer readers than configured", "readers", len(fronts), "configured", n, "err", err)
 			break
 		}
-		fronts = append(fronts, s.newKCPFront(pc.(*net.UDPConn), jar, used))
+		f, err := s.newKCPFront(pc.(*net.UDPConn), jar, used)
+		if err != nil {
+			pc.Close()
+			s.log.Warn("netio: kcp: fewer readers than configured", "readers", len(fronts), "configured", n, "err", err)
+			break
+		}
+		fronts = append(fronts, f)
 	}
 	s.kcp = fronts
 	for _, f := range fronts {
@@ -256,7 +265,7 @@ func shareSocket(uc *net.UDPConn) error {
 
 // newKCPFront returns the front end for socket uc, its goroutines not
 // started yet. jar and used are nil with Config.KCPRawSegments.
-func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar, used *usedCookies) *kcpFront {
+func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar, used *usedCookies) (*kcpFront, error) {
 	if err := uc.SetReadBuffer(kcpSocketBuffer); err != nil {
 		s.log.Warn("netio: kcp read buffer", "err", err)
 	}
@@ -276,14 +285,14 @@ func (s *Server) newKCPFront(uc *net.UDPConn, jar *secure.CookieJar, used *usedC
 	if f.packets {
 		f.pbuf = make([]byte, kcpPacketMax)
 	}
-	if la := uc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {
-		f.bc = ipv4.NewPacketConn(uc)
-	} else {
-		f.bc = ipv6BatchConn{ipv6.NewPacketConn(uc)}
+	for _, tx := range []*txBatch{&f.rtx, &f.wtx} {
+		bc, err := newBatchConn(uc, kcpBatch)
+		if err != nil {
+			return nil, err
+		}
+		tx.init(f, bc)
 	}
-	f.rtx.init(f)
-	f.wtx.init(f)
-	return f
+	return f, nil
 }
 
 // addr returns the bound UDP address (every front's).
@@ -309,13 +318,6 @@ func (fs kcpShards) stats(st *Stats) {
 		st.KCPReads += f.batchesIn.Load()
 		st.KCPResent += f.resent.Load()
 	}
-}
-
-// ipv6BatchConn adapts ipv6.PacketConn (whose Message is the same type).
-type ipv6BatchConn struct{ p *ipv6.PacketConn }
-
-func (b ipv6BatchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
-	return b.p.WriteBatch(ms, flags)
 }
 
 // addr returns the bound UDP address.
@@ -569,7 +571,6 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieD
 		return nil
 	}
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
-	zoneName(ua)
 	c := newConn(s, KCP, KindClient, ua)
 	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.preAuthWire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
@@ -893,13 +894,14 @@ func chunkLen(b []byte) int {
 // that flushes sessions has its own.
 type txBatch struct {
 	f     *kcpFront
+	bc    batchConn // this batch's own: a udpWriter is not shared
 	msgs  []ipv4.Message
 	addrs []net.UDPAddr // msgs[i]'s address, for a sender without a session (addrOf)
 	n     int
 }
 
-func (t *txBatch) init(f *kcpFront) {
-	t.f = f
+func (t *txBatch) init(f *kcpFront, bc batchConn) {
+	t.f, t.bc = f, bc
 	t.msgs = make([]ipv4.Message, kcpBatch)
 	t.addrs = make([]net.UDPAddr, kcpBatch)
 	for i := range t.msgs {
@@ -919,7 +921,7 @@ func (t *txBatch) send() {
 		t.f.datagramsOut.Add(uint64(t.n))
 	}
 	for off := 0; off < t.n; {
-		n, err := t.f.bc.WriteBatch(t.msgs[off:t.n], 0)
+		n, err := t.bc.WriteBatch(t.msgs[off:t.n], 0)
 		if err != nil {
 			if !t.f.closed.Load() {
 				t.f.s.log.Debug("netio: kcp send failed", "err", err)

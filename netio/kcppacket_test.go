@@ -486,9 +486,9 @@ func benchFront(b *testing.B) *kcpFront {
 	cfg := DefaultConfig().withDefaults()
 	cfg.TicketKey = testTicketKey(b)
 	cfg.Logger = testLogger()
-	f := &kcpFront{s: &Server{cfg: cfg}, bc: discardBatch{}, sessions: map[netip.AddrPort]*kcpConn{}, packets: true,
+	f := &kcpFront{s: &Server{cfg: cfg}, sessions: map[netip.AddrPort]*kcpConn{}, packets: true,
 		jar: secure.NewCookieJar(0), pbuf: make([]byte, kcpPacketMax)}
-	f.rtx.init(f)
+	f.rtx.init(f, discardBatch{})
 	return f
 }
 

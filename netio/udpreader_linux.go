@@ -92,7 +92,10 @@ func (r *udpReader) recv(fd uintptr) bool {
 		r.hdrs[i].len = 0
 	}
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		// RawSyscall, as udpWriter's sendmmsg and for the same reason:
+		// with MSG_DONTWAIT recvmmsg never sleeps (an empty socket is
+		// EAGAIN, and then the netpoller waits).
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			r.n, r.err = int(n), nil
@@ -124,7 +127,7 @@ func (r *udpReader) read() (int, error) {
 // next read) and its source; ok is false for a datagram to drop: one
 // larger than the buffer (not a KCP packet: the MTU is smaller), or from
 // a source that is neither IPv4 nor IPv6. An IPv6 link-local source's zone
-// is its interface index (see zoneName).
+// is its interface index (which udpWriter takes back as the scope ID).
 func (r *udpReader) datagram(i int) (p []byte, from netip.AddrPort, ok bool) {
 	h := &r.hdrs[i]
 	p = r.bufs[i][:h.len]
@@ -180,21 +183,6 @@ func (r *udpReader) backlog(n int, now int64) (wait time.Duration, drops uint32,
 		wait = time.Duration(max(now-at, 0))
 	}
 	return wait, r.drops, ok
-}
-
-// zoneName turns the numeric zone the reader gives a link-local IPv6
-// source into its interface's name, once per session: x/net's WriteBatch
-// looks zones up by name, and a number made it list the interfaces again
-// for every datagram sent.
-func zoneName(ua *net.UDPAddr) {
-	if ua.Zone == "" {
-		return
-	}
-	if idx, err := strconv.Atoi(ua.Zone); err == nil {
-		if ifi, err := net.InterfaceByIndex(idx); err == nil {
-			ua.Zone = ifi.Name
-		}
-	}
 }
 
 // reusePort is a net.ListenConfig.Control that sets SO_REUSEPORT, so that

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -121,18 +120,17 @@ func TestUDPReaderClosed(t *testing.T) {
 	}
 }
 
-// TestUDPReaderDualStack reads, on an IPv6 socket that also takes IPv4
-// (as Go opens one for a wildcard address), a datagram from an IPv4
-// client: its source comes as an IPv4-mapped IPv6 address, as x/net gave
-// it. The socket is bound to ::ffff:127.0.0.1, so the test stays on
-// loopback.
-func TestUDPReaderDualStack(t *testing.T) {
+// dualStackSocket opens an IPv6 socket that also takes IPv4 (as Go opens
+// one for a wildcard address), bound to ::ffff:127.0.0.1 so that a test
+// stays on loopback, or skips the test if that cannot be had here.
+func dualStackSocket(t *testing.T) *net.UDPConn {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Skipf("no IPv6: %v", err)
 	}
 	f := os.NewFile(uintptr(fd), "dual-stack")
-	defer f.Close()
+	defer f.Close() // FilePacketConn holds a duplicate
 	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
 		t.Skipf("IPV6_V6ONLY: %v", err)
 	}
@@ -144,9 +142,17 @@ func TestUDPReaderDualStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	t.Cleanup(func() { pc.Close() })
 	uc := pc.(*net.UDPConn)
 	uc.SetReadDeadline(time.Now().Add(waitFor))
+	return uc
+}
+
+// TestUDPReaderDualStack reads, on a dual-stack socket, a datagram from an
+// IPv4 client: its source comes as an IPv4-mapped IPv6 address, as x/net
+// gave it.
+func TestUDPReaderDualStack(t *testing.T) {
+	uc := dualStackSocket(t)
 	rd, err := newUDPReader(uc, 4, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -210,27 +216,6 @@ func TestUDPReaderDropsTruncated(t *testing.T) {
 	}
 	if got[0] != "64/false" || got[1] != "4/true" {
 		t.Fatalf("datagrams %v, want the 100-byte one dropped (64/false) and 4/true", got)
-	}
-}
-
-// TestZoneName: a numeric zone becomes the interface's name; a name, or
-// no zone, is left as it is.
-func TestZoneName(t *testing.T) {
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Skipf("no lo: %v", err)
-	}
-	for _, c := range []struct{ zone, want string }{
-		{strconv.Itoa(lo.Index), "lo"},
-		{"lo", "lo"},
-		{"", ""},
-		{"99999", "99999"}, // no such interface: left numeric
-	} {
-		ua := &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: c.zone}
-		zoneName(ua)
-		if ua.Zone != c.want {
-			t.Errorf("zone %q: got %q, want %q", c.zone, ua.Zone, c.want)
-		}
 	}
 }
 

@@ -42,9 +42,6 @@ func (r *udpReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 // are read on Linux only.
 func (r *udpReader) backlog(int, int64) (time.Duration, uint32, bool) { return 0, 0, false }
 
-// zoneName has nothing to do: ReadFromUDPAddrPort names zones already.
-func zoneName(*net.UDPAddr) {}
-
 // reusePort refuses: several KCP sockets on one address need Linux's
 // SO_REUSEPORT (its spreading by source address); the front end runs
 // with the one socket it has.
