@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -571,7 +572,7 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieD
 		return nil
 	}
 	ua := net.UDPAddrFromAddrPort(key) // one per session; the reader's keys are not allocated
-	c := newConn(s, KCP, KindClient, ua)
+	c := newConn(s, KCP, KindClient, namedZone(ua))
 	k := &kcpConn{c: c, f: f, key: key, addr: ua, dec: wire.NewDecoder(s.preAuthWire)}
 	k.kcp = ikcp.NewKCP(conv, k.output)
 	kcptune.TuneCore(k.kcp, s.cfg.KCPInterval)
@@ -589,6 +590,28 @@ func (f *kcpFront) newSession(conv uint32, key netip.AddrPort, d *secure.CookieD
 	f.sessions[key] = k
 	f.mu.Unlock()
 	return k
+}
+
+// namedZone returns ua as a Conn's RemoteAddr: a numeric zone (the Linux
+// reader gives a link-local source's interface index) becomes the
+// interface's name, as in TCP's addresses and package net's; ua itself
+// keeps the index, which udpWriter takes as the scope ID without a
+// lookup per datagram.
+func namedZone(ua *net.UDPAddr) *net.UDPAddr {
+	if ua.Zone == "" {
+		return ua
+	}
+	idx, err := strconv.Atoi(ua.Zone)
+	if err != nil {
+		return ua
+	}
+	ifi, err := net.InterfaceByIndex(idx)
+	if err != nil {
+		return ua
+	}
+	named := *ua
+	named.Zone = ifi.Name
+	return &named
 }
 
 // output is the KCP state machine's output: one datagram, added to the

@@ -92,9 +92,9 @@ func (r *udpReader) recv(fd uintptr) bool {
 		r.hdrs[i].len = 0
 	}
 	for {
-		// RawSyscall, as udpWriter's sendmmsg and for the same reason:
-		// with MSG_DONTWAIT recvmmsg never sleeps (an empty socket is
-		// EAGAIN, and then the netpoller waits).
+		// RawSyscall, as udpWriter's sendmmsg and for the same reason
+		// (and at the same price): with MSG_DONTWAIT recvmmsg does not
+		// wait (an empty socket is EAGAIN, and then the netpoller waits).
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:

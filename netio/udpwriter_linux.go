@@ -18,14 +18,18 @@ import (
 //
 // The system call is made with RawSyscall, which does not tell the Go
 // scheduler (entersyscall); x/net's WriteBatch uses Syscall. A sendmmsg
-// with MSG_DONTWAIT on a non-blocking socket never sleeps: it is CPU work
+// with MSG_DONTWAIT does not wait for socket buffer space: it is CPU work
 // in the kernel (on loopback, the receivers' side of the delivery too),
-// so the scheduler has nothing to hand off. Telling it cost, on every
+// so the scheduler has little to hand off. Telling it cost, on every
 // call made while the runtime was idle, waking its monitor thread
 // (sysmon) from its long sleep, a futex wake and two context switches: at
 // KCP 100x8 @10 the engine spent more in those than in Go code
 // (bench/README.md, "System calls on the KCP path"). The reader's
-// recvmmsg does the same (udpReader.recv).
+// recvmmsg does the same (udpReader.recv). The price: the goroutine keeps
+// its P for the whole call, which the kernel may still stretch (memory
+// reclaim while allocating a buffer, a page fault), and a garbage
+// collector's stop-the-world waits for it; a call moves at most kcpBatch
+// datagrams.
 type udpWriter struct {
 	rc    syscall.RawConn
 	inet6 bool // the socket is IPv6 (IPv4 destinations are v4-mapped)
@@ -54,19 +58,19 @@ func newUDPWriter(uc *net.UDPConn, n int) (*udpWriter, error) {
 	}
 	// The socket's own family: Go reports the address of a dual-stack
 	// socket bound to a v4-mapped address as IPv4.
-	domain, serr := 0, error(nil)
-	if err := rc.Control(func(fd uintptr) {
-		domain, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-	}); err != nil {
+	var sa unix.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
 		return nil, err
 	}
 	if serr != nil {
-		return nil, os.NewSyscallError("getsockopt SO_DOMAIN", serr)
+		return nil, os.NewSyscallError("getsockname", serr)
 	}
+	_, inet6 := sa.(*unix.SockaddrInet6)
 	n = max(n, 1)
 	w := &udpWriter{
 		rc:    rc,
-		inet6: domain == unix.AF_INET6,
+		inet6: inet6,
 		hdrs:  make([]mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
 		names: make([]unix.RawSockaddrInet6, n),
@@ -86,10 +90,11 @@ func newUDPWriter(uc *net.UDPConn, n int) (*udpWriter, error) {
 var errAddrFamily = errors.New("netio: destination address not of the socket's family")
 
 // WriteBatch sends the first datagrams of ms (each one's Buffers[0] to its
-// Addr, a *net.UDPAddr) with one sendmmsg, as many as fit in the writer's
+// Addr, a *net.UDPAddr; further Buffers and the flags are ignored, as
+// txBatch uses neither) with one sendmmsg, as many as fit in the writer's
 // batch, and returns how many the kernel took; it sends at least one or
 // fails. A datagram whose address does not fit the socket fails alone
-// (with ms[0]) or ends the batch before it.
+// (with ms[0]) or ends the batch before it, as one the kernel refuses.
 func (w *udpWriter) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 	n := 0
 	for _, m := range ms[:min(len(ms), len(w.hdrs))] {
@@ -102,6 +107,7 @@ func (w *udpWriter) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 		h.hdr.Namelen = nl
 		h.len = 0
 		b := m.Buffers[0]
+		raceReadRange(b) // what the kernel reads, as x/net tells the race detector
 		w.iovs[n].Base = unsafe.SliceData(b)
 		w.iovs[n].SetLen(len(b))
 		n++

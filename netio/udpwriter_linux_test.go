@@ -2,9 +2,11 @@ package netio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -214,6 +216,67 @@ func TestPutSockaddr(t *testing.T) {
 // portBytes is port as it lies in a sockaddr's uint16 field: network
 // byte order, read in the host's.
 func portBytes(port uint16) uint16 {
-	b := [2]byte{byte(port >> 8), byte(port)}
-	return *(*uint16)(unsafe.Pointer(&b))
+	var v uint16
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&v))[:], port)
+	return v
+}
+
+// TestUDPWriterPartial: a datagram the kernel refuses (port 0: EINVAL)
+// ends the batch after those before it and then fails alone, as
+// txBatch.send expects; a batch longer than the writer's is clipped; a
+// closed socket fails without a system call.
+func TestUDPWriterPartial(t *testing.T) {
+	uc := listenUDP(t, "127.0.0.1:0")
+	w, err := newUDPWriter(uc, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := listenUDP(t, "127.0.0.1:0")
+	ta := to.LocalAddr().(*net.UDPAddr)
+	bad := &net.UDPAddr{IP: ta.IP, Port: 0}
+	ms := []ipv4.Message{message([]byte("1"), ta), message([]byte("x"), bad), message([]byte("3"), ta)}
+	if n, err := w.WriteBatch(ms, 0); n != 1 || err != nil {
+		t.Fatalf("batch = %d, %v; want 1, nil", n, err)
+	}
+	if n, err := w.WriteBatch(ms[1:], 0); n != 0 || !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("refused datagram = %d, %v; want 0, EINVAL", n, err)
+	}
+	var many []ipv4.Message
+	for i := range 6 {
+		many = append(many, message([]byte{'a' + byte(i)}, ta))
+	}
+	if n, err := w.WriteBatch(many, 0); n != 4 || err != nil {
+		t.Fatalf("6 datagrams to a writer of 4 = %d, %v; want 4, nil", n, err)
+	}
+	for _, want := range []string{"1", "a", "b", "c", "d"} {
+		if got := readDatagram(t, to); string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	uc.Close()
+	if n, err := w.WriteBatch(ms[:1], 0); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("closed socket = %d, %v; want 0, net.ErrClosed", n, err)
+	}
+}
+
+// TestNamedZone: a Conn's address names a numeric zone's interface (as
+// TCP's do) and leaves the session's own address, which the writer uses,
+// with the index; a name, no zone or an unknown index stay as they are.
+func TestNamedZone(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skipf("no lo: %v", err)
+	}
+	for _, c := range []struct{ zone, want string }{
+		{strconv.Itoa(lo.Index), "lo"},
+		{"lo", "lo"},
+		{"", ""},
+		{"99999", "99999"},
+	} {
+		ua := &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: c.zone}
+		got := namedZone(ua)
+		if got.Zone != c.want || ua.Zone != c.zone || !got.IP.Equal(ua.IP) || got.Port != 1 {
+			t.Errorf("zone %q: got %v (session's now %q), want zone %q", c.zone, got, ua.Zone, c.want)
+		}
+	}
 }
