@@ -135,6 +135,24 @@ func (r *RingBuffer[T]) ForEach(fn func(*T) bool) {
 	}
 }
 
+// From iterates, as ForEach, over the elements after the first skip
+// (none if skip >= Len). Covey: the send buffer's new segments are at its
+// tail (see KCP.flush).
+func (r *RingBuffer[T]) From(skip int) func(fn func(*T) bool) {
+	return func(fn func(*T) bool) {
+		n := r.Len() - max(skip, 0)
+		for i := (r.head + max(skip, 0)) % len(r.elements); n > 0; n-- {
+			if !fn(&r.elements[i]) {
+				return
+			}
+			i++
+			if i == len(r.elements) {
+				i = 0
+			}
+		}
+	}
+}
+
 // ForEachReverse iterates over each element in the ring buffer in reverse order,
 // applying the provided function. If the function returns false,
 // iteration stops early.

@@ -71,3 +71,42 @@ func BenchmarkRingDiscardAll(b *testing.B) {
 		r.Discard(1)
 	}
 }
+
+// TestRingFrom iterates from every offset of a ring whose elements are
+// contiguous or wrapped around the end of its array, and stops early
+// when asked.
+func TestRingFrom(t *testing.T) {
+	for _, popped := range []int{0, 5, 13} {
+		r := NewRingBuffer[int](16)
+		for range popped {
+			r.Push(-1)
+			r.Pop()
+		}
+		for i := range 10 {
+			r.Push(i)
+		}
+		for skip := -1; skip <= 11; skip++ {
+			var got []int
+			for v := range r.From(skip) {
+				got = append(got, *v)
+			}
+			want := []int{}
+			for i := max(skip, 0); i < 10; i++ {
+				want = append(want, i)
+			}
+			if len(got) != len(want) || (len(want) > 0 && (got[0] != want[0] || got[len(got)-1] != want[len(want)-1])) {
+				t.Errorf("popped %d, skip %d: %v, want %v", popped, skip, got, want)
+			}
+		}
+		n := 0
+		for range r.From(2) {
+			n++
+			if n == 3 {
+				break
+			}
+		}
+		if n != 3 {
+			t.Errorf("popped %d: early stop after %d", popped, n)
+		}
+	}
+}
