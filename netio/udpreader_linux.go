@@ -91,22 +91,40 @@ func (r *udpReader) recv(fd uintptr) bool {
 		r.hdrs[i].hdr.SetControllen(udpControlSize)
 		r.hdrs[i].len = 0
 	}
+	n, errno := mmsg(unix.SYS_RECVMMSG, fd, r.hdrs)
+	switch errno {
+	case 0:
+		r.n, r.err = n, nil
+	case unix.EAGAIN:
+		return false
+	default:
+		r.n, r.err = 0, errno
+	}
+	return true
+}
+
+// mmsg makes one recvmmsg or sendmmsg (trap) of hdrs with MSG_DONTWAIT,
+// again after EINTR, and returns how many messages it moved or its error.
+//
+// It uses RawSyscall, which does not tell the Go scheduler
+// (entersyscall), where x/net's batches and package syscall's Syscall do.
+// With MSG_DONTWAIT neither call waits for data or buffer space (EAGAIN,
+// and then the netpoller waits): it is CPU work in the kernel (on
+// loopback, the receivers' side of a delivery too), so the scheduler has
+// little to hand off. Telling it cost, on every call made while the
+// runtime was idle, waking its monitor thread (sysmon) from its long
+// sleep, a futex wake and two context switches: at KCP 100x8 @10 the
+// engine spent more in those than in Go code (bench/README.md, "System
+// calls on the KCP path"). The price: the goroutine keeps its P for the
+// whole call, which the kernel may still stretch (memory reclaim while
+// allocating a buffer, a page fault), and a garbage collector's
+// stop-the-world waits for it; a call moves at most kcpBatch datagrams.
+func mmsg(trap, fd uintptr, hdrs []mmsghdr) (int, unix.Errno) {
 	for {
-		// RawSyscall, as udpWriter's sendmmsg and for the same reason
-		// (and at the same price): with MSG_DONTWAIT recvmmsg does not
-		// wait (an empty socket is EAGAIN, and then the netpoller waits).
-		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			r.n, r.err = int(n), nil
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-			continue
-		default:
-			r.n, r.err = 0, errno
+		n, _, errno := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if errno != unix.EINTR {
+			return int(n), errno
 		}
-		return true
 	}
 }
 

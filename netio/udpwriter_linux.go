@@ -16,20 +16,8 @@ import (
 // its own message headers and socket addresses (allocating nothing per
 // datagram). One goroutine at a time: each txBatch has its own.
 //
-// The system call is made with RawSyscall, which does not tell the Go
-// scheduler (entersyscall); x/net's WriteBatch uses Syscall. A sendmmsg
-// with MSG_DONTWAIT does not wait for socket buffer space: it is CPU work
-// in the kernel (on loopback, the receivers' side of the delivery too),
-// so the scheduler has little to hand off. Telling it cost, on every
-// call made while the runtime was idle, waking its monitor thread
-// (sysmon) from its long sleep, a futex wake and two context switches: at
-// KCP 100x8 @10 the engine spent more in those than in Go code
-// (bench/README.md, "System calls on the KCP path"). The reader's
-// recvmmsg does the same (udpReader.recv). The price: the goroutine keeps
-// its P for the whole call, which the kernel may still stretch (memory
-// reclaim while allocating a buffer, a page fault), and a garbage
-// collector's stop-the-world waits for it; a call moves at most kcpBatch
-// datagrams.
+// The system call is made with RawSyscall (see mmsg for why and at what
+// price).
 type udpWriter struct {
 	rc    syscall.RawConn
 	inet6 bool // the socket is IPv6 (IPv4 destinations are v4-mapped)
@@ -129,20 +117,16 @@ func (w *udpWriter) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 // false asks the poller to wait until the socket is writable (its buffer
 // was full).
 func (w *udpWriter) send(fd uintptr) bool {
-	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[0])), uintptr(w.n), unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			w.sent, w.err = int(n), nil
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-			continue
-		default:
-			w.sent, w.err = 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: errno}
-		}
-		return true
+	n, errno := mmsg(unix.SYS_SENDMMSG, fd, w.hdrs[:w.n])
+	switch errno {
+	case 0:
+		w.sent, w.err = n, nil
+	case unix.EAGAIN:
+		return false
+	default:
+		w.sent, w.err = 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: errno}
 	}
+	return true
 }
 
 // putSockaddr writes ua as the socket address of an IPv6 (inet6) or IPv4
