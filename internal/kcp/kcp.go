@@ -56,7 +56,8 @@ const (
 var refTime time.Time = time.Now()
 
 // currentMs returns current elapsed monotonic milliseconds since program startup
-func currentMs() uint32 { return uint32(time.Since(refTime) / time.Millisecond) }
+// (Covey: a variable, so that tests can step the clock.)
+var currentMs = func() uint32 { return uint32(time.Since(refTime) / time.Millisecond) }
 
 // output_callback is a prototype which ought capture conn and call conn.Write
 type output_callback func(buf []byte, size int)
@@ -856,13 +857,15 @@ func (kcp *KCP) flush(ackOnly bool) uint32 {
 	current := currentMs()
 	var change, lostSegs uint64
 	minrto := int32(kcp.interval)
-	full := kcp.fastacked || _itimediff(current, kcp.ts_resend) >= 0
+	// ts_resend is never more than IKCP_RTO_MAX ahead when it is set, and
+	// only moves back: further ahead, the clock has moved on by 2^31 ms or
+	// more since (the uint32 difference wrapped), and it says nothing.
+	due := _itimediff(kcp.ts_resend, current)
+	full := kcp.fastacked || due <= 0 || due > IKCP_RTO_MAX
 	skip := 0
 	if !full {
 		skip = kcp.snd_buf.Len() - newSegsCount
-		if rto := _itimediff(kcp.ts_resend, current); rto < minrto {
-			minrto = rto
-		}
+		minrto = min(minrto, due)
 	}
 	earliest, fastacked := current+IKCP_RTO_MAX, false
 

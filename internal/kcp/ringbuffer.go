@@ -136,11 +136,14 @@ func (r *RingBuffer[T]) ForEach(fn func(*T) bool) {
 }
 
 // From iterates, as ForEach, over the elements after the first skip
-// (none if skip >= Len). Covey: the send buffer's new segments are at its
-// tail (see KCP.flush).
+// (none if skip >= Len); the ring must not change during the iteration.
+// Covey: the send buffer's new segments are at its tail (see KCP.flush).
 func (r *RingBuffer[T]) From(skip int) func(fn func(*T) bool) {
 	return func(fn func(*T) bool) {
 		n := r.Len() - max(skip, 0)
+		if n <= 0 {
+			return // also a zero RingBuffer, as ForEach allows
+		}
 		for i := (r.head + max(skip, 0)) % len(r.elements); n > 0; n-- {
 			if !fn(&r.elements[i]) {
 				return

@@ -1,6 +1,9 @@
 package kcp
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestRingClearZeroes checks that a ring emptied by Discard or Clear, with
 // its elements wrapped around the end of its array or not, holds no value
@@ -90,11 +93,11 @@ func TestRingFrom(t *testing.T) {
 			for v := range r.From(skip) {
 				got = append(got, *v)
 			}
-			want := []int{}
+			var want []int
 			for i := max(skip, 0); i < 10; i++ {
 				want = append(want, i)
 			}
-			if len(got) != len(want) || (len(want) > 0 && (got[0] != want[0] || got[len(got)-1] != want[len(want)-1])) {
+			if !slices.Equal(got, want) {
 				t.Errorf("popped %d, skip %d: %v, want %v", popped, skip, got, want)
 			}
 		}
