@@ -23,7 +23,7 @@ type testCluster struct {
 // chosen by the kernel, each joining the first, and waits until every
 // node has a link up to every other one. They stop at the end of the
 // test.
-func startCluster(t *testing.T, n int, mutate ...func(*Config)) *testCluster {
+func startCluster(t testing.TB, n int, mutate ...func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{faults: &cluster.Faults{}}
 	var seed string
@@ -49,7 +49,7 @@ func startCluster(t *testing.T, n int, mutate ...func(*Config)) *testCluster {
 
 // waitLinked waits until every running node has a link up to every other
 // running node.
-func (tc *testCluster) waitLinked(t *testing.T) {
+func (tc *testCluster) waitLinked(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for {
