@@ -21,6 +21,8 @@ scenarios=(
   "bcast-tcp-100x8-10|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 10 -size 64 -duration 20s"
   "bcast-tcp-100x8-50|  |-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-34x8-50|  |-transport tcp -scenario broadcast -sessions 34 -members 8 -rate 50 -size 64 -duration 20s"
+  "bcast-tcp-400x2-50|  |-transport tcp -scenario broadcast -sessions 400 -members 2 -rate 50 -size 64 -duration 20s"
+  "bcast-tcp-134x2-50|  |-transport tcp -scenario broadcast -sessions 134 -members 2 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-100x8-50-1loop|-event-loops 1|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-100x8-50-2loop|-event-loops 2|-transport tcp -scenario broadcast -sessions 100 -members 8 -rate 50 -size 64 -duration 20s"
   "bcast-tcp-1000x8-5|  |-transport tcp -scenario broadcast -sessions 1000 -members 8 -rate 5 -size 64 -duration 20s"
@@ -108,10 +110,13 @@ done
 # 1-node files above stay those of the 1-node table), and per cluster row
 # results/cluster/NAME.txt, the table of its rounds against BASE's, and
 # results/cluster/NAME.per-node.txt against NODE's.
+# cluster-bcast-tcp-400x2-50-3n is design §8.4's worst case: sessions of
+# 2 members on 2 nodes, one delivery per broadcast and 1.5 mesh frames.
 # name | BASE | nodes | extra driver flags | NODE
 clusters=(
   "cluster-bcast-tcp-100x8-50-3n|bcast-tcp-100x8-50|3|-spread player|bcast-tcp-34x8-50"
   "cluster-bcast-tcp-100x8-50-3n-session|bcast-tcp-100x8-50|3|-spread session|bcast-tcp-34x8-50"
+  "cluster-bcast-tcp-400x2-50-3n|bcast-tcp-400x2-50|3|-spread player|bcast-tcp-134x2-50"
 )
 rounds=${ROUNDS:-1}
 profile=${PROFILE:-}
