@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -512,4 +513,70 @@ func linkDown(srv *Server, peer string) bool {
 		}
 	}
 	return true
+}
+
+// TestClusterJoinTimeoutUndone: a forwarded join whose call times out
+// while the owner is busy fails for the client, and stays failed: the
+// owner, running it late, undoes it at the request of the user's node.
+// A retry sent while the owner is still busy joins, and stays: the undo
+// frees nothing on the user's node, where the retry holds the slot.
+func TestClusterJoinTimeoutUndone(t *testing.T) {
+	// A short call timeout keeps the owner's loop, blocked in the hook
+	// below, well inside the links' 3 s of allowed silence.
+	tc := startCluster(t, 2, func(c *Config) { c.Cluster.CallTimeout = 300 * time.Millisecond })
+	ctx := testCtx(t)
+	alice := dialSDK(t, tc.nodes[0], "tcp", "alice")
+	id, err := alice.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	s, ok := tc.nodes[0].Sessions().Session(id)
+	if !ok {
+		t.Fatal("the session is not on its owner")
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	s.SetOnJoin(func(_ string, u *session.User) bool {
+		if u.ID == "bob" {
+			first.Do(func() { // the first join only: the owner is busy
+				select {
+				case <-release:
+				case <-time.After(testTimeout):
+				}
+			})
+		}
+		return true
+	})
+	bob := dialSDK(t, tc.nodes[1], "tcp", "bob")
+	if err := bob.Join(ctx, 1, id); !errors.Is(err, wire.StatusUnavailable) {
+		t.Fatalf("join while the owner is busy: %v, want Unavailable", err)
+	}
+	if got, held := tc.nodes[1].Sessions().SessionIDByUser(1, &session.User{ID: "bob"}); held {
+		t.Fatalf("bob's node still holds his slot (%s) after the join failed", got)
+	}
+	// The retry goes out behind the undo, while the owner is still busy.
+	forwarded := tc.nodes[1].metrics.forwarded.Load()
+	retried := make(chan error, 1)
+	go func() { retried <- bob.Join(ctx, 1, id) }()
+	for tc.nodes[1].metrics.forwarded.Load() == forwarded {
+		time.Sleep(time.Millisecond) // polling a counter: the forward has no event to wait on
+	}
+	close(release)
+	if err := <-retried; err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	// The owner ran the late join, its undo, then the retry.
+	waitEvent(t, alice, func(e clientsdk.MemberJoined) bool { return e.UserID == "bob" })
+	waitEvent(t, alice, func(e clientsdk.MemberLeft) bool { return e.UserID == "bob" })
+	waitEvent(t, alice, func(e clientsdk.MemberJoined) bool { return e.UserID == "bob" })
+	if !s.IsMember("bob") {
+		t.Fatal("bob's retry did not leave him a member")
+	}
+	if got, held := tc.nodes[1].Sessions().SessionIDByUser(1, &session.User{ID: "bob"}); !held || got != id {
+		t.Fatalf("bob's node holds %q (%v) for him after the retry, want %s", got, held, id)
+	}
+	// Both views agree: leaving works and frees both.
+	must(t, bob.Leave(ctx, 1, id))
+	waitEvent(t, alice, func(e clientsdk.MemberLeft) bool { return e.UserID == "bob" })
+	if _, held := tc.nodes[1].Sessions().SessionIDByUser(1, &session.User{ID: "bob"}); held || s.IsMember("bob") {
+		t.Fatalf("after leaving: slot held %v, member %v", held, s.IsMember("bob"))
+	}
 }

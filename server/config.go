@@ -220,6 +220,10 @@ type ClusterConfig struct {
 	// Name is the cluster's name ("covey" by default): nodes of different
 	// clusters refuse each other's links.
 	Name string
+	// CallTimeout is how long a command forwarded to another node waits
+	// for the owner's answer before the client gets Unavailable (a join
+	// given up on this way is undone on the owner). Default 2s.
+	CallTimeout time.Duration
 	// Faults, for tests, cuts chosen pairs of nodes apart (gossip and
 	// mesh) inside one process.
 	Faults *cluster.Faults

@@ -14,6 +14,10 @@ type mesh interface {
 	// read buffer. done runs on any goroutine, must not block, and must
 	// not keep reply after returning.
 	Exec(node string, e *wire.Exec, done func(status wire.Status, reply []byte))
+	// Disconnected tells node that local user uid is no longer in its
+	// session sessionID (an Exec of OpDisconnect, no reply), behind what
+	// was sent to node before on the same link.
+	Disconnected(node, sessionID string, typ uint8, uid string)
 }
 
 // forwarded runs the first half of a command for a session that another
@@ -79,9 +83,28 @@ func (h *handler) forwarded(c *conn, f wire.Frame) bool {
 			return true
 		}
 		h.forward(c, f, node, r.SessionID, f.Cmd, func(st wire.Status) {
-			if st != wire.StatusOK {
+			switch st {
+			case wire.StatusOK:
+				if id, ok := t.SessionIDByUser(r.Type, u); ok && id == r.SessionID {
+					return
+				}
+				// The slot is gone: the user signed in on another node while
+				// the join was out, and the move of its memberships may have
+				// reached the owner before the join (they travel on other
+				// links). Undo the member that points here.
+			case wire.StatusUnavailable:
+				// The call gave up (a timeout with the link up, or the link
+				// lost), but the owner may still run, or have run, the join:
+				// undo it there, behind the join on the same link, so that
+				// the join failed, as the client is told. The owner frees
+				// nothing here in answer (a Disconnected gets no Removed), so
+				// a retry's slot is safe.
 				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
+			default:
+				t.ReleaseSlot(u.ID, r.Type, r.SessionID)
+				return
 			}
+			h.mesh.Disconnected(node, r.SessionID, r.Type, u.ID)
 		})
 		return true
 

@@ -165,6 +165,7 @@ func (t *Table) ReleaseSlot(uid string, typ uint8, id string) {
 // id owned here, as on a disconnect: the owner's half of a remote user's
 // disconnect (Remote.Disconnected). It refuses (ErrNotMember) a member
 // that node does not hold, so that a node can only remove its own users.
+// node, which asked, gets no Removed for it.
 func (t *Table) RemoveRemoteMember(id, uid, node string) error {
 	s, err := t.route(context.Background(), id)
 	if err != nil {
@@ -173,7 +174,7 @@ func (t *Table) RemoveRemoteMember(id, uid, node string) error {
 	if s.MemberNode(uid) != node {
 		return ErrNotMember
 	}
-	return t.remove(s, uid, removeDisconnect)
+	return t.remove(s, uid, removeAsked)
 }
 
 // NodeLost cleans up after node left the cluster or could not be reached

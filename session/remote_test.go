@@ -155,7 +155,7 @@ func (nopRemote) Disconnected(string, string, uint8, string)         {}
 // TestRemoteMemberRemovals: a remote member's node is told of every
 // removal it did not start itself: kick (after the Kicked push, on the
 // same path), deletion; a disconnect through RemoveRemoteMember is
-// accepted only from the member's own node.
+// accepted only from the member's own node, which is told nothing back.
 func TestRemoteMemberRemovals(t *testing.T) {
 	tb, _ := newTestTable(t)
 	rem := &fakeRemote{}
@@ -180,11 +180,18 @@ func TestRemoteMemberRemovals(t *testing.T) {
 	if err := tb.RemoveRemoteMember(s.ID(), "c", "nb"); err == nil {
 		t.Fatal("node nb removed a member of node nc")
 	}
+	rem.take()
 	if err := tb.RemoveRemoteMember(s.ID(), "c", "nc"); err != nil {
 		t.Fatal(err)
 	}
 	if s.IsMember("c") {
 		t.Fatal("c still a member after its node's disconnect")
+	}
+	// nc asked and has freed c's place itself: a Removed back could free
+	// the place of a later join of this session (server.forwarded undoes
+	// a join it gave up on with this request).
+	if _, rm := rem.take(); len(rm) != 0 {
+		t.Fatalf("removed after nc's own disconnect %+v, want nothing sent back", rm)
 	}
 	mustJoin(t, tb, s, remoteUser("d", "nd"))
 	rem.take()

@@ -649,6 +649,12 @@ const (
 	removeKick
 	removeDisconnect
 	removeLost // disconnect semantics, for a member whose node was lost
+	// removeAsked is disconnect semantics at the request of the member's
+	// own node (Remote.Disconnected), which has freed the user's place
+	// already: no Removed goes back to it. (One that did could free the
+	// place of a later join of the same session, when the request undoes
+	// a join that node gave up on.)
+	removeAsked
 )
 
 // removedReason is the wire.Removed reason of a removal of kind k.
@@ -656,7 +662,7 @@ func removedReason(k removeKind) wire.RemovedReason {
 	switch k {
 	case removeKick:
 		return wire.RemovedKicked
-	case removeDisconnect:
+	case removeDisconnect, removeAsked:
 		return wire.RemovedDisconnected
 	case removeLost:
 		return wire.RemovedOwnerLost
@@ -692,7 +698,7 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 	if i == 0 && len(after.members) > 0 {
 		t.pushMemberEvent(after.members, wire.CmdOwnerChanged, s, after.members[0].ID)
 	}
-	if gone.Node != "" && t.remote != nil && kind != removeLost {
+	if gone.Node != "" && t.remote != nil && kind != removeLost && kind != removeAsked {
 		t.remote.Removed(gone.Node, s.id, s.typ, uid, removedReason(kind))
 	}
 	if onLeft != nil {

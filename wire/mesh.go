@@ -609,7 +609,7 @@ const (
 	RemovedKicked       RemovedReason = 1 // the owner kicked the user
 	RemovedDeleted      RemovedReason = 2 // the session was deleted
 	RemovedOwnerLost    RemovedReason = 3 // the owner node was lost or cut off
-	RemovedDisconnected RemovedReason = 4 // the user's connection closed
+	RemovedDisconnected RemovedReason = 4 // reserved: not sent (PROTOCOL.md, Removed reasons)
 )
 
 // String returns the name of r in lower case, such as "kicked", or
