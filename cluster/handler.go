@@ -120,8 +120,7 @@ func (n *Node) OnFrame(nc *netio.Conn, f wire.Frame) {
 		seq := f.Seq
 		n.exec.ExecRemote(l.peer, &e, func(st wire.Status, payload []byte) {
 			if seq != 0 {
-				l.nc.Send(wire.Header{Cmd: wire.CmdExec, Flags: wire.FlagReply, Seq: seq, Status: st}, payload)
-				l.stats.framesOut.Add(1)
+				l.sendReply(wire.CmdExec, seq, st, payload)
 			}
 		})
 
@@ -157,18 +156,59 @@ const epoch = 1
 // reply answers request f on the link (nothing for seq 0).
 func (l *link) reply(f wire.Frame, st wire.Status, payload []byte) {
 	if f.Seq != 0 {
-		l.nc.Send(wire.Header{Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: st}, payload)
-		l.stats.framesOut.Add(1)
+		l.sendReply(f.Cmd, f.Seq, st, payload)
 	}
 }
 
+// sendReply sends the reply to request seq of cmd; one over what the
+// other node accepts goes as StatusTooLarge, with no payload.
+func (l *link) sendReply(cmd wire.Cmd, seq uint32, st wire.Status, payload []byte) {
+	if !l.fits(len(payload)) {
+		l.n.log.Warn("mesh reply over the peer's frame limit: answered TooLarge", "peer", l.peer, "cmd", cmd, "bytes", len(payload), "max", l.peerMax)
+		st, payload = wire.StatusTooLarge, nil
+	}
+	l.nc.Send(wire.Header{Cmd: cmd, Flags: wire.FlagReply, Seq: seq, Status: st}, payload)
+	l.stats.framesOut.Add(1)
+}
+
 // Fanout implements session.Remote: one Fanout frame to node, encoded
-// into a pooled buffer and copied into the link's outbound queue.
+// into a pooled buffer and copied into the link's outbound queue. A
+// Fanout over what node accepts is split by targets (a session with many
+// members there); a client frame too large for node even alone is not
+// sent, and logged: node's limit is below this node's client limit.
 func (n *Node) Fanout(node, sessionID string, uids []string, frame []byte) {
 	l := n.upLink(node)
 	if l == nil {
 		return // node lost or not yet linked: its clean-up handles the members
 	}
+	for len(uids) > 0 {
+		k := fanoutFit(sessionID, uids, frame, l.peerMax)
+		if k == 0 {
+			n.log.Warn("fan-out frame over the peer's frame limit, not sent", "peer", node, "session", sessionID, "bytes", len(frame), "max", l.peerMax)
+			return
+		}
+		n.fanout(l, sessionID, uids[:k], frame)
+		uids = uids[k:]
+	}
+}
+
+// fanoutFit returns how many of uids, from the first, fit in one Fanout
+// of at most limit bytes of payload: all of them, as a rule.
+func fanoutFit(sessionID string, uids []string, frame []byte, limit uint32) int {
+	if uint64(wire.FanoutSize(sessionID, uids, frame)) <= uint64(limit) {
+		return len(uids)
+	}
+	// Halve until it fits: the first frame's size decides, and a split is
+	// rare (tens of thousands of bytes of user IDs on one node).
+	k := len(uids) / 2
+	for k > 0 && uint64(wire.FanoutSize(sessionID, uids[:k], frame)) > uint64(limit) {
+		k /= 2
+	}
+	return k
+}
+
+// fanout sends one Fanout frame on l.
+func (n *Node) fanout(l *link, sessionID string, uids []string, frame []byte) {
 	b := n.bufs.Get().(*[]byte)
 	*b = wire.AppendFanoutFrame((*b)[:0], sessionID, epoch, uids, frame)
 	l.nc.Deliver(*b)

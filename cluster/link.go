@@ -48,10 +48,14 @@ type link struct {
 	state linkState
 	peer  string // the other node's name, known once its hello arrived
 	boot  uint64
-	seq   uint32
-	calls callQueue
-	up    chan struct{} // closed when the link is up or closed (dialer waits)
-	done  chan struct{} // closed when the link is closed
+	// peerMax is the largest payload the other node accepts (its
+	// PeerHello.MaxPayload); nothing larger is sent to it. Set with peer,
+	// before the link is up; read without mu after.
+	peerMax uint32
+	seq     uint32
+	calls   callQueue
+	up      chan struct{} // closed when the link is up or closed (dialer waits)
+	done    chan struct{} // closed when the link is closed
 }
 
 // closed returns a channel closed once the link is.
@@ -96,7 +100,7 @@ func (l *link) handshake(f wire.Frame) {
 		mine := n.hello()
 		l.dialerHello, l.acceptorHello = append([]byte(nil), f.Payload...), mine.Append(nil)
 		rep := wire.PeerHelloReply{Hello: mine, Proof: wire.MeshAcceptorProof(n.meshKey, l.dialerHello, l.acceptorHello)}
-		l.setPeer(ph.Node, ph.Boot, linkAuth)
+		l.setPeer(ph.Node, ph.Boot, ph.MaxPayload, linkAuth)
 		l.nc.Send(wire.Header{Cmd: wire.CmdPeerHello, Flags: wire.FlagReply, Seq: f.Seq}, rep.Append(nil))
 
 	case !l.dialed && st == linkAuth && f.Cmd == wire.CmdPeerAuth && f.Flags == 0:
@@ -127,7 +131,7 @@ func (l *link) handshake(f wire.Frame) {
 			l.fail(wire.StatusAuthFailed, "bad proof")
 			return
 		}
-		l.setPeer(rep.Hello.Node, rep.Hello.Boot, linkAuth)
+		l.setPeer(rep.Hello.Node, rep.Hello.Boot, rep.Hello.MaxPayload, linkAuth)
 		pa := wire.PeerAuth{Proof: wire.MeshDialerProof(n.meshKey, l.dialerHello, l.acceptorHello)}
 		l.nc.Send(wire.Header{Cmd: wire.CmdPeerAuth, Seq: 2}, pa.Append(nil))
 
@@ -161,9 +165,9 @@ func (n *Node) checkHello(h *wire.PeerHello) (wire.Status, string) {
 	return 0, ""
 }
 
-func (l *link) setPeer(name string, boot uint64, st linkState) {
+func (l *link) setPeer(name string, boot uint64, maxPayload uint32, st linkState) {
 	l.mu.Lock()
-	l.peer, l.boot = name, boot
+	l.peer, l.boot, l.peerMax = name, boot, maxPayload
 	l.setStateLocked(st)
 	l.mu.Unlock()
 }
@@ -189,10 +193,22 @@ func (l *link) setStateLocked(st linkState) {
 	l.isUpNow.Store(st == linkUp)
 }
 
+// fits reports whether a payload of n bytes is within what the other node
+// accepts: a larger frame would make it close the link.
+func (l *link) fits(n int) bool { return uint64(n) <= uint64(l.peerMax) }
+
 // request sends a request frame and arranges for done to get its reply
-// (or StatusUnavailable when the link closes or the call expires). A nil
-// done sends the request with seq 0: no reply.
+// (or StatusUnavailable when the link closes or the call expires;
+// StatusTooLarge, unsent, when the payload is over what the other node
+// accepts). A nil done sends the request with seq 0: no reply.
 func (l *link) request(cmd wire.Cmd, payload []byte, done func(wire.Status, []byte)) {
+	if !l.fits(len(payload)) {
+		l.n.log.Warn("mesh request over the peer's frame limit, not sent", "peer", l.peer, "cmd", cmd, "bytes", len(payload), "max", l.peerMax)
+		if done != nil {
+			done(wire.StatusTooLarge, nil)
+		}
+		return
+	}
 	l.mu.Lock()
 	if l.state != linkUp {
 		l.mu.Unlock()

@@ -42,6 +42,10 @@ type Config struct {
 	// netio server's bound mesh address). TCPAdvertise and KCPAdvertise
 	// are the client addresses published to the other nodes.
 	MeshAdvertise, TCPAdvertise, KCPAdvertise string
+	// MaxPayload is the largest mesh frame payload this node accepts: its
+	// netio Config.PeerWire.MaxPayload, told to peers in PeerHello.
+	// Default netio.DefaultPeerMaxPayload.
+	MaxPayload uint32
 	// CallTimeout bounds a request to another node (default 2 s): past
 	// it the caller gets StatusUnavailable.
 	CallTimeout time.Duration
@@ -137,6 +141,9 @@ func New(cfg Config, table *session.Table, exec Executor) (*Node, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 2 * time.Second
 	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = netio.DefaultPeerMaxPayload
+	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = time.Second
 	}
@@ -148,7 +155,7 @@ func New(cfg Config, table *session.Table, exec Executor) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), table: table, exec: exec,
 		boot: binary.LittleEndian.Uint64(b[:]) | 1, meshKey: MeshKey(cfg.Secret),
-		maxPayload: netio.DefaultPeerMaxPayload, peers: make(map[string]*peer), stop: make(chan struct{}),
+		maxPayload: cfg.MaxPayload, peers: make(map[string]*peer), stop: make(chan struct{}),
 		handshaking: make(map[*link]struct{}),
 	}
 	n.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }

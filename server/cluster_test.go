@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -579,4 +581,104 @@ func TestClusterJoinTimeoutUndone(t *testing.T) {
 	if _, held := tc.nodes[1].Sessions().SessionIDByUser(1, &session.User{ID: "bob"}); held || s.IsMember("bob") {
 		t.Fatalf("after leaving: slot held %v, member %v", held, s.IsMember("bob"))
 	}
+}
+
+// TestClusterLargeFrames: client frames over the mesh's default 1 MiB
+// frame limit. With MaxPayload 2 MiB on both nodes the mesh takes them
+// (each node accepts its client limit plus headroom) both ways: a Fanout
+// from the owner and an Exec to it. With n1 at the default limit, n2
+// sends n1 nothing n1 would refuse: a broadcast forwarded to an owner on
+// n1 is answered TooLarge, a Fanout to n1 is not sent, and the link, and
+// every membership across it, stays.
+func TestClusterLargeFrames(t *testing.T) {
+	const big = 2 << 20
+	large := make([]byte, 1200<<10) // over 1 MiB, and random: it does not compress below it
+	if _, err := rand.Read(large); err != nil {
+		t.Fatal(err)
+	}
+	start := func(t *testing.T, n1Big bool) (a, b *clientsdk.Client, cl *testCluster) {
+		cl = startCluster(t, 2, func(c *Config) {
+			if c.Node == "n2" || n1Big {
+				c.MaxPayload, c.MaxOutbound = big, 16<<20
+			}
+		})
+		dial := func(srv *Server, uid string) *clientsdk.Client {
+			c, err := clientsdk.Dial(testCtx(t), clientsdk.Config{Addr: srv.addrOf("tcp"), UserID: uid, Wire: wire.Config{MaxPayload: big}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		return dial(cl.nodes[0], "a"), dial(cl.nodes[1], "b"), cl
+	}
+	// next returns c's next broadcast, failing on a sign that the session
+	// or a member went away with the link.
+	next := func(t *testing.T, c *clientsdk.Client) []byte {
+		t.Helper()
+		for ev := range c.Events() {
+			switch e := ev.(type) {
+			case clientsdk.BroadcastReceived:
+				return e.Msg
+			case clientsdk.SessionDeleted, clientsdk.MemberLeft:
+				t.Fatalf("%s got %T: the link was lost", c.UserID(), e)
+			}
+		}
+		t.Fatalf("%s: closed", c.UserID())
+		return nil
+	}
+	linksKept := func(t *testing.T, cl *testCluster) {
+		t.Helper()
+		for _, srv := range cl.nodes {
+			for _, p := range srv.Cluster().Peers() {
+				if p.Lost != 0 || !p.LinkUp {
+					t.Fatalf("%s's view of %s: lost %d times, link up %v", srv.cfg.Node, p.Name, p.Lost, p.LinkUp)
+				}
+			}
+		}
+	}
+
+	t.Run("same-limits", func(t *testing.T) {
+		a, b, cl := start(t, true)
+		ctx := testCtx(t)
+		id, err := a.Create(ctx, 1, 4, 0, nil)
+		must(t, err)
+		must(t, b.Join(ctx, 1, id))
+		must(t, a.Broadcast(ctx, 1, large)) // to b in a Fanout
+		if got := next(t, b); !bytes.Equal(got, large) {
+			t.Fatalf("b got %d bytes, want the large broadcast", len(got))
+		}
+		must(t, b.Broadcast(ctx, 1, large)) // to the owner in an Exec
+		if got := next(t, a); !bytes.Equal(got, large) {
+			t.Fatalf("a got %d bytes, want the large broadcast", len(got))
+		}
+		linksKept(t, cl)
+	})
+
+	t.Run("n1-smaller", func(t *testing.T) {
+		a, b, cl := start(t, false)
+		ctx := testCtx(t)
+		// Owned by n1: b's large broadcast would be an Exec over n1's limit.
+		s1, err := a.Create(ctx, 1, 4, 0, nil)
+		must(t, err)
+		must(t, b.Join(ctx, 1, s1))
+		if err := b.Broadcast(ctx, 1, large); !errors.Is(err, wire.StatusTooLarge) {
+			t.Fatalf("b's large broadcast to a session on n1: %v, want TooLarge", err)
+		}
+		// Owned by n2: b's large broadcast is not sent on to n1 (a could
+		// not take it either), and what follows is.
+		s2, err := b.Create(ctx, 2, 4, 0, nil)
+		must(t, err)
+		must(t, a.Join(ctx, 2, s2))
+		must(t, b.Broadcast(ctx, 2, large))
+		must(t, b.Broadcast(ctx, 2, []byte("after")))
+		if got := next(t, a); string(got) != "after" {
+			t.Fatalf("a got %d bytes, want the small broadcast", len(got))
+		}
+		must(t, a.Broadcast(ctx, 1, []byte("still here")))
+		if got := next(t, b); string(got) != "still here" {
+			t.Fatalf("b got %d bytes, want a's broadcast", len(got))
+		}
+		linksKept(t, cl)
+	})
 }

@@ -353,10 +353,24 @@ func (c Config) wire() wire.Config {
 	return w
 }
 
+// meshHeadroom is what a mesh frame carries beyond the client frame or
+// payload inside it: a Fanout's session ID and targets (a Fanout with
+// more targets than fit is split), an Exec's session, caller and op.
+const meshHeadroom = 64 << 10
+
+// peerMaxPayload is the largest mesh payload the node accepts (and tells
+// its peers): netio's default, 1 MiB, or more where client frames may be
+// larger, so that any client frame fits in a Fanout or an Exec to a node
+// configured alike.
+func (c Config) peerMaxPayload() uint32 {
+	return max(netio.DefaultPeerMaxPayload, c.MaxPayload+meshHeadroom)
+}
+
 func (c Config) netio() netio.Config {
 	n := netio.DefaultConfig()
 	n.TCPAddr, n.KCPAddr = c.TCPAddr, c.KCPAddr
 	n.MeshAddr = c.Cluster.MeshAddr
+	n.PeerWire.MaxPayload = c.peerMaxPayload()
 	n.Wire = c.wire()
 	n.MaxConns = c.MaxConns
 	n.MaxOutbound = c.MaxOutbound

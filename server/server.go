@@ -61,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 			Name: cfg.Node, Cluster: cfg.Cluster.Name, Secret: clusterSecret(cfg.Cluster.Secret),
 			Gossip: cfg.Cluster.GossipAddr, GossipAdvertise: cfg.Cluster.GossipAdvertise, Join: cfg.Cluster.Join,
 			MeshAdvertise: cfg.Cluster.MeshAdvertise, Logger: cfg.Logger,
-			CallTimeout: cfg.Cluster.CallTimeout, Faults: cfg.Cluster.Faults,
+			CallTimeout: cfg.Cluster.CallTimeout, MaxPayload: cfg.peerMaxPayload(), Faults: cfg.Cluster.Faults,
 		}, s.table, (*handler)(s))
 		if err != nil {
 			return nil, err

@@ -430,6 +430,12 @@ func appendFanout(dst []byte, sessionID string, epoch uint32, targets []string, 
 func (m *Fanout) Size() int { return fanoutSize(m.SessionID, m.Targets, m.Frame) }
 
 // fanoutSize returns the encoded size of a Fanout.
+// FanoutSize is the payload size of a Fanout of these fields: what
+// [AppendFanoutFrame] writes after the header.
+func FanoutSize(sessionID string, targets []string, frame []byte) int {
+	return fanoutSize(sessionID, targets, frame)
+}
+
 func fanoutSize(sessionID string, targets []string, frame []byte) int {
 	return SizeString(sessionID) + 4 + SizeStringList(targets) + SizeBytes(frame)
 }
