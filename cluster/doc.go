@@ -81,5 +81,7 @@
 // lock (a leaf: frames are queued under link.mu so that a request is
 // written before its link can fail it). Table.NodeLost runs under
 // peer.lostMu and no other lock of this package. Call completions run
-// with no lock of this package held.
+// with no lock of this package held, but for those a lost or replaced
+// link fails, which run under its peer.lostMu: they may take Node.mu and
+// what comes after it, never peer.lostMu.
 package cluster

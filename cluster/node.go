@@ -343,6 +343,8 @@ func (n *Node) linkUp(l *link) {
 		old.close()
 		old.nc.Close(wire.StatusReplaced, "replaced by a newer link")
 		n.table.NodeLost(name)
+		n.dropRecordsOf(name) // as lose does: the old link's close will not
+		p.stats.lost.Add(1)
 	}
 	l.mu.Lock()
 	if l.state == linkClosed {
