@@ -241,18 +241,9 @@ func (n *Node) onEvent(ev Event) {
 		_ = meta.Consume(ev.Node.Meta) // no boot: the verdict applies to any link
 		n.mu.Lock()
 		p := n.peers[name]
-		if p != nil && p.link != nil && meta.Boot != 0 && p.link.boot != meta.Boot {
-			// A late verdict on an earlier run of the node: the link
-			// is to its successor, which is alive.
-			n.mu.Unlock()
-			return
-		}
-		if p != nil {
-			p.alive = false
-		}
 		n.mu.Unlock()
 		if p != nil {
-			n.lose(p, nil, "left the cluster or was declared dead")
+			n.loseRun(p, meta.Boot, "left the cluster or was declared dead")
 		}
 	}
 }
@@ -368,14 +359,30 @@ func (n *Node) linkUp(l *link) {
 // when memberlist declares p gone): p's members leave this node's
 // sessions and this node's users lose p's sessions (Table.NodeLost). A
 // link that was not p's current one changes nothing.
-func (n *Node) lose(p *peer, l *link, why string) {
+func (n *Node) lose(p *peer, l *link, why string) { n.loseLink(p, l, 0, why) }
+
+// loseRun is lose for memberlist's verdict on p's run boot (0: any run):
+// a link up to another run of p is its successor, and stays.
+func (n *Node) loseRun(p *peer, boot uint64, why string) { n.loseLink(p, nil, boot, why) }
+
+// loseLink is lose, and loseRun with l nil.
+func (n *Node) loseLink(p *peer, l *link, boot uint64, why string) {
 	p.lostMu.Lock()
 	defer p.lostMu.Unlock()
 	n.mu.Lock()
 	cur := p.link
-	if l != nil && cur != l {
+	switch {
+	case l != nil && cur != l:
 		n.mu.Unlock()
 		return
+	case l == nil && boot != 0 && cur != nil && cur.boot != boot:
+		// A late verdict on an earlier run of the node: the link is to
+		// its successor, which is alive. Checked under lostMu, which a
+		// new link takes to come up.
+		n.mu.Unlock()
+		return
+	case l == nil:
+		p.alive = false
 	}
 	n.setLinkLocked(p, nil)
 	n.mu.Unlock()
