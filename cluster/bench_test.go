@@ -45,8 +45,8 @@ func newFanoutFixture(tb testing.TB) fanoutFixture {
 	return f
 }
 
-// fanoutSender is the owner's half, Node.Fanout without the link: a
-// buffer from the node's pool, the frame encoded into it, the bytes
+// fanoutSender is the owner's half, Node.Fanout without the link: the
+// size check, a buffer from the node's pool, the frame encoded into it, the bytes
 // copied into the link's outbound buffer (out stands for netio's), the
 // buffer returned.
 type fanoutSender struct {
@@ -65,6 +65,9 @@ func newFanoutSender(tb testing.TB) *fanoutSender {
 }
 
 func (s *fanoutSender) send() {
+	if fanoutFit(s.fx.sessionID, s.fx.uids, s.fx.frame, s.n.maxPayload) != len(s.fx.uids) {
+		panic("the fixture's Fanout does not fit in one frame")
+	}
 	b := s.n.bufs.Get().(*[]byte)
 	*b = wire.AppendFanoutFrame((*b)[:0], s.fx.sessionID, 0, s.fx.uids, s.fx.frame)
 	if len(s.out)+len(*b) > cap(s.out) {
