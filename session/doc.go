@@ -46,11 +46,16 @@
 // runs under the session lock.
 //
 // A Session's notifyMu comes after its mu and guards no data, only the
-// order of the session's PropertiesChanged pushes. A property writer takes
-// it while still holding mu, releases mu, hands the push to each member's
-// Conn.Deliver, then releases notifyMu (a hand-off: the next writer
-// applies its write meanwhile but delivers only after). No other lock of
-// this package is taken under notifyMu, so Deliver runs under no data
-// lock; as Deliver never blocks, a writer waits for notifyMu at most one
-// fan-out of copies.
+// order of the session's pushes about its members and properties
+// (MemberJoined, MemberLeft, Kicked, OwnerChanged, PropertiesChanged,
+// then SessionDeleted last): they reach every member in the order of the
+// changes they report, as the member list and the properties went. A
+// writer takes it while still holding mu, releases mu, hands the push to
+// each member's Conn.Deliver (and the Remote's fan-out), then releases
+// notifyMu (a hand-off: the next writer applies its change meanwhile but
+// delivers only after); a deletion takes it after the change, which no
+// later change follows. No other lock of this package is taken under
+// notifyMu, and no hook runs under it, so Deliver runs under no data lock;
+// as Deliver never blocks, a writer waits for notifyMu at most one fan-out
+// of copies.
 package session

@@ -535,10 +535,12 @@ func (t *Table) join(ctx context.Context, typ uint8, id string, u *User, invited
 		delete(s.invites, u.ID) // used up by the successful join only
 	}
 	onJoined := s.hooks.onJoined
+	s.notifyMu.Lock() // before s.mu is released: pushes in member-list order (doc.go)
 	s.mu.Unlock()
 	t.members.Add(1)
 
 	t.pushMemberEvent(before.members, wire.CmdMemberJoined, s, u.ID)
+	s.notifyMu.Unlock()
 	if onJoined != nil {
 		onJoined(id, u.clone())
 	}
@@ -687,10 +689,11 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 	s.removeMemberLocked(i)
 	after := s.snap.Load()
 	onLeft := s.hooks.onLeft
+	t.users.release(uid, s.typ, s.id) // before the pushes: a kicked user may join elsewhere at once
+	s.notifyMu.Lock()                 // before s.mu is released: pushes in member-list order (doc.go)
 	s.mu.Unlock()
 	t.members.Add(-1)
 
-	t.users.release(uid, s.typ, s.id)
 	if kind == removeKick {
 		t.pushMemberEvent([]*User{gone}, wire.CmdKicked, s, uid)
 	}
@@ -701,6 +704,7 @@ func (t *Table) remove(s *Session, uid string, kind removeKind) error {
 	if gone.Node != "" && t.remote != nil && kind != removeLost && kind != removeAsked {
 		t.remote.Removed(gone.Node, s.id, s.typ, uid, removedReason(kind))
 	}
+	s.notifyMu.Unlock()
 	if onLeft != nil {
 		onLeft(s.id, gone.clone())
 	}
@@ -822,8 +826,12 @@ func (t *Table) deleteLocked(s *Session) {
 		t.users.release(m.ID, s.typ, s.id)
 	}
 	if len(members) > 0 {
+		// After every push of an earlier change: each took notifyMu
+		// under s.mu, before the deletion.
 		fb := t.sessionDeletedFrame(s.typ, s.id)
+		s.notifyMu.Lock()
 		t.deliver(s.id, members, *fb, nil)
+		s.notifyMu.Unlock()
 		t.putBuf(fb)
 	}
 	if t.remote != nil {
