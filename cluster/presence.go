@@ -172,8 +172,16 @@ func (n *Node) takeOver(u *session.User, rep wire.PresenceClaimReply, done func(
 	n.send(l, wire.CmdUserTakeover, &m, func(st wire.Status, payload []byte) {
 		var tr wire.UserTakeoverReply
 		if st == wire.StatusOK && tr.Consume(payload) == nil {
+			// The user may have left this node while the takeover was out
+			// (signed in on a third node, which found nothing here to
+			// take): prev has let the memberships go all the same, so
+			// they are moved here and given up at once, as the user is
+			// not here to hold them. They are lost to the user, who
+			// would otherwise stay a member pointing at prev, or here,
+			// where no one is connected.
+			gone := !n.table.Online(u.ID)
 			for _, ref := range tr.Sessions {
-				n.moveMembership(u, prev, ref)
+				n.moveMembership(u, prev, ref, gone)
 			}
 		}
 		done()
@@ -181,8 +189,8 @@ func (n *Node) takeOver(u *session.User, rep wire.PresenceClaimReply, done func(
 }
 
 // moveMembership makes u's membership of ref, held by node prev until
-// now, point here.
-func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef) {
+// now, point here; with drop it then gives it up.
+func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef, drop bool) {
 	owner, err := session.IDNode(ref.SessionID)
 	if err != nil {
 		return
@@ -192,7 +200,7 @@ func (n *Node) moveMembership(u *session.User, prev string, ref wire.SessionRef)
 	// then the membership moves and is given up at once, so that the user
 	// stays in one session per type.
 	held, ok := n.table.SessionIDByUser(ref.Type, u)
-	conflict := ok && held != ref.SessionID
+	conflict := drop || (ok && held != ref.SessionID)
 	if !conflict {
 		_ = n.table.HoldSlot(u.ID, ref.Type, ref.SessionID) // held already if owned here
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"testing"
@@ -681,4 +682,93 @@ func TestClusterLargeFrames(t *testing.T) {
 		}
 		linksKept(t, cl)
 	})
+}
+
+// directoryOf is cluster's rendezvous choice of uid's directory among
+// nodes (cluster/presence.go, dirOf), for tests that need a user whose
+// directory is a given node.
+func directoryOf(uid string, nodes ...string) string {
+	best, bestH := "", uint64(0)
+	for _, n := range nodes {
+		h := fnv.New64a()
+		h.Write([]byte(uid))
+		h.Write([]byte{0})
+		h.Write([]byte(n))
+		if s := h.Sum64(); best == "" || s > bestH || (s == bestH && n > best) {
+			best, bestH = n, s
+		}
+	}
+	return best
+}
+
+// TestClusterChainedTakeover: a user signs in on n1, then on n2, then on
+// n3 while n1 has not yet answered n2's takeover (n1's loop is held in a
+// join hook). n3 finds nothing to take on n2; when n1's answer reaches
+// n2, the user is no longer there, and the memberships n1 let go are
+// given up rather than left pointing at a node with no connection: the
+// owner drops the user (MemberLeft) and n2 holds no slot for it.
+func TestClusterChainedTakeover(t *testing.T) {
+	uid := ""
+	for i := 0; uid == ""; i++ {
+		if u := fmt.Sprintf("user%d", i); directoryOf(u, "n1", "n2", "n3") == "n2" {
+			uid = u // n2's claim is its own, made before its sign-in is answered
+		}
+	}
+	tc := startCluster(t, 3)
+	ctx := testCtx(t)
+	alice := dialSDK(t, tc.nodes[0], "tcp", "alice")
+	id, err := alice.Create(ctx, 1, 8, 0, nil)
+	must(t, err)
+	first := dialSDK(t, tc.nodes[0], "tcp", uid)
+	must(t, first.Join(ctx, 1, id))
+	waitEvent(t, alice, func(e clientsdk.MemberJoined) bool { return e.UserID == uid })
+	s, _ := tc.nodes[0].Sessions().Session(id)
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.SetOnJoin(func(_ string, u *session.User) bool {
+		if u.ID == "blocker" {
+			close(entered)
+			select {
+			case <-release:
+			case <-time.After(testTimeout):
+			}
+		}
+		return true
+	})
+	blocker := dialSDK(t, tc.nodes[1], "tcp", "blocker")
+	go func() { _ = blocker.Join(ctx, 1, id) }()
+	<-entered // n1's loop is held: n2's takeover will wait
+
+	second := make(chan *clientsdk.Client, 1)
+	go func() {
+		c, err := clientsdk.Dial(ctx, clientsdk.Config{Addr: tc.nodes[1].addrOf("tcp"), UserID: uid})
+		if err != nil {
+			c = nil
+		} else {
+			t.Cleanup(func() { c.Close() })
+		}
+		second <- c
+	}()
+	for !tc.nodes[1].Sessions().Online(uid) {
+		time.Sleep(time.Millisecond) // polling: the claim has no event here; it is made with the Connect
+	}
+	third := dialSDK(t, tc.nodes[2], "tcp", uid) // takes the user from n2, which has nothing yet
+	close(release)
+
+	waitEvent(t, alice, func(e clientsdk.MemberLeft) bool { return e.UserID == uid })
+	if s.IsMember(uid) {
+		t.Fatalf("the owner keeps %s, pointing at %q", uid, s.MemberNode(uid))
+	}
+	if got, held := tc.nodes[1].Sessions().SessionIDByUser(1, &session.User{ID: uid}); held {
+		t.Fatalf("n2 holds %s's slot (%s) with no connection of it", uid, got)
+	}
+	if c := <-second; c != nil {
+		<-c.Done() // replaced by the sign-in on n3
+	}
+	// The user, on n3, is in no session and may join again.
+	must(t, third.Join(ctx, 1, id))
+	waitEvent(t, alice, func(e clientsdk.MemberJoined) bool { return e.UserID == uid })
+	if n := s.MemberNode(uid); n != "n3" {
+		t.Fatalf("after joining again from n3 the owner points %s at %q", uid, n)
+	}
 }
