@@ -36,18 +36,57 @@ type presenceRec struct {
 // hash of (uid, node) over this node and the alive nodes that have a
 // link up.
 func (n *Node) dirOf(uid string) string {
-	best, bestH := n.cfg.Name, rendezvous(uid, n.cfg.Name)
+	return dirAmong(uid, n.cfg.Name, n.directoryPeers())
+}
+
+// directoryPeers returns the other nodes that may be directories: alive,
+// with a link up.
+func (n *Node) directoryPeers() []string {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	var names []string
 	for name, p := range n.peers {
-		if !p.alive || p.link == nil {
-			continue
+		if p.alive && p.link != nil {
+			names = append(names, name)
 		}
+	}
+	return names
+}
+
+// dirAmong is dirOf over self and peers.
+func dirAmong(uid, self string, peers []string) string {
+	best, bestH := self, rendezvous(uid, self)
+	for _, name := range peers {
 		if h := rendezvous(uid, name); h > bestH || (h == bestH && name > best) {
 			best, bestH = name, h
 		}
 	}
-	n.mu.Unlock()
 	return best
+}
+
+// dropForeignRecords forgets the records of users whose directory is now
+// another node: their nodes claim them there again (reassert), and a
+// record left here would be stale when the directory comes back, naming a
+// node the user has left (it would refuse a new claim, and close the
+// user's only connection with Bye Replaced) and never released, since
+// releases go to the directory of the moment.
+func (n *Node) dropForeignRecords() {
+	peers := n.directoryPeers()
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	for uid := range n.pres.recs {
+		if dirAmong(uid, n.cfg.Name, peers) != n.cfg.Name {
+			delete(n.pres.recs, uid)
+		}
+	}
+}
+
+// DirectoryRecords returns how many users this node holds presence
+// records for, as their directory.
+func (n *Node) DirectoryRecords() int {
+	n.pres.mu.Lock()
+	defer n.pres.mu.Unlock()
+	return len(n.pres.recs)
 }
 
 func rendezvous(uid, node string) uint64 {
@@ -259,12 +298,14 @@ func (n *Node) releaseAt(uid string, gen uint64) {
 }
 
 // reassert claims again every user connected here whose directory is
-// another node (after the set of nodes changed, records may have moved).
+// another node (after the set of nodes changed, records may have moved),
+// after dropping the records this node no longer holds as directory.
 // A directory that holds the user for another node, up (the user signed in
 // on both sides of a partition that healed), refuses: the first claim
 // after the heal keeps the user, and this node closes its connection
 // with Bye Replaced, as for a second sign-in elsewhere.
 func (n *Node) reassert() {
+	n.dropForeignRecords()
 	var users []*session.User
 	n.table.OnlineUsers(func(u *session.User) { users = append(users, u) })
 	for _, u := range users {

@@ -772,3 +772,61 @@ func TestClusterChainedTakeover(t *testing.T) {
 		t.Fatalf("after joining again from n3 the owner points %s at %q", uid, n)
 	}
 }
+
+// waitFor polls cond (cluster state with no event to wait on) until it
+// holds, failing with what after testTimeout.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestClusterDirectoryMovesBack: a user's presence directory moves to
+// another node while its own is cut off, and back after the heal. The
+// node it moved to forgets the record (the user's node claims it again at
+// the directory come back), so that when the directory moves to it once
+// more, after the user signed in elsewhere, no stale record names the
+// node the user left: the user's only connection stays, and an invite
+// finds it there.
+func TestClusterDirectoryMovesBack(t *testing.T) {
+	uid := ""
+	for i := 0; uid == ""; i++ {
+		if u := fmt.Sprintf("user%d", i); directoryOf(u, "n1", "n2", "n3") == "n3" && directoryOf(u, "n1", "n2") == "n2" {
+			uid = u
+		}
+	}
+	tc := startCluster(t, 3)
+	n2 := tc.nodes[1].Cluster()
+	cut := func() {
+		tc.faults.Block("n3", "n1")
+		tc.faults.Block("n3", "n2")
+		waitFor(t, "n3 cut off", func() bool {
+			return linkDown(tc.nodes[0], "n3") && linkDown(tc.nodes[1], "n3") && linkDown(tc.nodes[2], "n1") && linkDown(tc.nodes[2], "n2")
+		})
+	}
+	first := dialSDK(t, tc.nodes[0], "tcp", uid) // recorded on n3
+	cut()
+	waitFor(t, "n1 to claim the user again at n2", func() bool { return n2.DirectoryRecords() == 1 })
+	tc.faults.Heal()
+	tc.waitLinked(t)
+	waitFor(t, "n2 to forget the record it no longer holds", func() bool { return n2.DirectoryRecords() == 0 })
+
+	second := dialSDK(t, tc.nodes[1], "tcp", uid) // takes the user over from n1, through n3
+	<-first.Done()
+	cut()
+	waitFor(t, "n2 to record the user, again its directory", func() bool { return n2.DirectoryRecords() == 1 })
+	ctx := testCtx(t)
+	carol := dialSDK(t, tc.nodes[0], "tcp", "carol")
+	id, err := carol.Create(ctx, 1, 4, 0, nil)
+	must(t, err)
+	must(t, carol.Invite(ctx, 1, []string{uid}, clientsdk.InviteOptions{}))
+	waitEvent(t, second, func(e clientsdk.InviteReceived) bool { return e.SessionID == id })
+	if err := second.Err(); err != nil {
+		t.Fatalf("the user's connection on n2 closed: %v", err)
+	}
+}
