@@ -1,8 +1,10 @@
 package session
 
 import (
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coveyhq/covey/wire"
 )
@@ -102,5 +104,40 @@ func TestMemberEventsInListOrderOwnerLeaves(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Fatalf("in %d of %d rounds b's last OwnerChanged did not name b (the sole member)", bad, rounds)
+	}
+}
+
+// TestEmptyPerUserHolds: a user who created a session of every type and
+// then left them all holds no more than MaxEmptyPerUser empty sessions
+// (16): the sessions that go empty past that budget are deleted at once,
+// not after their TTL. Found by a review: the budget was checked at
+// Create only, when a live session is not empty.
+func TestEmptyPerUserHolds(t *testing.T) {
+	tb, clk := newTestTable(t) // default budgets: MaxEmptyPerUser 16, CreateRate 60/min, bursts of 20
+	u, _ := player(tb, "spammer")
+	deleted := make(chan string, 64)
+	for typ := range 40 {
+		s, err := tb.Create(bg, u, Spec{Type: uint8(typ), MaxMembers: 2, EmptyTTL: time.Hour})
+		if err != nil {
+			t.Fatalf("create type %d: %v", typ, err)
+		}
+		s.SetOnDeleted(func(id string) { deleted <- id })
+		clk.advance(tb, time.Second) // within CreateRate
+	}
+	tb.Disconnect(u)
+	clk.advance(tb, time.Millisecond) // the deletions past the budget are due now
+	for i := range 40 - 16 {
+		waitFor(t, deleted, "deletion "+strconv.Itoa(i+1)+" of 24, past the budget")
+	}
+	if got := tb.Stats().Empty; got != 16 {
+		t.Fatalf("%d empty sessions held after the disconnect, want the budget, 16", got)
+	}
+	// Within the budget the TTL applies as before: an hour later they go.
+	clk.advance(tb, time.Hour)
+	for i := range 16 {
+		waitFor(t, deleted, "deletion "+strconv.Itoa(i+1)+" of 16 at the TTL")
+	}
+	if got := tb.Stats().Empty; got != 0 {
+		t.Fatalf("%d empty sessions after their TTL", got)
 	}
 }

@@ -269,18 +269,27 @@ func (s *Session) removeMemberLocked(i int) {
 	s.snap.Store(newSnapshot(members))
 	if len(members) == 0 {
 		s.t.empty.Add(1)
-		s.t.users.emptyHeld(s.creator, 1)
-		s.scheduleDeletionLocked()
+		ttl := s.emptyTTL
+		held := s.t.users.emptyHeld(s.creator, 1)
+		if limit := s.t.cfg.MaxEmptyPerUser; limit > 0 && held > limit {
+			// Its creator holds its budget of empty sessions already
+			// (sessions of other types, gone empty since their Create):
+			// no TTL for this one.
+			ttl = 0
+		}
+		s.scheduleDeletionLocked(ttl)
 	}
 }
 
 // scheduleDeletionLocked arranges for the empty session to be deleted once
-// its TTL runs out. s.mu must be held.
-func (s *Session) scheduleDeletionLocked() {
+// ttl runs out. s.mu must be held.
+func (s *Session) scheduleDeletionLocked(ttl time.Duration) {
 	s.t.sched.cancel(s.emptyTimer)
-	var tm *timer
-	tm = s.t.sched.after(s.emptyTTL, func() { s.t.expire(s, tm) })
-	s.emptyTimer = tm
+	// The callback may run before after returns (ttl 0): it reads its
+	// timer from cell under s.mu, which the caller holds until it is set.
+	cell := new(*timer)
+	*cell = s.t.sched.after(ttl, func() { s.t.expire(s, cell) })
+	s.emptyTimer = *cell
 }
 
 // refreshMember points member uid's record at the user's current online

@@ -50,7 +50,8 @@ type Config struct {
 	// PROTOCOL.md, Limits). Create fails with ErrLimitExceeded when the
 	// node holds MaxSessions sessions, or when the creating user already
 	// holds MaxEmptyPerUser sessions it created that are now empty
-	// (waiting for their empty TTL), and with ErrRateLimited past
+	// (waiting for their empty TTL; one that goes empty past that count
+	// is deleted at once), and with ErrRateLimited past
 	// CreateRate. Invite invites at most InviteRate targets per inviting
 	// user, and a user receives at most InviteReceiveRate invites (others
 	// get ErrRateLimited). A negative value means no limit.
@@ -760,11 +761,11 @@ func (t *Table) Online(uid string) bool {
 	return ok
 }
 
-// expire deletes s if it is still empty and tm is still its pending
-// deletion. It runs on the scheduler goroutine.
-func (t *Table) expire(s *Session, tm *timer) {
+// expire deletes s if it is still empty and *cell, read under s.mu, is
+// still its pending deletion. It runs on the scheduler goroutine.
+func (t *Table) expire(s *Session, cell **timer) {
 	s.mu.Lock()
-	if s.deleted || s.emptyTimer != tm || len(s.snap.Load().members) > 0 {
+	if tm := *cell; s.deleted || s.emptyTimer != tm || len(s.snap.Load().members) > 0 {
 		s.mu.Unlock()
 		return
 	}

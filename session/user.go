@@ -320,19 +320,22 @@ func (x *userIndex) admitCreate(uid string, now time.Time, cfg *Config) error {
 	return nil
 }
 
-// emptyHeld adds d to the count of empty sessions uid created.
-func (x *userIndex) emptyHeld(uid string, d int) {
+// emptyHeld adds d to the count of empty sessions uid created, and
+// returns the count.
+func (x *userIndex) emptyHeld(uid string, d int) int {
 	if uid == "" {
-		return
+		return 0
 	}
 	sh := x.shard(uid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.entryLocked(uid)
 	e.empty = max(e.empty+d, 0)
+	n := e.empty
 	if e.idle() {
 		delete(sh.users, uid)
 	}
+	return n
 }
 
 // admitInvites charges inviter uid's budget for n invites; it reports
