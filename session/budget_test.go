@@ -1,6 +1,10 @@
 package session
 
 import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +31,38 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, tb, late, 1, 2)
+}
+
+// TestMaxSessionsConcurrent: creates racing for the node's last places
+// never pass MaxSessions: the place is taken before the session is made
+// (found by a review: the count was read first and raised later).
+func TestMaxSessionsConcurrent(t *testing.T) {
+	const limit, racers, rounds = 4, 8, 100
+	for round := range rounds {
+		tb, _ := newTestTable(t, unlimited, func(c *Config) { c.MaxSessions = limit })
+		var users []*User
+		for i := range racers {
+			u, _ := player(tb, "u"+strconv.Itoa(i))
+			users = append(users, u)
+		}
+		var wg sync.WaitGroup
+		var made atomic.Int64
+		for _, u := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := tb.Create(bg, u, Spec{Type: 1, MaxMembers: 2}); err == nil {
+					made.Add(1)
+				} else if !errors.Is(err, ErrLimitExceeded) {
+					t.Errorf("create: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n, held := made.Load(), tb.Stats().SessionsByType[1]; n != limit || held != limit || tb.count.Load() != limit {
+			t.Fatalf("round %d: %d creates succeeded and %d sessions held, want %d", round, n, held, limit)
+		}
+	}
 }
 
 // TestMaxEmptyPerUser: the create-leave loop of the attack run (a session

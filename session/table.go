@@ -410,9 +410,27 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 		return nil, ErrBadMaxMembers
 	case !t.memberFits(u):
 		return nil, ErrTooLarge
-	case t.cfg.MaxSessions > 0 && t.count.Load() >= int64(t.cfg.MaxSessions):
+	}
+	// The node's place is taken first, so that concurrent creates cannot
+	// pass MaxSessions together; every failure below gives it back.
+	if t.count.Add(1) > int64(t.cfg.MaxSessions) && t.cfg.MaxSessions > 0 {
+		t.count.Add(-1)
 		return nil, ErrLimitExceeded
 	}
+	s, err := t.createCounted(u, spec)
+	switch {
+	case s == nil:
+		t.count.Add(-1) // nothing was made
+	case err != nil:
+		return nil, err // made, and left empty: it keeps its place until deleted
+	}
+	return s, err
+}
+
+// createCounted is create once the node's place is taken (t.count). It
+// returns the session whenever one was made, with settle's error if the
+// creator went away meanwhile.
+func (t *Table) createCounted(u *User, spec Spec) (*Session, error) {
 	if err := t.users.admitCreate(u.ID, t.sched.now(), &t.cfg); err != nil {
 		return nil, err
 	}
@@ -444,14 +462,13 @@ func (t *Table) create(ctx context.Context, u *User, spec Spec) (*Session, error
 	sh.sessions[id] = s
 	sh.mu.Unlock()
 	t.byType[spec.Type].Add(1)
-	t.count.Add(1)
 	t.members.Add(1)
 	t.created.Add(1)
 	if fn := t.onCreate.Load(); fn != nil {
 		(*fn)(s)
 	}
 	if err := t.settle(s, u); err != nil {
-		return nil, err
+		return s, err
 	}
 	return s, nil
 }
