@@ -31,31 +31,41 @@ type Request struct {
 
 	c        *conn
 	deferred bool
+	done     func(reply []byte, err error) // Defer's function, once called
 }
 
 // Defer makes the handler's return value ignored and returns a function
-// that sends the reply instead. Call it once (later calls do nothing),
-// from any goroutine; it copies what it needs from r, so it stays valid
-// after the handler returns. The reply keeps its place: replies to the
-// connection's later requests wait until it is sent.
+// that sends the reply instead. Call that function once (later calls do
+// nothing), from any goroutine; it copies what it needs from r, so it
+// stays valid after the handler returns. Calling Defer again returns the
+// same function. The reply keeps its place: replies to the connection's
+// later requests wait until it is sent. Past maxLateReplies (256) waiting
+// on the connection, the request is answered Unavailable at once, in its
+// turn, and the function does nothing; a handler that panics after Defer
+// is answered StatusInternal.
 func (r *Request) Defer() func(reply []byte, err error) {
+	if r.done != nil {
+		return r.done // called twice: one reply, one place
+	}
 	r.deferred = true
 	c, ver, cmd, seq := r.c, r.Ver, r.Cmd, r.Seq
 	ticket, ordered := c.order.take()
+	if !ordered {
+		// Over the late-reply bound: answered Unavailable now, in its
+		// turn; the handler's reply, when it comes, is dropped.
+		c.send(wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: wire.StatusUnavailable}, nil)
+		r.done = func([]byte, error) {}
+		return r.done
+	}
 	var once sync.Once
-	return func(reply []byte, err error) {
+	r.done = func(reply []byte, err error) {
 		once.Do(func() {
 			status := wire.StatusOf(err)
 			h := wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: status}
-			send := seq != 0 || status != wire.StatusOK
-			switch {
-			case ordered:
-				c.order.fill(c.nc, ticket, send, h, reply)
-			case send:
-				c.nc.Send(h, reply) // over the late-reply bound: unordered, as before it
-			}
+			c.order.fill(c.nc, ticket, seq != 0 || status != wire.StatusOK, h, reply)
 		})
 	}
+	return r.done
 }
 
 // Handle registers h for application command ver/cmd. ver 0 is Covey's
@@ -82,19 +92,23 @@ func (h *handler) application(c *conn, f wire.Frame) {
 		return
 	}
 	c.req = Request{Ver: f.Ver, Cmd: uint16(f.Cmd), Seq: f.Seq, Payload: f.Payload, User: c.user, c: c}
-	reply, err := h.runHandler(fn, &c.req)
-	if !c.req.deferred {
+	reply, panicked, err := h.runHandler(fn, &c.req)
+	switch {
+	case !c.req.deferred:
 		c.reply(f, wire.StatusOf(err), reply)
+	case panicked:
+		c.req.done(nil, wire.StatusInternal) // its place is filled: nothing waits behind it forever
 	}
 	c.req = Request{}
 }
 
-func (h *handler) runHandler(fn HandlerFunc, r *Request) (reply []byte, err error) {
+func (h *handler) runHandler(fn HandlerFunc, r *Request) (reply []byte, panicked bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("application handler panicked", "ver", r.Ver, "cmd", r.Cmd, "user", r.User.ID, "panic", p)
-			reply, err = nil, wire.StatusInternal
+			reply, panicked, err = nil, true, wire.StatusInternal
 		}
 	}()
-	return fn(r)
+	reply, err = fn(r)
+	return reply, false, err
 }

@@ -30,6 +30,9 @@ type conn struct {
 	cmds    rate.Bucket   // Limits.CommandsPerSecond
 	bytes   rate.Bucket   // Limits.BytesPerSecond
 	refused rate.Bucket   // Limits.FloodBurst, refilled at CommandsPerSecond
+	// leaving is set by a Bye request or a refusal: the connection closes
+	// once the replies before it are out, and reads nothing more.
+	leaving bool
 
 	// execReply is set on the owner's side of a command another node
 	// forwarded (exec.go): the reply goes back to that node.
@@ -85,7 +88,7 @@ func (h *handler) OnFrame(nc *netio.Conn, f wire.Frame) {
 		return
 	}
 	c, _ := nc.State().(*conn)
-	if c == nil {
+	if c == nil || c.leaving {
 		return
 	}
 	start := time.Now()
@@ -134,8 +137,10 @@ func (h *handler) dispatch(c *conn, f wire.Frame) {
 		return
 	case f.Ver == 0 && f.Cmd == wire.CmdBye:
 		// The client is leaving: on KCP this is the only way the server
-		// learns it at once instead of after the idle timeout.
-		c.nc.Close(wire.StatusOK, "goodbye")
+		// learns it at once instead of after the idle timeout. The
+		// replies to its earlier requests leave first (PROTOCOL.md, Bye).
+		c.leaving = true
+		c.order.closeWhenSent(c.nc, wire.StatusOK, "goodbye")
 		return
 	case c.user == nil:
 		if f.Ver == 0 && f.Cmd == wire.CmdSignIn {
@@ -169,18 +174,26 @@ func (c *conn) reply(f wire.Frame, status wire.Status, payload []byte) {
 	if f.Seq == 0 && status == wire.StatusOK && (f.Ver != 0 || f.Cmd != wire.CmdPing) {
 		return
 	}
-	h := wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}
-	if c.order.busy() {
-		c.order.queueReady(c.nc, h, payload)
+	c.send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, payload)
+}
+
+// send sends reply h now, or in its turn behind replies still to come. A
+// client that lets maxQueuedReplies wait so is closed.
+func (c *conn) send(h wire.Header, payload []byte) {
+	if !c.order.busy() {
+		c.nc.Send(h, payload)
 		return
 	}
-	c.nc.Send(h, payload)
+	if !c.order.queueReady(c.nc, h, payload) {
+		c.leaving = true
+		c.nc.Close(wire.StatusSlowConsumer, tooManyQueued)
+	}
 }
 
 // later returns the function that answers f once its result is known,
 // in f's turn (replyOrder), or back to the node that forwarded it; call
-// it once. Over the late-reply bound (false) f is answered at once with
-// StatusUnavailable and the function does nothing.
+// it once. Over the late-reply bound (false) f is answered
+// StatusUnavailable, in its turn, and the function does nothing.
 func (c *conn) later(f wire.Frame) (func(status wire.Status, payload []byte), bool) {
 	if c.execReply != nil {
 		return c.execReply, true
@@ -207,8 +220,9 @@ func (c *conn) replyErr(f wire.Frame, err error) {
 // the protocol.
 func (c *conn) refuse(f wire.Frame, status wire.Status, reason string) {
 	c.status = status
-	c.nc.Send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, nil)
-	c.nc.Close(status, reason)
+	c.send(wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq, Status: status}, nil)
+	c.leaving = true
+	c.order.closeWhenSent(c.nc, status, reason)
 }
 
 // badVersionReason is the Bye text of a sign-in with no protocol version in

@@ -10,13 +10,23 @@ import (
 // replySender is where a replyOrder sends: a *netio.Conn.
 type replySender interface {
 	Send(h wire.Header, payload []byte)
+	Close(status wire.Status, reason string)
 }
 
 // maxLateReplies is how many replies one connection may be waiting for
 // from other nodes or from deferred application handlers at once; a
-// request past it gets StatusUnavailable at once (a client pipelining
+// request past it gets StatusUnavailable, in its turn (a client pipelining
 // that deep toward another node gains nothing from more).
 const maxLateReplies = 256
+
+// maxQueuedReplies bounds the replies queued in all, known or not: a
+// client that sends this many requests behind one whose reply has not
+// come is closed (StatusSlowConsumer) rather than answered out of order
+// or queued without bound.
+const maxQueuedReplies = 4096
+
+// tooManyQueued is the Bye reason past maxQueuedReplies.
+const tooManyQueued = "too many requests waiting for an earlier reply"
 
 // replyOrder keeps one connection's replies in the order of its requests
 // (PROTOCOL.md promises it) when some replies come later than others:
@@ -33,10 +43,17 @@ type replyOrder struct {
 	// connection's callbacks therefore means no reply is waiting.
 	open atomic.Int32
 
-	mu    sync.Mutex
-	queue []replySlot // oldest first
-	first uint64      // ticket of queue[0]
-	next  uint64      // ticket of the next slot
+	mu      sync.Mutex
+	queue   []replySlot // oldest first
+	first   uint64      // ticket of queue[0]
+	next    uint64      // ticket of the next slot
+	waiting int         // slots not filled yet
+
+	// closing, once set by closeWhenSent, closes the connection with
+	// closeStatus and closeReason when the queue is empty.
+	closing     bool
+	closeStatus wire.Status
+	closeReason string
 }
 
 // replySlot is one reply in the queue: ready once its payload is known.
@@ -57,11 +74,12 @@ func (o *replyOrder) busy() bool { return o.open.Load() != 0 }
 func (o *replyOrder) take() (uint64, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.queue) >= maxLateReplies {
+	if o.waiting >= maxLateReplies || len(o.queue) >= maxQueuedReplies {
 		return 0, false
 	}
 	o.queue = append(o.queue, replySlot{})
 	o.open.Add(1)
+	o.waiting++
 	t := o.next
 	o.next++
 	return t, true
@@ -78,22 +96,39 @@ func (o *replyOrder) fill(nc replySender, t uint64, send bool, h wire.Header, pa
 	}
 	sl := &o.queue[i]
 	sl.ready, sl.send, sl.h = true, send, h
+	o.waiting--
 	sl.payload = append(sl.payload[:0], payload...)
 	o.flushLocked(nc)
 }
 
-// queueReady queues a reply known now behind the open slots. Call it on
-// the connection's callbacks only.
-func (o *replyOrder) queueReady(nc replySender, h wire.Header, payload []byte) {
-	t, ok := o.take()
-	if !ok {
-		// Over the late-reply bound only a reply produced now can
-		// arrive here (the request itself was refused before it took a
-		// slot): send it rather than lose it.
-		nc.Send(h, payload)
+// queueReady queues a reply known now behind the open slots, and reports
+// false, queuing nothing, past maxQueuedReplies. Call it on the
+// connection's callbacks only.
+func (o *replyOrder) queueReady(nc replySender, h wire.Header, payload []byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) >= maxQueuedReplies {
+		return false
+	}
+	o.queue = append(o.queue, replySlot{ready: true, send: true, h: h, payload: append([]byte(nil), payload...)})
+	o.open.Add(1)
+	o.next++
+	o.flushLocked(nc)
+	return true
+}
+
+// closeWhenSent closes the connection with status and reason once every
+// queued reply has been sent: at once if none is waiting. Call it on the
+// connection's callbacks only.
+func (o *replyOrder) closeWhenSent(nc replySender, status wire.Status, reason string) {
+	o.mu.Lock()
+	if len(o.queue) > 0 {
+		o.closing, o.closeStatus, o.closeReason = true, status, reason
+		o.mu.Unlock()
 		return
 	}
-	o.fill(nc, t, true, h, payload)
+	o.mu.Unlock()
+	nc.Close(status, reason)
 }
 
 // flushLocked sends the ready replies at the head of the queue. o.mu must
@@ -114,4 +149,8 @@ func (o *replyOrder) flushLocked(nc replySender) {
 	o.queue = o.queue[:rest]
 	o.first += uint64(n)
 	o.open.Add(int32(-n))
+	if rest == 0 && o.closing {
+		o.closing = false
+		nc.Close(o.closeStatus, o.closeReason)
+	}
 }

@@ -19,6 +19,8 @@ func (r *seqRecorder) Send(h wire.Header, _ []byte) {
 	r.mu.Unlock()
 }
 
+func (r *seqRecorder) Close(wire.Status, string) {}
+
 // TestReplyOrder: late replies filled from many goroutines in any order,
 // and replies known at once queued between them, leave in ticket order;
 // a seq-0 success takes its turn and sends nothing; the bound holds.
@@ -76,4 +78,51 @@ func TestReplyOrder(t *testing.T) {
 	if _, ok := o.take(); ok {
 		t.Fatalf("more than %d late replies open", maxLateReplies)
 	}
+}
+
+// TestReplyOrderQueueBound: replies known now queue behind a waiting one
+// past maxLateReplies, in order, up to maxQueuedReplies in all; then
+// queueReady refuses (the connection is closed), and closeWhenSent closes
+// only once the queue is out.
+func TestReplyOrderQueueBound(t *testing.T) {
+	var o replyOrder
+	rec := &closeRecorder{}
+	tk, ok := o.take()
+	if !ok {
+		t.Fatal("take refused")
+	}
+	for seq := uint32(2); seq <= maxQueuedReplies; seq++ {
+		if !o.queueReady(rec, wire.Header{Seq: seq}, nil) {
+			t.Fatalf("queueReady refused reply %d, under maxQueuedReplies", seq)
+		}
+	}
+	if o.queueReady(rec, wire.Header{Seq: maxQueuedReplies + 1}, nil) {
+		t.Fatal("queueReady past maxQueuedReplies")
+	}
+	o.closeWhenSent(rec, wire.StatusOK, "bye")
+	if len(rec.seqs) != 0 || rec.closed {
+		t.Fatalf("sent %d and closed %v with the first reply still waiting", len(rec.seqs), rec.closed)
+	}
+	o.fill(rec, tk, true, wire.Header{Seq: 1}, nil)
+	if len(rec.seqs) != maxQueuedReplies || !rec.closed {
+		t.Fatalf("sent %d, closed %v; want %d then closed", len(rec.seqs), rec.closed, maxQueuedReplies)
+	}
+	for i, s := range rec.seqs {
+		if s != uint32(i+1) {
+			t.Fatalf("reply %d has seq %d", i, s)
+		}
+	}
+}
+
+// closeRecorder is a seqRecorder that notes its Close.
+type closeRecorder struct {
+	seqRecorder
+	closed bool
+}
+
+func (r *closeRecorder) Close(wire.Status, string) {
+	if len(r.seqs) == 0 {
+		panic("closed before any reply was sent")
+	}
+	r.closed = true
 }
