@@ -94,8 +94,9 @@ type connIO interface {
 	// without waiting for what the peer has not taken (a slow consumer,
 	// or a client not authenticated in time): what it still holds for the
 	// peer may be dropped so that the Bye leaves promptly (KCP drops its
-	// backlog and lingers briefly; TCP has nothing to do). It must not
-	// block.
+	// backlog and lingers briefly; TCP has nothing to do). It is called
+	// with c.mu held, so that no flush sees the close without it: it must
+	// not block or take c.mu.
 	abort()
 	// kill closes the connection at once, without flushing, when Shutdown
 	// runs out of time. It must not block.
@@ -302,8 +303,8 @@ func (c *Conn) slowConsumerLocked(n int) {
 	}
 	queued := len(c.pending) + c.inflight
 	wake := c.beginCloseLocked(ErrSlowConsumer, true, wire.StatusSlowConsumer, "outbound queue full", true)
+	c.io.abort() // before c.mu is released: a flush that sees the close sees the abort too
 	c.mu.Unlock()
-	c.io.abort()
 	if wake {
 		c.io.wake()
 	}
@@ -323,8 +324,8 @@ func (c *Conn) closeUnauthenticated() {
 		return
 	}
 	wake := c.beginCloseLocked(ErrPreAuthTimeout, true, wire.StatusUnauthenticated, c.srv.preAuthReason, true)
+	c.io.abort() // before c.mu is released, as in slowConsumerLocked
 	c.mu.Unlock()
-	c.io.abort()
 	if wake {
 		c.io.wake()
 	}

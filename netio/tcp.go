@@ -575,6 +575,7 @@ func (t *tcpConn) flush() gnet.Action {
 		wr = append(t.held, batch...)
 		t.held = nil
 	}
+	plain := len(wr) // what takePending counted in inflight
 	if t.sec != nil && (len(wr) > 0 || t.sec.helloDue) {
 		var err error
 		if wr, err = t.sec.sealBatch(wr); err != nil {
@@ -596,7 +597,7 @@ func (t *tcpConn) flush() gnet.Action {
 		}
 		now := gc.OutboundBuffered()
 		t.backlog = now
-		if now != out+len(wr) {
+		if now != out+plain { // sealed records are longer than what was counted
 			c.setInflight(now)
 		}
 	}
