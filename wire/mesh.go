@@ -429,13 +429,13 @@ func appendFanout(dst []byte, sessionID string, epoch uint32, targets []string, 
 // PeerHello.MaxPayload) before it encodes it.
 func (m *Fanout) Size() int { return fanoutSize(m.SessionID, m.Targets, m.Frame) }
 
-// fanoutSize returns the encoded size of a Fanout.
 // FanoutSize is the payload size of a Fanout of these fields: what
-// [AppendFanoutFrame] writes after the header.
+// [AppendFanoutFrame] writes after the header. It does not allocate.
 func FanoutSize(sessionID string, targets []string, frame []byte) int {
 	return fanoutSize(sessionID, targets, frame)
 }
 
+// fanoutSize returns the encoded size of a Fanout.
 func fanoutSize(sessionID string, targets []string, frame []byte) int {
 	return SizeString(sessionID) + 4 + SizeStringList(targets) + SizeBytes(frame)
 }
