@@ -829,4 +829,11 @@ func TestClusterDirectoryMovesBack(t *testing.T) {
 	if err := second.Err(); err != nil {
 		t.Fatalf("the user's connection on n2 closed: %v", err)
 	}
+	want := 1.0 // the user; carol too if n2 is her directory
+	if directoryOf("carol", "n1", "n2") == "n2" {
+		want++
+	}
+	if got := scrape(t, tc.nodes[1], "covey_presence_records"); got != want {
+		t.Errorf("covey_presence_records on n2 = %v, want %v", got, want)
+	}
 }

@@ -115,6 +115,7 @@ func newMetrics(s *Server) *metrics {
 		"floodCut":       d("covey_flooding_disconnects_total", "Client connections closed for sending on after RateLimited, past their flood burst."),
 		"forwarded":      d("covey_forwarded_commands_total", "Client commands sent to the node that owns their session."),
 		"clusterMembers": d("covey_cluster_members", "Nodes the cluster membership counts alive, this one included (1 for a single node)."),
+		"presence":       d("covey_presence_records", "Users this node holds presence records for, as their directory (about users/nodes on a settled cluster)."),
 		"linkUp":         d("covey_mesh_link_up", "1 while the mesh link to the peer is up.", "peer"),
 		"meshPending":    d("covey_mesh_pending_bytes", "Bytes queued on the mesh link to the peer, not yet sent.", "peer"),
 		"meshFramesIn":   d("covey_mesh_frames_in_total", "Mesh frames received from the peer after its handshake.", "peer"),
@@ -339,6 +340,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("framesIn", float64(frames))
 	if node := m.srv.node; node != nil {
 		gauge("clusterMembers", float64(node.Members()))
+		gauge("presence", float64(node.DirectoryRecords()))
 		for _, p := range node.Peers() {
 			up := 0.0
 			if p.LinkUp {
