@@ -129,12 +129,17 @@ func (t *tcpConn) handshake() bool {
 		return false
 	}
 	if avail < n {
-		return false // at most 4+209 bytes: gnet holds them
+		return false // at most 4+209+16 bytes: gnet holds them
 	}
 	if b, err = gc.Peek(n); err != nil {
 		return false
 	}
-	tk, reason := s.openTicket(b[secure.ClientHelloHeader:], time.Now())
+	version, ticket, clientNonce, err := secure.ConsumeClientHello(b)
+	if err != nil {
+		t.refuse(wire.StatusBadRequest, reasonBadHello)
+		return false
+	}
+	tk, reason := s.openTicket(ticket, time.Now())
 	if reason != "" {
 		t.refuse(wire.StatusAuthFailed, reason)
 		return false
@@ -145,11 +150,16 @@ func (t *tcpConn) handshake() bool {
 	sec := &tcpRecordLayer{helloDue: true, dec: wire.NewDecoder(s.preAuthWire)}
 	var nonce [secure.ServerNonceSize]byte
 	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails
-	keys := secure.DeriveKeys(&tk.Key, nonce[:])
+	var keys secure.Keys
+	if version == secure.HelloVersion2 {
+		keys = secure.DeriveKeys2(&tk.Key, nonce[:], clientNonce)
+	} else {
+		keys = secure.DeriveKeys(&tk.Key, nonce[:]) // a client without a nonce of its own
+	}
 	sec.seal = secure.NewSealer(&keys.ServerToClient)
 	sec.open = secure.NewOpener(&keys.ClientToServer)
 	keys = secure.Keys{}
-	secure.AppendServerHello(sec.hello[:0], &nonce)
+	secure.AppendServerHelloVersion(sec.hello[:0], version, &nonce)
 	t.c.setTicket(tk) // wipes its key
 	t.sec, t.mode = sec, tcpRecords
 	return true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -104,6 +105,52 @@ func TestSecureTCPHandshake(t *testing.T) {
 	tk, ok := c.Ticket()
 	if !ok || tk.UserID != "alice" || tk.Key != ([secure.KeySize]byte{}) {
 		t.Fatalf("Ticket() = %+v, %v; want alice's, with its key wiped", tk, ok)
+	}
+}
+
+// TestSecureTCPHelloVersion1: a client of version 1 (no nonce of its own,
+// as before version 2) still connects: the server answers a version 1
+// ServerHello, and both sides derive the keys from the server's nonce
+// only.
+func TestSecureTCPHelloVersion1(t *testing.T) {
+	h := newTestHandler()
+	s := startSecureServer(t, h, nil)
+	ct := testTicket(testTicketKey(t), "old", time.Now().Add(time.Hour))
+	nc, _ := dialTCP(t, s, h)
+	if _, err := nc.Write(secure.AppendClientHello(nil, ct.Ticket)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(waitFor))
+	sh := make([]byte, secure.ServerHelloSize)
+	if _, err := io.ReadFull(nc, sh); err != nil {
+		t.Fatal(err)
+	}
+	nonce, err := secure.ConsumeServerHello(sh)
+	if err != nil {
+		t.Fatalf("ServerHello %x to a version 1 client: %v", sh, err)
+	}
+	keys := secure.DeriveKeys(&ct.Key, nonce)
+	rec, err := secure.NewSealer(&keys.ClientToServer).AppendRecords(nil, ping(1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, secure.RecordHeaderSize)
+	if _, err := io.ReadFull(nc, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr))
+	if _, err := io.ReadFull(nc, body); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := secure.NewOpener(&keys.ServerToClient).OpenRecord(nil, append(hdr, body...))
+	if err != nil {
+		t.Fatalf("the server's record does not open under version 1 keys: %v", err)
+	}
+	if f, _, err := (wire.Config{MaxPayload: wire.MaxMaxPayload}).Split(plain); err != nil || f.Seq != 1 || len(f.Payload) != 10 {
+		t.Fatalf("reply %+v, %v; want the echo of ping 1", f.Header, err)
 	}
 }
 
@@ -211,7 +258,7 @@ func TestSecureTCPMalformedHello(t *testing.T) {
 	s := startSecureServer(t, h, nil)
 	nc, c := dialTCP(t, s, h)
 	cl := newClient(t, nc)
-	cl.write([]byte{secure.HelloMagic, secure.HelloVersion + 1, 0, 100})
+	cl.write([]byte{secure.HelloMagic, secure.HelloVersion2 + 1, 0, 100})
 	cl.expectBye(wire.StatusBadRequest, reasonBadHello)
 	cl.expectClosed()
 	if err := h.waitClose(t, c); !errors.Is(err, ErrHandshake) {

@@ -22,7 +22,7 @@ func FuzzOpen(f *testing.F) {
 		ticket, rec, pkt, cookie,
 		AppendConnectRequest(nil, ticket), AppendChallenge(nil, cookie),
 		AppendChallengeResponse(nil, 1, cookie), AppendAccept(nil, CookieNonce(cookie)),
-		AppendReject(nil, 5, "no"), AppendClientHello(nil, ticket), AppendServerHello(nil, &vecServerNonce),
+		AppendReject(nil, 5, "no"), AppendClientHello(nil, ticket), AppendClientHello2(nil, ticket, &vecClientNonce), AppendServerHello(nil, &vecServerNonce),
 		AppendConnectToken(nil, vecTicket.Expires, &vecTicket.Key, ticket),
 	} {
 		f.Add(s)
@@ -51,6 +51,20 @@ func FuzzOpen(f *testing.F) {
 		if len(b) >= ClientHelloHeader {
 			_, _ = ClientHelloLen(b)
 		}
+		if v, tk, cn, err := ConsumeClientHello(b); err == nil {
+			var again []byte
+			if v == HelloVersion2 {
+				var n [ClientNonceSize]byte
+				copy(n[:], cn)
+				again = AppendClientHello2(nil, tk, &n)
+			} else {
+				again = AppendClientHello(nil, tk)
+			}
+			if !bytes.Equal(again, b) {
+				t.Fatalf("ClientHello %x read as version %d, writes back as %x", b, v, again)
+			}
+		}
+		_, _ = ConsumeServerHelloVersion(b, HelloVersion2)
 		if ct, err := ParseConnectToken(string(b)); err == nil {
 			if again := AppendConnectToken(nil, ct.Expires, &ct.Key, ct.Ticket); !bytes.Equal(again, b) {
 				t.Fatalf("connect token %q parsed, writes back as %q", b, again)

@@ -131,8 +131,15 @@ const (
 	// plaintext frame can never start with it (its length's first byte
 	// would announce over 3 GiB).
 	HelloMagic = 0xC7
-	// HelloVersion is the version of the TCP record layer.
+	// HelloVersion is the version of the TCP record layer a client
+	// without a nonce of its own speaks: keys from the server's nonce only.
 	HelloVersion = 1
+	// HelloVersion2 adds the client's nonce to the ClientHello and to the
+	// keys (DeriveKeys2): a ServerHello replayed to the client no longer
+	// gives it the keys of the recorded connection.
+	HelloVersion2 = 2
+	// ClientNonceSize is a version 2 ClientHello's nonce.
+	ClientNonceSize = 16
 	// ServerNonceSize is the ServerHello's nonce.
 	ServerNonceSize = 16
 	// ServerHelloSize is the size of a ServerHello.
@@ -149,27 +156,67 @@ func AppendClientHello(dst, ticket []byte) []byte {
 	return append(dst, ticket...)
 }
 
+// AppendClientHello2 appends a version 2 TCP ClientHello: HelloMagic,
+// HelloVersion2, the ticket's length (2 bytes, big-endian), the ticket,
+// the client's nonce.
+func AppendClientHello2(dst, ticket []byte, nonce *[ClientNonceSize]byte) []byte {
+	dst = append(dst, HelloMagic, HelloVersion2)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ticket)))
+	return append(append(dst, ticket...), nonce[:]...)
+}
+
 // ClientHelloLen returns the size of the ClientHello that starts b (at
 // least ClientHelloHeader bytes), or ErrMalformed for another version or
 // a ticket length out of range.
 func ClientHelloLen(b []byte) (int, error) {
 	n := int(binary.BigEndian.Uint16(b[2:]))
-	if b[0] != HelloMagic || b[1] != HelloVersion || n < MinTicketSize || n > MaxTicketSize {
+	if b[0] != HelloMagic || (b[1] != HelloVersion && b[1] != HelloVersion2) || n < MinTicketSize || n > MaxTicketSize {
 		return 0, ErrMalformed
+	}
+	if b[1] == HelloVersion2 {
+		return ClientHelloHeader + n + ClientNonceSize, nil
 	}
 	return ClientHelloHeader + n, nil
 }
 
-// AppendServerHello appends a ServerHello: HelloMagic, HelloVersion, the
-// server's nonce.
-func AppendServerHello(dst []byte, nonce *[ServerNonceSize]byte) []byte {
-	return append(append(dst, HelloMagic, HelloVersion), nonce[:]...)
+// ConsumeClientHello returns a whole ClientHello's version, ticket and
+// client nonce (nil for version 1), sub-slices of b.
+func ConsumeClientHello(b []byte) (version byte, ticket, clientNonce []byte, err error) {
+	if len(b) < ClientHelloHeader {
+		return 0, nil, nil, ErrMalformed
+	}
+	n, err := ClientHelloLen(b)
+	if err != nil || n != len(b) {
+		return 0, nil, nil, ErrMalformed
+	}
+	end := ClientHelloHeader + int(binary.BigEndian.Uint16(b[2:]))
+	if b[1] == HelloVersion2 {
+		return b[1], b[ClientHelloHeader:end], b[end:], nil
+	}
+	return b[1], b[ClientHelloHeader:end], nil, nil
 }
 
-// ConsumeServerHello returns a ServerHello's nonce (a sub-slice of p,
-// which must be exactly ServerHelloSize bytes).
+// AppendServerHello appends a ServerHello: HelloMagic, HelloVersion, the
+// server's nonce. AppendServerHelloVersion answers a ClientHello of
+// another version with its version.
+func AppendServerHello(dst []byte, nonce *[ServerNonceSize]byte) []byte {
+	return AppendServerHelloVersion(dst, HelloVersion, nonce)
+}
+
+// AppendServerHelloVersion appends a ServerHello of version v.
+func AppendServerHelloVersion(dst []byte, v byte, nonce *[ServerNonceSize]byte) []byte {
+	return append(append(dst, HelloMagic, v), nonce[:]...)
+}
+
+// ConsumeServerHello returns a version 1 ServerHello's nonce (a sub-slice
+// of p, which must be exactly ServerHelloSize bytes).
 func ConsumeServerHello(p []byte) ([]byte, error) {
-	if len(p) != ServerHelloSize || p[0] != HelloMagic || p[1] != HelloVersion {
+	return ConsumeServerHelloVersion(p, HelloVersion)
+}
+
+// ConsumeServerHelloVersion is ConsumeServerHello for version v.
+func ConsumeServerHelloVersion(p []byte, v byte) ([]byte, error) {
+	if len(p) != ServerHelloSize || p[0] != HelloMagic || p[1] != v {
 		return nil, ErrMalformed
 	}
 	return p[2:], nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,12 @@ var (
 	vecServerNonce = func() (n [ServerNonceSize]byte) {
 		for i := range n {
 			n[i] = byte(0x10 + i)
+		}
+		return n
+	}()
+	vecClientNonce = func() (n [ClientNonceSize]byte) {
+		for i := range n {
+			n[i] = byte(0x30 + i)
 		}
 		return n
 	}()
@@ -62,13 +69,18 @@ const (
 	wantKeysS2C = "e5dc939ad14be8ece96d9568d1135d666a259f69d9d021ad170f46aff593becc"
 	wantRecord  = "000000153319842a31e7183a86089117b81e51d88387aaf6c1"
 	wantPacket  = "200000000000000000b83e0e4525f121c2a9b0cd0a1eea24037d1693b633"
-	wantCookie  = "000000006b49d20a0000000000000000000000002b1c5bef7d1eab8d8a796cb5ef91e06439983beb902e943ef06a0bfc484456d54b8b5b62de3706bfaf84feefc36c153630b78c8912b471c705b9e8cef6196897c175612149ccaa"
+	// Version 2 keys: the same K and server nonce, client nonce 30..3f
+	// (computed with an HKDF of Python's hmac, independently of Go's).
+	wantKeys2C2S = "e6bcfd8794d81d8b3097daea2027ac2828a7b55f9bc9094505d85bce2ee55ff6"
+	wantKeys2S2C = "f7ca8dc9b985ed0fc28ecb5aeca3707b3291bdd8dc093a88e86479e2200ea29c"
+	wantCookie   = "000000006b49d20a0000000000000000000000002b1c5bef7d1eab8d8a796cb5ef91e06439983beb902e943ef06a0bfc484456d54b8b5b62de3706bfaf84feefc36c153630b78c8912b471c705b9e8cef6196897c175612149ccaa"
 )
 
 func TestVectors(t *testing.T) {
 	tk := vecTicketKey(t)
 	ticket := tk.AppendTicket(nil, &vecTicket, &vecNonce)
 	keys := DeriveKeys(&vecTicket.Key, vecServerNonce[:])
+	keys2 := DeriveKeys2(&vecTicket.Key, vecServerNonce[:], vecClientNonce[:])
 	rec, _ := NewSealer(&keys.ClientToServer).AppendRecords(nil, []byte("hello"))
 	pkt, _ := NewSealer(&keys.ServerToClient).AppendPacket(nil, PacketData, []byte("hello"))
 	ck := seq32(0x80)
@@ -82,6 +94,8 @@ func TestVectors(t *testing.T) {
 		{"ticket", ticket, wantTicket},
 		{"c2s key", keys.ClientToServer[:], wantKeysC2S},
 		{"s2c key", keys.ServerToClient[:], wantKeysS2C},
+		{"v2 c2s key", keys2.ClientToServer[:], wantKeys2C2S},
+		{"v2 s2c key", keys2.ServerToClient[:], wantKeys2S2C},
 		{"record", rec, wantRecord},
 		{"packet", pkt, wantPacket},
 		{"cookie", cookie, wantCookie},
@@ -329,6 +343,27 @@ func TestPacketCodecs(t *testing.T) {
 	hello := AppendClientHello(nil, ticket)
 	if n, err := ClientHelloLen(hello); err != nil || n != len(hello) {
 		t.Fatalf("ClientHelloLen: %d %v", n, err)
+	}
+	if v, tk, cn, err := ConsumeClientHello(hello); err != nil || v != HelloVersion || !bytes.Equal(tk, ticket) || cn != nil {
+		t.Fatalf("ConsumeClientHello v1: %d %x %x %v", v, tk, cn, err)
+	}
+	hello2 := AppendClientHello2(nil, ticket, &vecClientNonce)
+	if n, err := ClientHelloLen(hello2); err != nil || n != len(hello2) || n != len(hello)+ClientNonceSize {
+		t.Fatalf("ClientHelloLen v2: %d %v", n, err)
+	}
+	if v, tk, cn, err := ConsumeClientHello(hello2); err != nil || v != HelloVersion2 || !bytes.Equal(tk, ticket) || !bytes.Equal(cn, vecClientNonce[:]) {
+		t.Fatalf("ConsumeClientHello v2: %d %x %x %v", v, tk, cn, err)
+	}
+	for _, bad := range [][]byte{hello2[:len(hello2)-1], append(slices.Clone(hello2), 0), append([]byte{HelloMagic, 3}, hello2[2:]...)} {
+		if _, _, _, err := ConsumeClientHello(bad); err == nil {
+			t.Fatalf("ConsumeClientHello(%x) accepted", bad)
+		}
+	}
+	if got, err := ConsumeServerHelloVersion(AppendServerHelloVersion(nil, HelloVersion2, &vecServerNonce), HelloVersion2); err != nil || !bytes.Equal(got, vecServerNonce[:]) {
+		t.Fatalf("ServerHello v2: %x %v", got, err)
+	}
+	if _, err := ConsumeServerHello(AppendServerHelloVersion(nil, HelloVersion2, &vecServerNonce)); err == nil {
+		t.Fatal("a version 2 ServerHello read as version 1")
 	}
 	if got, err := ConsumeServerHello(AppendServerHello(nil, &vecServerNonce)); err != nil || !bytes.Equal(got, vecServerNonce[:]) {
 		t.Fatalf("ServerHello: %x %v", got, err)

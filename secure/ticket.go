@@ -39,6 +39,7 @@ const (
 	labelTicketKey = "covey ticket key v1"
 	labelTicketAD  = "covey ticket v1"
 	labelConnKeys  = "covey connection keys v1"
+	labelConnKeys2 = "covey connection keys v2"
 	labelCookieAD  = "covey cookie v1"
 )
 
@@ -217,7 +218,21 @@ type Keys struct {
 // key and the server's nonce: 64 bytes of HKDF-SHA256 with the nonce as
 // salt and the info "covey connection keys v1", client-to-server first.
 func DeriveKeys(key *[KeySize]byte, serverNonce []byte) Keys {
-	b, err := hkdf.Key(sha256.New, key[:], serverNonce, labelConnKeys, 2*KeySize)
+	return deriveKeys(key, serverNonce, labelConnKeys)
+}
+
+// DeriveKeys2 derives a connection's direction keys from its connection
+// key, the server's nonce and the client's (version 2 of the TCP
+// handshake): HKDF-SHA256 with serverNonce ‖ clientNonce as salt and the
+// info "covey connection keys v2". A ServerHello recorded and replayed to
+// a client then gives keys of a connection that never was.
+func DeriveKeys2(key *[KeySize]byte, serverNonce, clientNonce []byte) Keys {
+	salt := make([]byte, 0, len(serverNonce)+len(clientNonce))
+	return deriveKeys(key, append(append(salt, serverNonce...), clientNonce...), labelConnKeys2)
+}
+
+func deriveKeys(key *[KeySize]byte, salt []byte, label string) Keys {
+	b, err := hkdf.Key(sha256.New, key[:], salt, label, 2*KeySize)
 	if err != nil {
 		panic("secure: hkdf: " + err.Error()) // only for lengths over 255*32
 	}

@@ -1,6 +1,7 @@
 package clientconn
 
 import (
+	"crypto/rand"
 	"errors"
 	"net"
 	"sync"
@@ -48,7 +49,11 @@ func SecureTCP(nc net.Conn, ct *secure.ClientTicket, deadline time.Time) (net.Co
 	if err := nc.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	hello := secure.AppendClientHello(make([]byte, 0, secure.ClientHelloHeader+len(ct.Ticket)), ct.Ticket)
+	// Version 2: a nonce of the client's own goes into the keys, so that a
+	// ServerHello recorded on the path and replayed here opens nothing.
+	var clientNonce [secure.ClientNonceSize]byte
+	_, _ = rand.Read(clientNonce[:]) // crypto/rand.Read never fails
+	hello := secure.AppendClientHello2(make([]byte, 0, secure.ClientHelloHeader+len(ct.Ticket)+secure.ClientNonceSize), ct.Ticket, &clientNonce)
 	if _, err := nc.Write(hello); err != nil {
 		return nil, err
 	}
@@ -65,11 +70,11 @@ func SecureTCP(nc net.Conn, ct *secure.ClientTicket, deadline time.Time) (net.Co
 	if rbuf[0] != secure.HelloMagic {
 		return nil, readRefusal(nc, rbuf)
 	}
-	nonce, err := secure.ConsumeServerHello(rbuf[:secure.ServerHelloSize])
+	nonce, err := secure.ConsumeServerHelloVersion(rbuf[:secure.ServerHelloSize], secure.HelloVersion2)
 	if err != nil {
 		return nil, &Error{Kind: ErrProtocol, What: "ServerHello", Err: err}
 	}
-	keys := secure.DeriveKeys(&ct.Key, nonce)
+	keys := secure.DeriveKeys2(&ct.Key, nonce, clientNonce[:])
 	sc := &secureConn{
 		Conn: nc,
 		seal: secure.NewSealer(&keys.ClientToServer),

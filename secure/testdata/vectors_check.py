@@ -35,6 +35,8 @@ tkey = hkdf(secret, b'', b'covey ticket key v1', 32)
 ticket = exp + tnonce + xseal(tkey, tnonce, K + bytes([5]) + b'alice', b'covey ticket v1' + exp)
 keys = hkdf(K, snonce, b'covey connection keys v1', 64)
 c2s, s2c = keys[:32], keys[32:]
+cnonce = bytes(range(0x30, 0x40))
+keys2 = hkdf(K, snonce + cnonce, b'covey connection keys v2', 64)
 nonce0 = b'\0' * 12
 rec = struct.pack('>I', 21) + ChaCha20Poly1305(c2s).encrypt(nonce0, b'hello', struct.pack('>I', 21))
 hdr = b'\x20' + b'\0' * 8
@@ -45,8 +47,11 @@ want = {
     's2c': 'e5dc939ad14be8ece96d9568d1135d666a259f69d9d021ad170f46aff593becc',
     'record': '000000153319842a31e7183a86089117b81e51d88387aaf6c1',
     'packet': '200000000000000000b83e0e4525f121c2a9b0cd0a1eea24037d1693b633',
+    'v2 c2s': 'e6bcfd8794d81d8b3097daea2027ac2828a7b55f9bc9094505d85bce2ee55ff6',
+    'v2 s2c': 'f7ca8dc9b985ed0fc28ecb5aeca3707b3291bdd8dc093a88e86479e2200ea29c',
 }
-got = {'ticket': ticket.hex(), 'c2s': c2s.hex(), 's2c': s2c.hex(), 'record': rec.hex(), 'packet': pkt.hex()}
+got = {'ticket': ticket.hex(), 'c2s': c2s.hex(), 's2c': s2c.hex(), 'record': rec.hex(), 'packet': pkt.hex(),
+       'v2 c2s': keys2[:32].hex(), 'v2 s2c': keys2[32:].hex()}
 bad = [k for k in want if want[k] != got[k]]
 for k in bad:
     print(k, 'got', got[k], 'want', want[k])
