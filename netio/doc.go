@@ -111,7 +111,7 @@
 // On KCP the packet layer (kcppacket.go) keeps nothing for a sender and
 // runs nothing it sent until it has echoed the cookie of a Challenge,
 // which only a sender that receives the datagrams sent to its address
-// can; before that a sender gets one Challenge or Reject (at most 215
+// can; before that a sender gets one Challenge or Reject (at most 231
 // bytes) per 1,200-byte ConnectRequest and nothing for anything else, so
 // a forged source address gets fewer bytes than the forger sent. A
 // session's Data packets are sealed with its own keys (or, on a

@@ -22,7 +22,7 @@ import (
 //
 // Until the cookie comes back the engine keeps nothing for the sender and
 // runs nothing it sent, and it answers only a ConnectRequest (1,200
-// bytes) with one Challenge or Reject (at most 215 bytes): a forged
+// bytes) with one Challenge or Reject (at most 231 bytes): a forged
 // source address gets less than the forger sent, and nothing at all for
 // anything else.
 
@@ -103,7 +103,7 @@ func (f *kcpFront) data(p []byte, from netip.AddrPort, rbuf []byte) *kcpConn {
 // the cookie carries what the ticket said. Reader only.
 func (f *kcpFront) connectRequest(p []byte, from netip.AddrPort) {
 	ver, ticket, err := secure.ConsumeConnectRequest(p)
-	if err != nil || ver != secure.PacketVersion {
+	if err != nil || (ver != secure.PacketVersion && ver != secure.PacketVersion2) {
 		f.pstats.dropped.Add(1)
 		return
 	}
@@ -126,6 +126,10 @@ func (f *kcpFront) connectRequest(p []byte, from netip.AddrPort) {
 			return
 		}
 		d = secure.CookieData{Encrypted: true, Ticket: t}
+		if ver == secure.PacketVersion2 { // the client's nonce goes into its keys
+			d.HasClientNonce = true
+			copy(d.ClientNonce[:], secure.ConnectRequestNonce(p, ticket))
+		}
 	}
 	tx := &f.rtx
 	b := f.jar.AppendCookie(append(tx.buf(), secure.PacketChallenge), from, &d, now)
@@ -281,7 +285,12 @@ func (k *kcpConn) initPackets(d *secure.CookieData, nonce *[secure.CookieNonceSi
 	if !d.Encrypted {
 		return
 	}
-	keys := secure.DeriveKeys(&d.Ticket.Key, nonce[:])
+	var keys secure.Keys
+	if d.HasClientNonce {
+		keys = secure.DeriveKeys2(&d.Ticket.Key, nonce[:], d.ClientNonce[:])
+	} else {
+		keys = secure.DeriveKeys(&d.Ticket.Key, nonce[:]) // a client of version 1
+	}
 	k.crypto = kcpCrypto{seal: secure.NewSealer(&keys.ServerToClient), open: secure.NewOpener(&keys.ClientToServer)}
 	keys = secure.Keys{}
 	k.c.setTicket(d.Ticket)

@@ -20,13 +20,14 @@ const (
 	cookieTicket    = KeySize + 8 + 8 + 1
 	// MinCookieSize and MaxCookieSize bound a cookie's length.
 	MinCookieSize = cookieHeader + 1 + TagSize
-	MaxCookieSize = cookieHeader + 1 + cookieTicket + MaxUserIDLen + TagSize
+	MaxCookieSize = cookieHeader + 1 + cookieTicket + ClientNonceSize + MaxUserIDLen + TagSize
 )
 
 // Cookie modes: the first sealed byte. Values are part of the protocol.
 const (
-	cookiePlain     = 0
-	cookieEncrypted = 1
+	cookiePlain      = 0
+	cookieEncrypted  = 1
+	cookieEncrypted2 = 2 // with the client's nonce (PacketVersion2)
 )
 
 // DefaultCookieLifetime is how long a cookie may be echoed: a client
@@ -81,6 +82,10 @@ func NewCookieJarKey(key *[KeySize]byte, lifetime time.Duration) *CookieJar {
 type CookieData struct {
 	Encrypted bool
 	Ticket    Ticket // if Encrypted
+	// HasClientNonce is set, with ClientNonce, for the cookie of a
+	// version 2 ConnectRequest (PacketVersion2), if Encrypted.
+	HasClientNonce bool
+	ClientNonce    [ClientNonceSize]byte
 }
 
 // cookieAD writes a cookie's additional data: the label, its expiry and
@@ -110,7 +115,7 @@ func (j *CookieJar) AppendCookie(dst []byte, addr netip.AddrPort, d *CookieData,
 		rand.Read(n[:]) // never fails (crypto/rand, Go 1.24+)
 		dst = append(dst, n[:]...)
 	}
-	var plain [1 + cookieTicket + MaxUserIDLen]byte
+	var plain [1 + cookieTicket + ClientNonceSize + MaxUserIDLen]byte
 	n := 1
 	if d.Encrypted {
 		t := &d.Ticket
@@ -124,6 +129,10 @@ func (j *CookieJar) AppendCookie(dst []byte, addr netip.AddrPort, d *CookieData,
 		binary.BigEndian.PutUint64(plain[n+8:], t.ID)
 		plain[n+16] = byte(len(uid))
 		n += 17
+		if d.HasClientNonce {
+			plain[0] = cookieEncrypted2
+			n += copy(plain[n:], d.ClientNonce[:])
+		}
 		n += copy(plain[n:], uid)
 	}
 	var ad [len(labelCookieAD) + 8 + 18]byte
@@ -146,7 +155,7 @@ func (j *CookieJar) OpenCookie(cookie []byte, addr netip.AddrPort, now time.Time
 		return d, ErrMalformed
 	}
 	var ad [len(labelCookieAD) + 8 + 18]byte
-	var plain [1 + cookieTicket + MaxUserIDLen + TagSize]byte
+	var plain [1 + cookieTicket + ClientNonceSize + MaxUserIDLen + TagSize]byte
 	p, err := j.aead.Open(plain[:0], cookie[8:cookieHeader], cookie[cookieHeader:], cookieAD(&ad, cookie, addr))
 	if err != nil {
 		return d, ErrAuth
@@ -154,10 +163,17 @@ func (j *CookieJar) OpenCookie(cookie []byte, addr netip.AddrPort, now time.Time
 	if !now.Before(time.Unix(int64(binary.BigEndian.Uint64(cookie)), 0)) {
 		return d, ErrExpired
 	}
+	uid := 1 + cookieTicket // where the user ID starts
 	switch {
 	case len(p) == 1 && p[0] == cookiePlain:
 		return d, nil
-	case len(p) < 1+cookieTicket+1 || p[0] != cookieEncrypted || int(p[cookieTicket]) != len(p)-1-cookieTicket:
+	case len(p) >= uid && p[0] == cookieEncrypted2:
+		uid += ClientNonceSize
+	case len(p) >= uid && p[0] == cookieEncrypted:
+	default:
+		return d, ErrMalformed
+	}
+	if int(p[cookieTicket]) != len(p)-uid {
 		return d, ErrMalformed
 	}
 	d.Encrypted = true
@@ -165,6 +181,10 @@ func (j *CookieJar) OpenCookie(cookie []byte, addr netip.AddrPort, now time.Time
 	copy(t.Key[:], p[1:])
 	t.Expires = int64(binary.BigEndian.Uint64(p[1+KeySize:]))
 	t.ID = binary.BigEndian.Uint64(p[1+KeySize+8:])
-	t.UserID = string(p[1+cookieTicket:])
+	if p[0] == cookieEncrypted2 {
+		d.HasClientNonce = true
+		copy(d.ClientNonce[:], p[1+cookieTicket:uid])
+	}
+	t.UserID = string(p[uid:])
 	return d, nil
 }

@@ -20,7 +20,7 @@ func FuzzOpen(f *testing.F) {
 	cookie := jar.AppendCookie(nil, vecAddr, &CookieData{Encrypted: true, Ticket: vecTicket}, vecNow)
 	for _, s := range [][]byte{
 		ticket, rec, pkt, cookie,
-		AppendConnectRequest(nil, ticket), AppendChallenge(nil, cookie),
+		AppendConnectRequest(nil, ticket), AppendConnectRequest2(nil, ticket, &vecClientNonce), AppendChallenge(nil, cookie),
 		AppendChallengeResponse(nil, 1, cookie), AppendAccept(nil, CookieNonce(cookie)),
 		AppendReject(nil, 5, "no"), AppendClientHello(nil, ticket), AppendClientHello2(nil, ticket, &vecClientNonce), AppendServerHello(nil, &vecServerNonce),
 		AppendConnectToken(nil, vecTicket.Expires, &vecTicket.Key, ticket),
@@ -42,7 +42,9 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 		_, _ = NewOpener(&keys.ServerToClient).OpenPacket(nil, b)
-		_, _, _ = ConsumeConnectRequest(b)
+		if v, tk, err := ConsumeConnectRequest(b); err == nil && v == PacketVersion2 && len(tk) > 0 {
+			_ = ConnectRequestNonce(b, tk)
+		}
 		_, _ = ConsumeChallenge(b)
 		_, _, _ = ConsumeChallengeResponse(b)
 		_, _ = ConsumeAccept(b)

@@ -20,8 +20,14 @@ const (
 )
 
 // PacketVersion is the version of the UDP packet layer a ConnectRequest
-// names.
+// names: version 1, keys from the cookie's nonce only.
 const PacketVersion = 1
+
+// PacketVersion2 adds a nonce of the client's (ClientNonceSize bytes,
+// after the ticket) to an encrypted ConnectRequest and to the keys
+// (DeriveKeys2): a Challenge replayed to the client no longer gives it the
+// keys of a recorded connection.
+const PacketVersion2 = 2
 
 // ConnectRequestSize is the exact size of a ConnectRequest: the padding
 // makes the client send more than any answer to it, so a forged source
@@ -38,6 +44,25 @@ func AppendConnectRequest(dst, ticket []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ticket)))
 	dst = append(dst, ticket...)
 	return append(dst, make([]byte, ConnectRequestSize-(len(dst)-start))...)
+}
+
+// AppendConnectRequest2 appends a version 2 ConnectRequest: as
+// AppendConnectRequest, with version 2 and the client's nonce after the
+// ticket.
+func AppendConnectRequest2(dst, ticket []byte, nonce *[ClientNonceSize]byte) []byte {
+	start := len(dst)
+	dst = append(dst, PacketConnectRequest, PacketVersion2)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ticket)))
+	dst = append(append(dst, ticket...), nonce[:]...)
+	return append(dst, make([]byte, ConnectRequestSize-(len(dst)-start))...)
+}
+
+// ConnectRequestNonce returns the client nonce of a version 2
+// ConnectRequest that ConsumeConnectRequest read with ticket (a sub-slice
+// of p).
+func ConnectRequestNonce(p, ticket []byte) []byte {
+	at := 4 + len(ticket)
+	return p[at : at+ClientNonceSize]
 }
 
 // ConsumeConnectRequest reads a ConnectRequest and returns its version

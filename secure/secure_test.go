@@ -300,7 +300,17 @@ func TestCookie(t *testing.T) {
 	if got, err := jar.OpenCookie(plain, vecAddr, vecNow); err != nil || got.Encrypted {
 		t.Errorf("plain cookie: %+v, %v", got, err)
 	}
-	long := d
+	// Version 2: the client's nonce travels in the cookie.
+	d2 := d
+	d2.HasClientNonce, d2.ClientNonce = true, vecClientNonce
+	c3 := jar.AppendCookie(nil, vecAddr, &d2, vecNow)
+	if got, err := jar.OpenCookie(c3, vecAddr, vecNow); err != nil || got != d2 {
+		t.Fatalf("version 2 cookie opened %+v, %v", got, err)
+	}
+	if len(c3) != len(c1)+ClientNonceSize {
+		t.Errorf("version 2 cookie %d bytes, version 1 %d", len(c3), len(c1))
+	}
+	long := d2
 	long.Ticket.UserID = strings.Repeat("x", MaxUserIDLen)
 	if n := len(jar.AppendCookie(nil, vecAddr, &long, vecNow)); n != MaxCookieSize {
 		t.Errorf("longest cookie %d bytes, MaxCookieSize %d", n, MaxCookieSize)
@@ -339,6 +349,10 @@ func TestPacketCodecs(t *testing.T) {
 	}
 	if st, r, err := ConsumeReject(AppendReject(nil, 7, "ticket expired")); err != nil || st != 7 || string(r) != "ticket expired" {
 		t.Fatalf("Reject: %d %q %v", st, r, err)
+	}
+	cr2 := AppendConnectRequest2(nil, ticket, &vecClientNonce)
+	if v, tk, err := ConsumeConnectRequest(cr2); err != nil || v != PacketVersion2 || !bytes.Equal(tk, ticket) || !bytes.Equal(ConnectRequestNonce(cr2, tk), vecClientNonce[:]) {
+		t.Fatalf("ConnectRequest v2: %d %x %v", v, tk, err)
 	}
 	hello := AppendClientHello(nil, ticket)
 	if n, err := ClientHelloLen(hello); err != nil || n != len(hello) {

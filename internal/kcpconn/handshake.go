@@ -3,6 +3,7 @@ package kcpconn
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"slices"
@@ -82,7 +83,15 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 	}
 	c.obuf = make([]byte, 0, packetMax)
 	c.ibuf = make([]byte, 0, packetMax)
+	// Version 2 with a ticket: a nonce of the client's own goes into the
+	// keys, so that a Challenge recorded on the path and replayed here
+	// gives keys of a connection that never was.
+	var clientNonce [secure.ClientNonceSize]byte
 	req := secure.AppendConnectRequest(make([]byte, 0, secure.ConnectRequestSize), t)
+	if ticket != nil {
+		_, _ = rand.Read(clientNonce[:]) // crypto/rand.Read never fails
+		req = secure.AppendConnectRequest2(req[:0], t, &clientNonce)
+	}
 	var cands []*candidate
 	var rejected error     // the first Reject, returned at rejectBy if nothing better came
 	var rejectBy time.Time // zero until a Reject came
@@ -123,7 +132,7 @@ func (c *Conn) handshake(ctx context.Context, ticket *secure.ClientTicket) error
 			}
 			k := &candidate{cookie: bytes.Clone(ck)}
 			if ticket != nil {
-				keys := secure.DeriveKeys(&ticket.Key, secure.CookieNonce(k.cookie))
+				keys := secure.DeriveKeys2(&ticket.Key, secure.CookieNonce(k.cookie), clientNonce[:])
 				k.seal, k.open = secure.NewSealer(&keys.ClientToServer), secure.NewOpener(&keys.ServerToClient)
 				keys = secure.Keys{}
 			}

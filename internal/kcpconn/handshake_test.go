@@ -112,3 +112,89 @@ func TestHandshakeTwoChallenges(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestHandshakeReplayedChallenge: a man in the middle answers every
+// ConnectRequest made with one ticket with the Challenge of the first
+// (recorded) and every ChallengeResponse with its Accept, as a replay of
+// that connection would. With the client's nonce in the keys (version 2),
+// the second connection's Data packets do not open under the first's
+// keys, so nothing is sealed twice under one key and counter. Found by a
+// review: without the client's nonce both connections had the same keys.
+func TestHandshakeReplayedChallenge(t *testing.T) {
+	ct := secure.ClientTicket{Ticket: make([]byte, secure.MinTicketSize)}
+	rand.Read(ct.Key[:])
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	jar := secure.NewCookieJar(0)
+	type seen struct {
+		keys secure.Keys // the keys the client derives for this connection
+		data []byte      // its first Data packet
+	}
+	sessions := make(chan seen, 4)
+	go func() {
+		var cookie []byte // the recorded cookie
+		var keys secure.Keys
+		waiting := false
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := uc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			p := buf[:n]
+			switch p[0] {
+			case secure.PacketConnectRequest:
+				v, tk, err := secure.ConsumeConnectRequest(p)
+				if err != nil || len(tk) == 0 {
+					continue
+				}
+				if cookie == nil {
+					cookie = jar.AppendCookie(nil, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), &secure.CookieData{}, time.Now())
+				}
+				if v == secure.PacketVersion2 {
+					keys = secure.DeriveKeys2(&ct.Key, secure.CookieNonce(cookie), secure.ConnectRequestNonce(p, tk))
+				} else {
+					keys = secure.DeriveKeys(&ct.Key, secure.CookieNonce(cookie))
+				}
+				waiting = true
+				uc.WriteToUDPAddrPort(secure.AppendChallenge(nil, cookie), from)
+			case secure.PacketChallengeResponse:
+				uc.WriteToUDPAddrPort(secure.AppendAccept(nil, secure.CookieNonce(cookie)), from)
+			case secure.PacketData:
+				if waiting {
+					waiting = false
+					sessions <- seen{keys, bytes.Clone(p)}
+				}
+			}
+		}
+	}()
+	session := func() seen {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := DialTicket(ctx, uc.LocalAddr().String(), &ct)
+		if err != nil {
+			t.Fatalf("DialTicket: %v", err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-sessions:
+			return s
+		case <-ctx.Done():
+			t.Fatal("no Data packet from the client")
+			return seen{}
+		}
+	}
+	first, second := session(), session()
+	if _, err := secure.NewOpener(&second.keys.ClientToServer).OpenPacket(nil, second.data); err != nil {
+		t.Fatalf("the second connection's packet does not open under its own keys: %v", err)
+	}
+	if _, err := secure.NewOpener(&first.keys.ClientToServer).OpenPacket(nil, second.data); err == nil {
+		t.Fatal("the replayed connection's packet opens under the recorded connection's keys: the same key and counters twice")
+	}
+}
