@@ -53,7 +53,7 @@ func (n *Node) OnClose(nc *netio.Conn, err error) {
 		if err != nil {
 			why = err.Error()
 		}
-		n.lose(p, l, why)
+		n.lose(p, l, 0, why)
 	}
 }
 

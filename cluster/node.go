@@ -243,7 +243,7 @@ func (n *Node) onEvent(ev Event) {
 		p := n.peers[name]
 		n.mu.Unlock()
 		if p != nil {
-			n.loseRun(p, meta.Boot, "left the cluster or was declared dead")
+			n.lose(p, nil, meta.Boot, "left the cluster or was declared dead")
 		}
 	}
 }
@@ -333,9 +333,7 @@ func (n *Node) linkUp(l *link) {
 		// old one is dropped on both ends, as for a lost link.
 		old.close()
 		old.nc.Close(wire.StatusReplaced, "replaced by a newer link")
-		n.table.NodeLost(name)
-		n.dropRecordsOf(name) // as lose does: the old link's close will not
-		p.stats.lost.Add(1)
+		n.forget(p) // as lose does: the old link's close will not
 	}
 	l.mu.Lock()
 	if l.state == linkClosed {
@@ -358,15 +356,10 @@ func (n *Node) linkUp(l *link) {
 // lose cleans up after p's link l closed (nil: whatever link p has, as
 // when memberlist declares p gone): p's members leave this node's
 // sessions and this node's users lose p's sessions (Table.NodeLost). A
-// link that was not p's current one changes nothing.
-func (n *Node) lose(p *peer, l *link, why string) { n.loseLink(p, l, 0, why) }
-
-// loseRun is lose for memberlist's verdict on p's run boot (0: any run):
-// a link up to another run of p is its successor, and stays.
-func (n *Node) loseRun(p *peer, boot uint64, why string) { n.loseLink(p, nil, boot, why) }
-
-// loseLink is lose, and loseRun with l nil.
-func (n *Node) loseLink(p *peer, l *link, boot uint64, why string) {
+// link that was not p's current one changes nothing. With l nil, boot is
+// the run memberlist's verdict is about (0: any run): a link up to
+// another run of p is its successor, and stays.
+func (n *Node) lose(p *peer, l *link, boot uint64, why string) {
 	p.lostMu.Lock()
 	defer p.lostMu.Unlock()
 	n.mu.Lock()
@@ -394,11 +387,17 @@ func (n *Node) loseLink(p *peer, l *link, boot uint64, why string) {
 		// Memberlist's verdict with no link up: there may still be state
 		// from a link that closed before; NodeLost is idempotent.
 	}
+	n.forget(p)
+	n.log.Info("node lost", "peer", p.name, "reason", why)
+	go n.reassert()
+}
+
+// forget drops what crossed to p's node (Table.NodeLost) and the
+// directory records naming it, and counts the loss. p.lostMu must be held.
+func (n *Node) forget(p *peer) {
 	n.table.NodeLost(p.name)
 	n.dropRecordsOf(p.name)
 	p.stats.lost.Add(1)
-	n.log.Info("node lost", "peer", p.name, "reason", why)
-	go n.reassert()
 }
 
 // alive reports whether memberlist counts node alive.

@@ -32,6 +32,7 @@ type Session struct {
 	mu         sync.Mutex
 	deleted    bool                  // mu
 	emptyTimer *timer                // mu; pending deletion while empty
+	emptyGen   uint64                // mu; counts scheduled deletions: a stale one's callback sees another
 	props      map[string]wire.Value // mu
 	propsSize  int                   // mu; wire.SizeProps of props, kept by every write
 	invites    map[string]time.Time  // mu; invited user ID -> expiry
@@ -285,11 +286,9 @@ func (s *Session) removeMemberLocked(i int) {
 // ttl runs out. s.mu must be held.
 func (s *Session) scheduleDeletionLocked(ttl time.Duration) {
 	s.t.sched.cancel(s.emptyTimer)
-	// The callback may run before after returns (ttl 0): it reads its
-	// timer from cell under s.mu, which the caller holds until it is set.
-	cell := new(*timer)
-	*cell = s.t.sched.after(ttl, func() { s.t.expire(s, cell) })
-	s.emptyTimer = *cell
+	s.emptyGen++
+	gen := s.emptyGen // the callback may run before after returns (ttl 0)
+	s.emptyTimer = s.t.sched.after(ttl, func() { s.t.expire(s, gen) })
 }
 
 // refreshMember points member uid's record at the user's current online

@@ -778,11 +778,11 @@ func (t *Table) Online(uid string) bool {
 	return ok
 }
 
-// expire deletes s if it is still empty and *cell, read under s.mu, is
-// still its pending deletion. It runs on the scheduler goroutine.
-func (t *Table) expire(s *Session, cell **timer) {
+// expire deletes s if it is still empty and deletion gen is still its
+// pending one. It runs on the scheduler goroutine.
+func (t *Table) expire(s *Session, gen uint64) {
 	s.mu.Lock()
-	if tm := *cell; s.deleted || s.emptyTimer != tm || len(s.snap.Load().members) > 0 {
+	if s.deleted || s.emptyGen != gen || s.emptyTimer == nil || len(s.snap.Load().members) > 0 {
 		s.mu.Unlock()
 		return
 	}
