@@ -58,6 +58,11 @@ type Conn struct {
 	authed atomic.Bool
 	born   int64
 
+	// onHold is set by Hold and cleared by Release: the front end hands
+	// no frame to OnFrame while it is. resume, set by Release, has the I/O
+	// owner's next flush read what arrived meanwhile.
+	onHold, resume atomic.Bool
+
 	// wakes and writes count I/O-owner wake-ups requested by enqueues and
 	// transport writes (tests check that both are per batch, not per
 	// frame).
@@ -191,6 +196,60 @@ func (c *Conn) State() any {
 // Closed reports whether the connection has started closing (or has
 // closed). From then on Deliver and Send drop their frames. Any goroutine.
 func (c *Conn) Closed() bool { return c.closing.Load() }
+
+// Hold, called from OnFrame, stops the hand-off of the connection's
+// inbound frames after the current one: the frames that arrive from now on
+// wait (TCP: in the socket's inbound buffer; KCP: in the session's receive
+// window, which the client then sees closing) until [Conn.Release]. The
+// Handler uses it when a request's effect, and so what the next request
+// finds, is decided elsewhere (another node): the next frame then runs as
+// if the request had run at once. A held TCP connection with more than
+// 256 KiB waiting (or two of its largest frames or records, if that is
+// more) is closed with ErrInboundHeld. Call it on the connection's
+// callbacks only.
+func (c *Conn) Hold() { c.onHold.Store(true) }
+
+// Release ends a Hold: the frames that waited are handed to OnFrame, in
+// order, on the goroutine that owns the connection's I/O (TCP: its event
+// loop; KCP: whichever of its engine's goroutines flushes it, with the
+// session's mutex held, so that calls for one connection still never
+// overlap). Any goroutine; it never blocks, and does nothing on a
+// connection that is not held.
+func (c *Conn) Release() {
+	if !c.onHold.Swap(false) {
+		return
+	}
+	// Always a wake of its own, not through the scheduled flag: a flush
+	// already past its check of resume may have that flag set.
+	c.resume.Store(true)
+	c.io.wake()
+}
+
+// takeResume reports whether a Release asked for the frames held to be
+// read, and clears the request. Called by the I/O owner at the start of a
+// flush; if true, it reads before it takes the pending frames.
+func (c *Conn) takeResume() bool {
+	return c.resume.Load() && c.resume.Swap(false) && !c.closing.Load()
+}
+
+// heldInboundLimit is the most bytes a held connection may have waiting
+// (ErrInboundHeld past it): two of its largest frames (or records), and at
+// least 256 KiB, so that a client pipelining behind a held request is not
+// cut for what it could send anyway.
+func (c *Conn) heldInboundLimit() int {
+	frame := wire.HeaderSize + int(c.lim.wire.PayloadLimit())
+	return max(2*frame, 2*secure.MaxRecordSize, 256<<10)
+}
+
+// heldInboundOver closes a held connection with more than
+// heldInboundLimit bytes waiting and reports whether it did.
+func (c *Conn) heldInboundOver(waiting int) bool {
+	if !c.onHold.Load() || waiting <= c.heldInboundLimit() {
+		return false
+	}
+	c.closeWith(ErrInboundHeld, true, wire.StatusSlowConsumer, "too much sent while an earlier request waits for another node", false)
+	return true
+}
 
 // Overloaded reports whether the front end serving the connection is
 // behind its traffic now: on KCP, while its datagrams wait longer than

@@ -21,6 +21,15 @@
 // socket, Config.KCPReaders), except OnClose, which may run on its
 // writer goroutine (under the session's mutex). Handlers must not block.
 //
+// A Handler that cannot decide a frame's outcome at once (it waits for
+// another node) may hold the connection: [Conn.Hold] in OnFrame stops the
+// frames after it, and [Conn.Release], from any goroutine, hands them over
+// in order on the connection's own goroutine (TCP: its event loop; KCP:
+// the reader or the writer, under the session's mutex). Meanwhile TCP
+// reads on into gnet's inbound buffer, up to a bound (ErrInboundHeld), and
+// KCP leaves what arrives in the session's receive queue, whose window
+// closes: the client stops sending.
+//
 // # Peers
 //
 // The cluster's links to other nodes are Conns of [KindPeer] (clients are

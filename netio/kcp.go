@@ -480,7 +480,6 @@ func (f *kcpFront) replace(k *kcpConn) {
 // completed to the Handler, calling OnOpen before the session's first
 // one. It returns k, or nil if k is gone. Reader only.
 func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
-	s := f.s
 	c := k.c
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -501,9 +500,21 @@ func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
 		// returning here left them unread until another datagram came,
 		// and a client never resends what was acknowledged.
 	}
+	k.readLocked(rbuf, false)
+	return k
+}
+
+// readLocked takes what KCP has reassembled for the session, unless it is
+// held ([Conn.Hold]: it then stays in KCP, whose receive window closes),
+// and hands the complete frames to the Handler, calling OnOpen before the
+// session's first one. resumed says the session was just released: the
+// frames its decoder holds are handed over even if nothing new came.
+// rbuf is the caller's scratch, 2*kcptune.MTU bytes. k.mu must be held.
+func (k *kcpConn) readLocked(rbuf []byte, resumed bool) {
+	c, s := k.c, k.f.s
 	got := 0
 	done := k.finished || c.closing.Load()
-	for {
+	for !c.onHold.Load() {
 		n := k.kcp.Recv(rbuf)
 		if n == -2 {
 			// Larger than rbuf: only a message of several segments, which
@@ -519,13 +530,15 @@ func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
 			k.dec.Write(rbuf[:n])
 		}
 	}
-	if got == 0 || k.finished {
-		return k
+	if k.finished || (got == 0 && !resumed) {
+		return
 	}
-	s.bytesIn.Add(uint64(got))
-	c.lastRead.Store(s.now())
+	if got > 0 {
+		s.bytesIn.Add(uint64(got))
+		c.lastRead.Store(s.now())
+	}
 	c.holdFlush() // replies wait for the flush at the end of the batch
-	for !c.closing.Load() {
+	for !c.closing.Load() && !c.onHold.Load() {
 		if !k.decAuth && c.authed.Load() { // per frame: OnFrame may have authenticated c
 			k.dec.SetConfig(s.cfg.Wire)
 			k.decAuth = true
@@ -548,7 +561,6 @@ func (f *kcpFront) feed(k *kcpConn, p []byte, rbuf []byte) *kcpConn {
 		}
 		s.h.OnFrame(c, fr)
 	}
-	return k
 }
 
 // newSession creates and registers the session of a client's first
@@ -658,6 +670,12 @@ func (k *kcpConn) pumpLocked() {
 		return
 	}
 	c := k.c
+	if c.takeResume() && !k.finished {
+		// Released from a Hold: what waited is read first, and its
+		// replies leave with this flush.
+		var rbuf [2 * kcptune.MTU]byte
+		k.readLocked(rbuf[:], true)
+	}
 	batch, closing := c.takePending(k.spare, len(k.backlog))
 	k.spare = nil
 	if closing && k.aborted.Load() {

@@ -468,6 +468,7 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 	inBatch := c.holdFlush() // scheduled already: t is in its loop's next batch
 	if !c.closing.Load() {
 		t.read()
+		c.heldInboundOver(gc.InboundBuffered())
 	}
 	if c.closing.Load() {
 		_, _ = gc.Discard(-1)
@@ -493,7 +494,7 @@ func (f *tcpFront) OnTraffic(gc gnet.Conn) gnet.Action {
 // discarded after OnFrame returns and never kept.
 func (t *tcpConn) decode() {
 	c, gc := t.c, t.gc
-	for !c.closing.Load() {
+	for !c.closing.Load() && !c.onHold.Load() {
 		cfg := c.inWire() // per frame: OnFrame may have authenticated c
 		avail := gc.InboundBuffered()
 		if avail < wire.HeaderSize {
@@ -553,6 +554,14 @@ func (t *tcpConn) decode() {
 // the first byte to tell). Runs on the event loop.
 func (t *tcpConn) flush() gnet.Action {
 	c, gc := t.c, t.gc
+	if c.takeResume() {
+		// Released from a Hold: what waited is read first, and its
+		// replies leave with this write.
+		c.holdFlush()
+		t.read()
+		t.leftover = gc.InboundBuffered()
+		c.heldInboundOver(t.leftover)
+	}
 	// takePending also refreshes inflight with what gnet still holds:
 	// every pass of the loop over this connection corrects the estimate.
 	out := 0

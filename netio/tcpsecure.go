@@ -222,10 +222,11 @@ func (t *tcpConn) decodeRecords() {
 }
 
 // frames hands the complete frames dec holds to the Handler and reports
-// whether the connection may read on (it is not closing). Event loop.
+// whether the connection may read on (it is neither closing nor held).
+// Event loop.
 func (t *tcpConn) frames() bool {
 	c, sec := t.c, t.sec
-	for !c.closing.Load() {
+	for !c.closing.Load() && !c.onHold.Load() {
 		if !sec.decAuth && c.authed.Load() { // per frame: OnFrame may have authenticated c
 			sec.dec.SetConfig(c.lim.wire)
 			sec.decAuth = true

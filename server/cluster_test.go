@@ -837,3 +837,76 @@ func TestClusterDirectoryMovesBack(t *testing.T) {
 		t.Errorf("covey_presence_records on n2 = %v, want %v", got, want)
 	}
 }
+
+// TestClusterPipelinedSlotChanges: requests a client sends behind one
+// whose outcome another node decides run as on a single node, after it.
+// A Leave of a session owned elsewhere, then a Join of another one, a
+// Leave of it and a Create of the type, in one write: each finds the
+// slot its predecessor left, OK four times. And a second sign-in on a
+// third node, with a Create of the type of the user's session behind it
+// in the same write: the memberships have followed the user first, so
+// the Create is refused AlreadyInSession, as on a single node. Before
+// the connection was held meanwhile, the Join found the first session's
+// slot still taken (AlreadyInSession), and the Create behind the sign-in
+// ran before the takeover and gave the user a second session of the type.
+func TestClusterPipelinedSlotChanges(t *testing.T) {
+	single := startServer(t)
+	tc := startCluster(t, 3)
+	for _, place := range []struct {
+		name                string
+		owner, other, third *Server
+	}{
+		{"single node", single, single, single},
+		{"cluster", tc.nodes[0], tc.nodes[1], tc.nodes[2]},
+	} {
+		t.Run(place.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			alice := dialSDK(t, place.owner, "tcp", "alice")
+			carol := dialSDK(t, place.owner, "tcp", "carol")
+			a, err := alice.Create(ctx, 1, 4, 0, nil)
+			must(t, err)
+			b, err := carol.Create(ctx, 1, 4, 0, nil)
+			must(t, err)
+
+			bob := dialRaw(t, "tcp", place.other.addrOf("tcp"))
+			bob.signIn("bob")
+			ref := func(id string) []byte { return (&wire.SessionRef{Type: 1, SessionID: id}).Append(nil) }
+			if f := bob.call(wire.CmdJoin, ref(a)); f.Status != wire.StatusOK {
+				t.Fatalf("join: %v", f.Status)
+			}
+			var batch []byte
+			var seqs []uint32
+			add := func(cmd wire.Cmd, payload []byte) {
+				bob.seq++
+				batch = wire.AppendFrame(batch, wire.Header{Cmd: cmd, Seq: bob.seq}, payload)
+				seqs = append(seqs, bob.seq)
+			}
+			add(wire.CmdLeave, ref(a))
+			add(wire.CmdJoin, ref(b))
+			add(wire.CmdLeave, ref(b))
+			add(wire.CmdCreate, (&wire.CreateRequest{Type: 1, MaxMembers: 4}).Append(nil))
+			bob.write(batch)
+			for i, seq := range seqs {
+				if f := bob.reply(seq); f.Status != wire.StatusOK {
+					t.Fatalf("pipelined request %d (%v): %v, want OK", i, f.Cmd, f.Status)
+				}
+			}
+
+			// Dan joins from the other node, then signs in on the third,
+			// with a Create behind the sign-in.
+			dan := dialSDK(t, place.other, "tcp", "dan")
+			must(t, dan.Join(ctx, 1, a))
+			again := dialRaw(t, "tcp", place.third.addrOf("tcp"))
+			signIn := (&wire.SignInRequest{MinVersion: 1, MaxVersion: 1, UserID: "dan"}).Append(nil)
+			batch = wire.AppendFrame(nil, wire.Header{Cmd: wire.CmdSignIn, Seq: 1}, signIn)
+			batch = wire.AppendFrame(batch, wire.Header{Cmd: wire.CmdCreate, Seq: 2}, (&wire.CreateRequest{Type: 1, MaxMembers: 4}).Append(nil))
+			again.write(batch)
+			if f := again.reply(1); f.Status != wire.StatusOK {
+				t.Fatalf("second sign-in: %v", f.Status)
+			}
+			if f := again.reply(2); f.Status != wire.StatusAlreadyInSession {
+				t.Fatalf("create behind the second sign-in: %v, want AlreadyInSession", f.Status)
+			}
+		})
+	}
+}

@@ -311,10 +311,16 @@ func (h *handler) signIn(c *conn, f wire.Frame) {
 	if h.node != nil {
 		// In a cluster the reply waits until the presence directory has
 		// the user and a connection on another node has handed its
-		// memberships over; commands sent meanwhile are answered after it.
+		// memberships over; commands sent meanwhile run after it (the
+		// connection is held), so that they find those memberships.
 		done, _ := c.later(f) // the first late reply: always under the bound
 		reply := slices.Clone(c.scratch)
-		h.node.SignIn(c.user, func() { done(wire.StatusOK, reply) })
+		nc := c.nc
+		nc.Hold() // before SignIn: done may run at once, on any goroutine
+		h.node.SignIn(c.user, func() {
+			done(wire.StatusOK, reply)
+			nc.Release()
+		})
 	}
 	h.log.Debug("player signed in", "user", uid, "transport", c.nc.Transport().String())
 }

@@ -144,7 +144,11 @@ func typedSessionCmd(cmd wire.Cmd) bool {
 // forward sends f's command, as op, to node, the owner of session id,
 // and answers f with the owner's status and reply payload in f's turn.
 // after, if set, sees the status first (on the goroutine the reply
-// arrives on).
+// arrives on): it brings what this node keeps of the user's sessions (the
+// type slots) in line with the outcome. Until it has, the connection is
+// held (netio.Conn.Hold): the client's next request, a Create or a Join
+// behind a Leave say, runs only then, and finds the slots as a single
+// node would have left them.
 //
 // It is conn.later and the call in one closure, the only allocation of a
 // forwarded command: the Exec is encoded before mesh.Exec returns, so it
@@ -159,6 +163,9 @@ func (h *handler) forward(c *conn, f wire.Frame, node, id string, op wire.Cmd, a
 		return
 	}
 	nc, hdr := c.nc, wire.Header{Ver: f.Ver, Cmd: f.Cmd, Flags: wire.FlagReply, Seq: f.Seq}
+	if after != nil {
+		nc.Hold() // before Exec: done may run at once, on any goroutine
+	}
 	c.exec = wire.Exec{SessionID: id, Epoch: 1, Caller: wire.Member{UID: c.user.ID, SID: c.user.SID}, Op: op, Payload: f.Payload}
 	h.metrics.forwarded.Add(1)
 	h.mesh.Exec(node, &c.exec, func(st wire.Status, reply []byte) {
@@ -168,6 +175,9 @@ func (h *handler) forward(c *conn, f wire.Frame, node, id string, op wire.Cmd, a
 		h := hdr
 		h.Status = st
 		c.order.fill(nc, ticket, h.Seq != 0 || st != wire.StatusOK, h, reply)
+		if after != nil {
+			nc.Release()
+		}
 	})
 	c.exec = wire.Exec{} // it points into the read buffer
 }

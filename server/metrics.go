@@ -170,7 +170,7 @@ const (
 	closePeerClosed                            // the client closed the connection without a Bye
 	closeIdle                                  // nothing received for three heartbeats
 	closeSignInTimeout                         // not signed in within Config.PreAuthTimeout
-	closeSlowConsumer                          // its outbound queue overflowed
+	closeSlowConsumer                          // its outbound queue overflowed, or its input while held (netio.ErrInboundHeld)
 	closeReplaced                              // the user signed in on another connection
 	closeShuttingDown                          // the node shut down
 	closeProtocolError                         // bad frame, frame too large, bad request, command before sign-in
@@ -205,7 +205,7 @@ func disconnectReasonOf(err error) disconnectReason {
 		return closeIdle
 	case errors.Is(err, netio.ErrPreAuthTimeout):
 		return closeSignInTimeout
-	case errors.Is(err, netio.ErrSlowConsumer):
+	case errors.Is(err, netio.ErrSlowConsumer), errors.Is(err, netio.ErrInboundHeld):
 		return closeSlowConsumer
 	case errors.Is(err, netio.ErrTooLarge), errors.Is(err, netio.ErrBadFrame):
 		return closeProtocolError
