@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coveyhq/covey/session"
 	"github.com/coveyhq/covey/wire"
@@ -30,6 +31,7 @@ type Request struct {
 	User *session.User
 
 	c        *conn
+	h        *handler
 	deferred bool
 	done     func(reply []byte, err error) // Defer's function, once called
 }
@@ -42,7 +44,9 @@ type Request struct {
 // later requests wait until it is sent. Past maxLateReplies (256) waiting
 // on the connection, the request is answered Unavailable at once, in its
 // turn, and the function does nothing; a handler that panics after Defer
-// is answered StatusInternal.
+// is answered StatusInternal. So is one whose reply has not come within
+// Config.DeferTimeout (30 s by default): the reply, if it comes later, is
+// dropped.
 func (r *Request) Defer() func(reply []byte, err error) {
 	if r.done != nil {
 		return r.done // called twice: one reply, one place
@@ -58,12 +62,30 @@ func (r *Request) Defer() func(reply []byte, err error) {
 		return r.done
 	}
 	var once sync.Once
-	r.done = func(reply []byte, err error) {
+	var timer *time.Timer
+	answer := func(reply []byte, err error) bool {
+		sent := false
 		once.Do(func() {
 			status := wire.StatusOf(err)
 			h := wire.Header{Ver: ver, Cmd: wire.Cmd(cmd), Flags: wire.FlagReply, Seq: seq, Status: status}
 			c.order.fill(c.nc, ticket, seq != 0 || status != wire.StatusOK, h, reply)
+			sent = true
 		})
+		return sent
+	}
+	if d := r.h.cfg.DeferTimeout; d > 0 {
+		log, user := r.h.log, r.User.ID
+		timer = time.AfterFunc(d, func() {
+			if answer(nil, wire.StatusInternal) {
+				log.Error("application handler's deferred reply did not come in time: answered Internal",
+					"ver", ver, "cmd", cmd, "user", user, "timeout", d)
+			}
+		})
+	}
+	r.done = func(reply []byte, err error) {
+		if answer(reply, err) && timer != nil {
+			timer.Stop()
+		}
 	}
 	return r.done
 }
@@ -91,7 +113,7 @@ func (h *handler) application(c *conn, f wire.Frame) {
 		c.reply(f, wire.StatusUnknownCommand, nil)
 		return
 	}
-	c.req = Request{Ver: f.Ver, Cmd: uint16(f.Cmd), Seq: f.Seq, Payload: f.Payload, User: c.user, c: c}
+	c.req = Request{Ver: f.Ver, Cmd: uint16(f.Cmd), Seq: f.Seq, Payload: f.Payload, User: c.user, c: c, h: h}
 	reply, panicked, err := h.runHandler(fn, &c.req)
 	switch {
 	case !c.req.deferred:

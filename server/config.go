@@ -53,6 +53,12 @@ type Config struct {
 	// Heartbeat is how often clients are told to ping; a connection silent
 	// for three heartbeats is closed.
 	Heartbeat time.Duration
+	// DeferTimeout is how long an application handler's deferred reply
+	// (Request.Defer) may take: past it the request is answered
+	// StatusInternal, in its turn, the handler's late reply is dropped,
+	// and the connection's later replies, which wait behind it, go out.
+	// 0 means DefaultDeferTimeout; negative means no limit.
+	DeferTimeout time.Duration
 	// MaxPayload is the largest frame payload accepted or sent, in bytes:
 	// MinMaxPayload to wire.MaxMaxPayload.
 	MaxPayload uint32
@@ -252,6 +258,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// DefaultDeferTimeout is Config.DeferTimeout's default.
+const DefaultDeferTimeout = 30 * time.Second
+
 // Configuration errors returned by New.
 // MinMaxPayload is the smallest MaxPayload a Config may set: below it the
 // fields around a message (wire.PushReserve) would leave too little room.
@@ -276,6 +285,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = d.Heartbeat
+	}
+	if c.DeferTimeout == 0 {
+		c.DeferTimeout = DefaultDeferTimeout
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = d.MaxPayload

@@ -12,7 +12,8 @@
 //	srv.Shutdown(ctx)
 //
 // Handlers run on the connection's network goroutine (a gnet event loop for
-// TCP, the reader goroutine of its KCP socket for KCP): they must not
+// TCP, a goroutine of its KCP socket's engine for KCP): they must not
 // block. Work that waits calls Request.Defer and replies later from its
-// own goroutine.
+// own goroutine, within Config.DeferTimeout (30 s by default; then the
+// client gets StatusInternal).
 package server

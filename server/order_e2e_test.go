@@ -90,6 +90,52 @@ func TestPanicAfterDefer(t *testing.T) {
 	c.expectReply(wire.CmdPing, 2, wire.StatusOK)
 }
 
+// TestDeferTimeout: a deferred reply that does not come within
+// Config.DeferTimeout is answered Internal in its turn, the replies
+// behind it follow, and the handler's reply, when it comes after all, is
+// dropped. A reply in time stops the timer: no second reply follows it.
+func TestDeferTimeout(t *testing.T) {
+	late := make(chan func([]byte, error), 2)
+	cfg := DefaultConfig()
+	cfg.TCPAddr, cfg.KCPAddr, cfg.HTTPAddr = "127.0.0.1:0", "", ""
+	cfg.Logger = discardLogger()
+	cfg.DeferTimeout = 50 * time.Millisecond
+	srv := startConfigured(t, cfg, func(s *Server) {
+		s.Handle(1, 0x0010, func(r *Request) ([]byte, error) {
+			late <- r.Defer() // never called in time
+			return nil, nil
+		})
+		s.Handle(1, 0x0011, func(r *Request) ([]byte, error) {
+			r.Defer()([]byte("in time"), nil)
+			return nil, nil
+		})
+	})
+	c := dialRaw(t, "tcp", srv.addrOf("tcp"))
+	c.signIn("forgetful")
+	b := wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 0x0010, Seq: 1}, nil)
+	b = wire.AppendFrame(b, wire.Header{Cmd: wire.CmdPing, Seq: 2}, nil)
+	c.write(b)
+	if f := c.frame(); f.Ver != 1 || f.Seq != 1 || f.Status != wire.StatusInternal {
+		t.Fatalf("first frame %+v, want Internal for the reply that did not come", f.Header)
+	}
+	c.expectReply(wire.CmdPing, 2, wire.StatusOK)
+	(<-late)([]byte("too late"), nil)
+	b = wire.AppendFrame(nil, wire.Header{Ver: 1, Cmd: 0x0011, Seq: 3}, nil)
+	b = wire.AppendFrame(b, wire.Header{Ver: 1, Cmd: 0x0010, Seq: 4}, nil)
+	c.write(b)
+	if f := c.frame(); f.Ver != 1 || f.Seq != 3 || f.Status != wire.StatusOK || string(f.Payload) != "in time" {
+		t.Fatalf("frame %+v %q, want the reply in time", f.Header, f.Payload)
+	}
+	// Then the second deferred request's Internal, nothing between: not
+	// the late reply, nor a second reply to seq 3 when its timer would
+	// have run out.
+	if f := c.frame(); f.Ver != 1 || f.Seq != 4 || f.Status != wire.StatusInternal {
+		t.Fatalf("frame %+v, want Internal for seq 4", f.Header)
+	}
+	(<-late)(nil, nil)
+	c.expectReply(wire.CmdPing, c.request(0, wire.CmdPing, nil), wire.StatusOK)
+}
+
 // TestRepliesPastTheLateBound: more requests behind a deferred one than
 // maxLateReplies: their replies still leave in request order.
 func TestRepliesPastTheLateBound(t *testing.T) {
