@@ -204,9 +204,10 @@ func (c *Conn) Closed() bool { return c.closing.Load() }
 // Handler uses it when a request's effect, and so what the next request
 // finds, is decided elsewhere (another node): the next frame then runs as
 // if the request had run at once. A held TCP connection with more than
-// 256 KiB waiting (or two of its largest frames or records, if that is
-// more) is closed with ErrInboundHeld. Call it on the connection's
-// callbacks only.
+// Config.MaxOutbound waiting (or two of its largest frames or records, if
+// that is more) is closed with ErrInboundHeld; one that its client closes
+// meanwhile drops what waited (gnet discards it on EOF). A held
+// connection is never idle. Call it on the connection's callbacks only.
 func (c *Conn) Hold() { c.onHold.Store(true) }
 
 // Release ends a Hold: the frames that waited are handed to OnFrame, in
@@ -219,6 +220,10 @@ func (c *Conn) Release() {
 	if !c.onHold.Swap(false) {
 		return
 	}
+	// Waiting for the server is not idleness: the idle sweeps skip a
+	// held connection, and its clock starts again here (on KCP and on
+	// encrypted TCP nothing counts as arrived while held).
+	c.lastRead.Store(c.srv.now())
 	// Always a wake of its own, not through the scheduled flag: a flush
 	// already past its check of resume may have that flag set.
 	c.resume.Store(true)
@@ -232,13 +237,15 @@ func (c *Conn) takeResume() bool {
 	return c.resume.Load() && c.resume.Swap(false) && !c.closing.Load()
 }
 
-// heldInboundLimit is the most bytes a held connection may have waiting
-// (ErrInboundHeld past it): two of its largest frames (or records), and at
-// least 256 KiB, so that a client pipelining behind a held request is not
-// cut for what it could send anyway.
+// heldInboundLimit is the most bytes a held TCP connection may have
+// waiting (ErrInboundHeld past it). gnet reads on while a connection is
+// held, at the socket's speed, so this is what a burst behind a held
+// request may reach: the connection's outbound budget (MaxOutbound, the
+// memory a connection may hold anyway), and at least two of its largest
+// frames or records.
 func (c *Conn) heldInboundLimit() int {
 	frame := wire.HeaderSize + int(c.lim.wire.PayloadLimit())
-	return max(2*frame, 2*secure.MaxRecordSize, 256<<10)
+	return max(c.lim.maxOutbound, 2*frame, 2*secure.MaxRecordSize)
 }
 
 // heldInboundOver closes a held connection with more than

@@ -18,8 +18,9 @@
 // frame for KCP). Calls for one connection never overlap. On TCP they run on
 // the connection's gnet event loop; on KCP on the reader goroutine of the
 // KCP engine whose socket the session's datagrams reach (one engine per
-// socket, Config.KCPReaders), except OnClose, which may run on its
-// writer goroutine (under the session's mutex). Handlers must not block.
+// socket, Config.KCPReaders), except OnClose, and OnFrame after a
+// Release (below), which may run on its writer goroutine (under the
+// session's mutex). Handlers must not block.
 //
 // A Handler that cannot decide a frame's outcome at once (it waits for
 // another node) may hold the connection: [Conn.Hold] in OnFrame stops the
@@ -28,7 +29,10 @@
 // the reader or the writer, under the session's mutex). Meanwhile TCP
 // reads on into gnet's inbound buffer, up to a bound (ErrInboundHeld), and
 // KCP leaves what arrives in the session's receive queue, whose window
-// closes: the client stops sending.
+// closes: the client stops sending. A held connection is not idle. What
+// waited is lost if the client closes its TCP connection meanwhile (gnet
+// discards its buffer on EOF): a client that must know its requests ran
+// sends a Bye and reads the server's.
 //
 // # Peers
 //

@@ -22,10 +22,10 @@ var (
 	// KCP, a write did not complete within Config.IdleTimeout).
 	ErrSlowConsumer = errors.New("netio: slow consumer")
 
-	// ErrInboundHeld: a TCP client sent more than 256 KiB (or two of its
-	// largest frames or records, if that is more) while its frames were
-	// held ([Conn.Hold]) for an earlier request's outcome. Its Bye has
-	// wire.StatusSlowConsumer.
+	// ErrInboundHeld: a TCP client sent more than Config.MaxOutbound (or
+	// two of its largest frames or records, if that is more) while its
+	// frames were held ([Conn.Hold]) for an earlier request's outcome. Its
+	// Bye has wire.StatusSlowConsumer.
 	ErrInboundHeld = errors.New("netio: too much input while an earlier request was held")
 
 	// ErrPeerClosed: the peer closed the connection or the socket failed.

@@ -214,3 +214,57 @@ func TestHoldInboundBound(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldNotIdle: a held connection is not closed as idle, however long
+// the hold: a connection dialed after it, idle as long, is closed first
+// (which shows the sweep has passed the held one's timeout), and the held
+// one answers after its release.
+func TestHoldNotIdle(t *testing.T) {
+	mutate := func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }
+	for _, mode := range []string{"tcp", "kcp", "tcp-encrypted"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHoldHandler()
+			var dialOne func() (*client, *Conn)
+			if mode == "tcp-encrypted" {
+				s := startSecureServer(t, h.testHandler, mutate)
+				dialOne = func() (*client, *Conn) {
+					cl, _, c := dialSecure(t, s, h.testHandler, testTicket(testTicketKey(t), "u1", time.Now().Add(time.Hour)))
+					cl.write(ping(1, 0))
+					cl.expectEcho(1, 0)
+					return cl, c
+				}
+			} else {
+				tr := TCP
+				if mode == "kcp" {
+					tr = KCP
+				}
+				s := startServer(t, h.testHandler, mutate)
+				dialOne = func() (*client, *Conn) {
+					cl, c := dial(t, s, h.testHandler, tr, dialOpts{})
+					cl.expectEcho(1, 0)
+					return cl, c
+				}
+			}
+			cl, c := dialOne()
+			cl.write(wire.AppendFrame(nil, wire.Header{Cmd: cmdHold, Seq: 2}, nil))
+			select {
+			case <-h.holds:
+			case <-time.After(waitFor):
+				t.Fatal("no Hold")
+			}
+			if f := cl.next(); f.Seq != 2 {
+				t.Fatalf("got %+v, want the reply to 2", f.Header)
+			}
+			_, later := dialOne()
+			if err := h.waitClose(t, later); !errors.Is(err, ErrIdle) {
+				t.Fatalf("the idle connection: OnClose(%v), want ErrIdle", err)
+			}
+			if h.closedNow(c) {
+				t.Fatalf("the held connection was closed: OnClose(%v)", h.waitClose(t, c))
+			}
+			h.release(c)
+			cl.write(ping(3, 5))
+			cl.expectEcho(3, 5)
+		})
+	}
+}

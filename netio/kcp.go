@@ -848,7 +848,7 @@ func (f *kcpFront) sweep() {
 		c := k.c
 		switch {
 		case c.closing.Load():
-		case c.lastRead.Load() < idle:
+		case c.lastRead.Load() < idle && !c.onHold.Load():
 			idleConns = append(idleConns, c)
 		case c.born < handshake && !k.opened.Load():
 			unopened = append(unopened, k)

@@ -37,8 +37,9 @@ type Handler interface {
 	OnOpen(c *Conn)
 
 	// OnFrame is called for each complete frame the peer sent, on the
-	// connection's event loop (TCP) or its KCP front's reader; it must
-	// not block. f.Payload is already decompressed (FlagCompressed
+	// connection's event loop (TCP) or its KCP front's reader (or, after a
+	// Conn.Release, its writer, under the session's mutex); it must not
+	// block. f.Payload is already decompressed (FlagCompressed
 	// cleared, Length set to its length) and is valid only until OnFrame
 	// returns: copy what must outlive it. Frames queued to c from OnFrame
 	// are flushed together when the batch of frames read with f ends.
@@ -46,7 +47,7 @@ type Handler interface {
 
 	// OnClose is called once the connection is closing for good; err says
 	// why (ErrIdle, ErrPreAuthTimeout, ErrPeerSilent, ErrSlowConsumer,
-	// ErrPeerClosed, ErrTooLarge, ErrBadFrame, ErrServerClosed, or an error
+	// ErrInboundHeld, ErrPeerClosed, ErrTooLarge, ErrBadFrame, ErrServerClosed, or an error
 	// matching ErrClosedByServer and the status given to Conn.Close). Frames
 	// delivered to c from now on are dropped. When netio closes the
 	// connection, OnClose returns before the last frames (the Bye) are

@@ -671,7 +671,7 @@ func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 	s.mu.Lock()
 	limit := now - int64(s.cfg.PeerIdleTimeout)
 	for _, c := range s.peers {
-		if c.lastRead.Load() < limit && !c.closing.Load() {
+		if c.lastRead.Load() < limit && !c.closing.Load() && !c.onHold.Load() {
 			f.idle = append(f.idle, c)
 		}
 	}
@@ -681,7 +681,7 @@ func (f *tcpFront) OnTick() (time.Duration, gnet.Action) {
 		for _, c := range s.conns {
 			switch {
 			case c.transport != TCP || c.kind != KindClient || c.closing.Load():
-			case c.lastRead.Load() < limit:
+			case c.lastRead.Load() < limit && !c.onHold.Load():
 				f.idle = append(f.idle, c)
 			case c.born < preAuth && !c.authed.Load():
 				f.unauthed = append(f.unauthed, c)
